@@ -1,0 +1,107 @@
+/* nn/net.h — networks: build a graph of layers, compile it for a batch size,
+ * then run forward / loss / backward steps with no allocation inside the
+ * step loop.
+ *
+ * Building: each fv_net_<layer>() takes the id of its input node(s) and
+ * returns the id of the new node (>= 0) or a negative FV_E* code (detail in
+ * fv_err_msg). Shapes are inferred as nodes are added (NCHW, float32).
+ * Parameter names follow "<name>.weight", "<name>.bias", "<name>.running_mean".
+ *
+ *   fv_net *net;
+ *   fv_net_new(&net, 3, 32, 32);
+ *   int x = fv_net_conv(net, FV_NET_INPUT, "conv1", 16, 3, 1, 1, 1, 1, 0);
+ *   x = fv_net_bn(net, x, "bn1");
+ *   x = fv_net_act(net, x, FV_ACT_RELU);
+ *   ...
+ *   x = fv_net_linear(net, fv_net_flatten(net, fv_net_gap(net, x)), "fc", 10);
+ *   fv_net_set_output(net, x);
+ *   fv_net_compile(net, &(fv_net_opts){ .batch = 128, .threads = 2 });
+ */
+#ifndef FV_NET_H
+#define FV_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "nn/param.h"
+
+typedef struct fv_net fv_net;
+
+enum { FV_NET_INPUT = 0 }; /* the id of the input node */
+
+enum fv_act { FV_ACT_RELU, FV_ACT_RELU6, FV_ACT_SILU, FV_ACT_SIGMOID };
+
+/* A new, empty network whose input is channels x height x width. */
+int fv_net_new(fv_net **out, int channels, int height, int width);
+void fv_net_destroy(fv_net **p);
+
+/* ---- building ---------------------------------------------------------- */
+/* Convolution: out_ch filters of k x k, stride, padding, dilation, groups
+ * (groups == in_ch and out_ch == in_ch is depthwise), optional bias. */
+int fv_net_conv(fv_net *net, int in, const char *name, int out_ch, int k, int stride,
+		int pad, int dilation, int groups, int bias);
+int fv_net_bn(fv_net *net, int in, const char *name); /* momentum/eps from fv_net_opts */
+int fv_net_act(fv_net *net, int in, enum fv_act act);
+int fv_net_maxpool(fv_net *net, int in, int k, int stride, int pad);
+int fv_net_avgpool(fv_net *net, int in, int k, int stride, int pad);
+int fv_net_gap(fv_net *net, int in);           /* N,C,H,W -> N,C,1,1 */
+int fv_net_flatten(fv_net *net, int in);       /* N,C,H,W -> N,C*H*W,1,1 */
+int fv_net_linear(fv_net *net, int in, const char *name, int out_features); /* with bias */
+int fv_net_add(fv_net *net, int a, int b);     /* residual add, same shapes */
+int fv_net_scale(fv_net *net, int x, int s);   /* x[n,c,h,w] * s[n,c,1,1] (squeeze-excitation) */
+int fv_net_dropout(fv_net *net, int in, float p);
+int fv_net_set_output(fv_net *net, int node);  /* the logits: N,classes,1,1 */
+
+/* Shape of a node: c, h, w (batch excluded). */
+int fv_net_shape(const fv_net *net, int node, int *c, int *h, int *w);
+int fv_net_classes(const fv_net *net);
+/* Parameter table (valid for the net's lifetime). Available right after
+ * building (sizes and names; data is NULL until compiled). */
+size_t fv_net_nparams(const fv_net *net);
+fv_param *fv_net_params(fv_net *net);
+/* Trainable parameter count (weights, biases, BN scale/shift; not buffers). */
+size_t fv_net_param_count(const fv_net *net);
+/* Multiply-accumulates of one forward pass for one image (FLOPs = 2 x MACs). */
+double fv_net_macs(const fv_net *net);
+
+/* ---- compiling and running ------------------------------------------- */
+typedef struct fv_net_opts {
+	int batch;            /* largest batch run; activations planned for it */
+	int threads;          /* 0 = all cores */
+	const char *device;   /* "cpu" (default) or "cuda[:N]" */
+	float bn_momentum;    /* 0 = 0.1 (PyTorch convention) */
+	float bn_eps;         /* 0 = 1e-5 */
+	int inference_only;   /* no gradients or backward workspace */
+	uint64_t seed;        /* weight init (He normal for conv/linear) and dropout */
+} fv_net_opts;
+
+int fv_net_compile(fv_net *net, const fv_net_opts *opts);
+
+/* Forward n <= batch images x (n, C, H, W host floats). train != 0 uses batch
+ * statistics and updates running stats, and applies dropout. */
+int fv_net_forward(fv_net *net, const float *x, int n, int train);
+/* Logits of the last forward: n x classes host floats, valid until the next
+ * forward. */
+const float *fv_net_logits(fv_net *net);
+
+/* Softmax cross-entropy of the last forward against labels, with label
+ * smoothing eps (targets (1-eps)*onehot + eps/K) and optional per-class
+ * weights (NULL = 1). Writes the mean loss and seeds the logits' gradient.
+ * soft_targets (n x K, rows summing to 1) replaces labels when non-NULL and
+ * kd_weight is the share of the loss it gets: used for distillation. */
+typedef struct fv_loss_opts {
+	float smoothing;
+	const float *class_weights;
+	const float *soft_targets;
+	float soft_weight;
+} fv_loss_opts;
+int fv_net_loss(fv_net *net, const int *labels, const fv_loss_opts *o, float *loss);
+
+/* Backward from the gradient the loss seeded: fills every unfrozen param's
+ * grad (overwritten, not accumulated). */
+int fv_net_backward(fv_net *net);
+
+/* Make params' host data current (after GPU steps) / push host edits back. */
+int fv_net_sync_to_host(fv_net *net);
+int fv_net_sync_to_device(fv_net *net);
+
+#endif
