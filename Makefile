@@ -58,7 +58,11 @@ endef
 
 all: programs
 
+BENCH_SRCS :=
 include $(sort $(wildcard */module.mk) $(wildcard */*/module.mk))
+
+# fovea-bench links each module's bench entry point directly (BENCH_SRCS).
+$(eval $(call fv_program,fovea-bench,fovea/bench.c $(BENCH_SRCS)))
 
 # Every tests/unit/test_<module>.c is one test program.
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
