@@ -122,6 +122,6 @@ clean:
 
 .PHONY: all programs tests test bench fuzz deps deps-check demo clean
 .DELETE_ON_ERROR:
-.SECONDARY: $(PROTO_C) $(PROTO_H)
+.SECONDARY:
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
