@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <math.h>
+#include "fv_error.h"
 
 typedef void (*fv_test_fn)(void);
 void fv_test_register(const char *name, fv_test_fn fn);
