@@ -39,9 +39,9 @@ typedef struct writer {
 
 static void put(writer *w, const void *p, size_t len)
 {
-	if (w->f && !w->err) {
+	if (w->f && !w->err && len) { /* crc32(.., NULL, 0) would reset the sum */
 		w->crc = crc32_z(w->crc, p, len);
-		if (len && fwrite(p, 1, len, w->f) != len)
+		if (fwrite(p, 1, len, w->f) != len)
 			w->err = errno ? errno : EIO;
 	}
 	w->off += len;
