@@ -1,7 +1,7 @@
 /* nn/optim/ckpt.c — writing, verifying and loading checkpoint files (format
  * in nn/ckpt.h). Writing serializes twice through one emitter: a counting
  * pass to learn the file size stored in the preamble, then the real pass
- * into a temp file. Opening reads the whole file, checks magic, size,
+ * into a temp file. Opening maps (or reads) the whole file, checks magic, size,
  * checksum and version in an order that names the real fault, then indexes
  * tensors and blobs with bounds checks, so garbage never crashes a reader. */
 #include "nn/ckpt.h"
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -261,6 +262,7 @@ typedef struct blob_ent {
 struct fv_ckpt {
 	char *path;
 	uint8_t *buf;
+	int mapped;                 /* buf is an mmap of the file, not malloc'd */
 	size_t size;
 	fv_ckpt_info info;
 	const char **class_names;
@@ -487,6 +489,16 @@ static int read_all(fv_ckpt *k)
 		goto out;
 	}
 	k->size = (size_t)st.st_size;
+	/* Map rather than read: no copy and no fresh anonymous pages to fault
+	 * in. Safe because checkpoints are replaced by rename and deleted by
+	 * unlink, never truncated in place, so the mapped inode stays whole. */
+	void *m = k->size ? mmap(NULL, k->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0)
+			  : MAP_FAILED;
+	if (m != MAP_FAILED) {
+		k->buf = m;
+		k->mapped = 1;
+		goto out;
+	}
 	if (posix_memalign((void **)&k->buf, ALIGN, k->size ? k->size : 1)) {
 		k->buf = NULL;
 		rc = ENOMEM;
@@ -538,7 +550,10 @@ void fv_ckpt_close(fv_ckpt **p)
 	if (!k)
 		return;
 	free(k->path);
-	free(k->buf);
+	if (k->mapped)
+		munmap(k->buf, k->size);
+	else
+		free(k->buf);
 	free(k->class_names);
 	free(k->meta_copy);
 	free(k->meta_kv);
