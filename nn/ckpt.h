@@ -136,8 +136,13 @@ int fv_ckpt_path(char *path, size_t cap, const char *dir, uint64_t step);
  * since writes are atomic. Returns 0, FV_E_NOTFOUND when there is none, an
  * errno, or ENAMETOOLONG. *step (may be NULL) gets its step. */
 int fv_ckpt_latest(const char *dir, char *path, size_t cap, uint64_t *step);
+/* Steps of every checkpoint in dir, ascending, in a malloc'd array the
+ * caller frees (NULL-safe; *n may be 0). For falling back to an older
+ * checkpoint when the newest fails to open. Returns 0, an errno, ENOMEM. */
+int fv_ckpt_list(const char *dir, uint64_t **steps, size_t *n);
 /* Delete all but the keep_last newest checkpoints in dir, and temp files
- * left by writers that no longer run. Other files are left alone. Returns
+ * left by writers that no longer run (or untouched for an hour). Other files
+ * are left alone. Returns
  * 0, EINVAL (keep_last < 1) or an errno. */
 int fv_ckpt_prune(const char *dir, int keep_last);
 

@@ -408,10 +408,14 @@ static int parse_tensors(fv_ckpt *k, cursor *c)
 		for (uint32_t d = 0; d < ndim; d++) {
 			uint32_t v = get_u32(c);
 			t->dims[d] = (int)v;
-			numel = v > INT32_MAX || numel > (UINT64_MAX >> 32) ? UINT64_MAX : numel * v;
+			/* numel * 4 must fit: a crafted size must not wrap to a small one */
+			if (v > INT32_MAX || (v && numel > (UINT64_MAX >> 2) / v))
+				c->bad = 1;
+			else
+				numel *= v;
 		}
 		uint64_t bytes = get_u64(c);
-		if (c->bad || numel == UINT64_MAX || bytes != numel * 4)
+		if (c->bad || bytes != numel * 4)
 			return malformed(k, "tensor shape");
 		get_pad(c);
 		t->numel = (size_t)numel;
