@@ -677,7 +677,8 @@ int fv_ckpt_load_params(const fv_ckpt *c, fv_param *params, size_t n,
 		const fv_ckpt_tensor *t = NULL;
 		if (judge(c, &params[i], o, &t, msg, sizeof msg) != FV_CKPT_LOADED)
 			continue;
-		memcpy(params[i].data, t->data, t->numel * sizeof(float));
+		if (t->numel)
+			memcpy(params[i].data, t->data, t->numel * sizeof(float));
 		count++;
 	}
 	if (loaded)

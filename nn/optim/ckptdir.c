@@ -99,7 +99,8 @@ static int list(const char *dir, entry **out, size_t *n, int prune_temps)
 		v[(*n)++].step = step;
 	}
 	closedir(d);
-	qsort(v, *n, sizeof *v, cmp_entry);
+	if (*n)
+		qsort(v, *n, sizeof *v, cmp_entry);
 	*out = v;
 	return rc;
 }
