@@ -17,7 +17,20 @@
  *
  * Writes go to ".<name>.tmp-<pid>" in the target's directory, are fsynced,
  * renamed over the target, and the directory is fsynced: a crash at any
- * moment leaves either the old or the new file, never a torn one.
+ * moment leaves either the old or the new file, never a torn one. Opening
+ * maps the file read-only and verifies it whole before anything is parsed.
+ *
+ * Saving and resuming a run exactly (model, optimizer state, EMA):
+ *   fv_param *st = fv_sgd_state_params(sgd, &ns);   // "<p>.momentum", "ema.<p>"
+ *   all = net params followed by st;  steps = fv_sgd_steps(sgd);
+ *   fv_ckpt_path(path, sizeof path, dir, step);
+ *   fv_ckpt_write(path, &info, all, np + ns, (fv_ckpt_blob[]){
+ *           { "optim.steps", &steps, 8 }, { "rng", ... }, { "plan", ... } }, 3);
+ *   ... later: fv_ckpt_latest(dir, path, sizeof path, &step); fv_ckpt_open(&c, path);
+ *   fv_ckpt_load_params(c, net params, np, NULL, NULL);      // strict
+ *   fv_ckpt_load_params(c, fv_sgd_state_params(sgd2, &ns), ns, NULL, NULL);
+ *   fv_ckpt_blob_get(c, "optim.steps", ...); fv_sgd_set_steps(sgd2, steps);
+ * The evaluator loads the EMA weights with .prefix = "ema.".
  *
  * Name patterns (freezing, skipping on load): a comma-separated list of
  * fnmatch(3) globs over parameter names ('*' also matches '.', so "layer1.*"
