@@ -493,6 +493,11 @@ int fv_store_read_meta(fv_store_rtxn *t, fv_store_meta *m)
 	return meta_read(t->s, t->txn, m);
 }
 
+int fv_store_read_classes(fv_store_rtxn *t, fv_class **out, uint32_t *n)
+{
+	return classes_load(t->s, t->txn, out, n, NULL);
+}
+
 int fv_store_get(fv_store_rtxn *t, uint64_t key, fv_record *r)
 {
 	uint8_t kb[8];

@@ -113,6 +113,8 @@ void fv_store_read_end(fv_store_rtxn **t);
 int fv_store_get(fv_store_rtxn *t, uint64_t key, fv_record *r);
 /* Meta as of this transaction's snapshot. */
 int fv_store_read_meta(fv_store_rtxn *t, fv_store_meta *m);
+/* Every class as of this transaction's snapshot (as fv_store_classes). */
+int fv_store_read_classes(fv_store_rtxn *t, fv_class **out, uint32_t *n);
 /* Parse packed Record bytes into r without copying (pointers into buf).
  * Returns 0 or FV_E_CORRUPT. r->key is left 0. */
 int fv_record_parse(const void *buf, size_t len, fv_record *r);

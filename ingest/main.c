@@ -1,0 +1,116 @@
+/* fovea-ingest — adds images to an LMDB dataset.
+ *
+ *   fovea ingest --db DIR [options] SOURCE...    folders, list files, IDX
+ *   fovea ingest --db DIR --watch INBOX [--pub EP]   the inbox daemon
+ *   fovea stats --db DIR [--json]                 (fovea-ingest stats)
+ *
+ * A bad input is rejected with one line naming it and the run goes on; the
+ * exit status is 0 when the run completed, whatever was rejected. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fv_config.h"
+#include "fv_daemon.h"
+#include "fv_error.h"
+#include "fv_log.h"
+#include "ingest.h"
+
+#define O(f) offsetof(ingest_cfg, f)
+const fv_cfg_opt ingest_options[] = {
+	{ "db", FV_CFG_STR, O(db), NULL, 1, 0, NULL, "dataset directory (created if missing)" },
+	{ "split", FV_CFG_ENUM, O(split), "train", 1, 0, "train|val|test", "split the records go to" },
+	{ "val-fraction", FV_CFG_DOUBLE, O(val_fraction), "0", 0, 1, NULL,
+	  "hold this share out to val, chosen by content hash (deterministic)" },
+	{ "resize", FV_CFG_INT, O(resize), "0", 0, 65535, NULL,
+	  "resize the shorter side to N (never upscales); 0 keeps the size" },
+	{ "quality", FV_CFG_INT, O(quality), "90", 1, 100, NULL, "JPEG quality when re-encoding" },
+	{ "encoding", FV_CFG_ENUM, O(encoding), "jpeg", 1, 0, "jpeg|raw",
+	  "how folder/list images are stored (IDX is always raw)" },
+	{ "jobs", FV_CFG_INT, O(jobs), "2", 1, 256, NULL, "decode/validate threads (one writer)" },
+	{ "max-mpixels", FV_CFG_INT, O(max_mpixels), "100", 1, 100000, NULL,
+	  "refuse images over this many megapixels (checked from the header)" },
+	{ "labels", FV_CFG_STR, O(labels), NULL, 1, 0, NULL, "class names, one per line, in index order" },
+	{ "watch", FV_CFG_STR, O(watch), NULL, 1, 0, NULL, "inbox to watch: INBOX/<class>/<image>" },
+	{ "pub", FV_CFG_STR, O(pub), NULL, 1, 0, NULL, "ZMQ PUB endpoint for DatasetUpdated (watch)" },
+	{ "batch", FV_CFG_INT, O(batch), "1000", 1, 1000000, NULL, "records per commit" },
+	{ "batch-ms", FV_CFG_INT, O(batch_ms), "500", 1, 3600000, NULL,
+	  "watch: commit waiting files at least this often" },
+	{ "map-mb", FV_CFG_INT, O(map_mb), "256", 1, 1 << 24, NULL,
+	  "initial map size of a new dataset (it grows by itself)" },
+	{ "nosync", FV_CFG_BOOL, O(nosync), "false", 1, 0, NULL,
+	  "skip fsync per commit (faster; a crash may lose the last commits)" },
+	{ "log-level", FV_CFG_STR, O(log_level), "info", 1, 0, NULL, "error|warn|info|debug" },
+	FV_CFG_END
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: fovea ingest --db DIR [options] SOURCE...\n"
+		   "       fovea ingest --db DIR --watch INBOX [--pub ENDPOINT]\n"
+		   "       fovea stats --db DIR [--json]\n\n"
+		   "SOURCE is a folder (SOURCE/<class>/<image>, JPEG or PNG), a list file\n"
+		   "('<path> <label>' per line, paths relative to it), or an IDX images file\n"
+		   "(*-images-idx3-ubyte[.gz], labels beside it).\n\noptions:\n");
+	fv_cfg_help(ingest_options, f, 0);
+}
+
+static int run_sources(const ingest_cfg *cfg, fv_store *s, char **src, int n)
+{
+	writer *w = NULL;
+	uint64_t added, dups, rej, version;
+	int rc = writer_new(s, cfg, &w);
+	for (int i = 0; i < n && !rc; i++)
+		if ((rc = source_add(cfg, w, src[i])))
+			fv_err("%s", fv_err_msg(rc));
+	int frc = writer_flush(w); /* keep what validated before a failure */
+	if (frc)
+		fv_err("%s", fv_err_msg(frc));
+	writer_totals(w, &added, &dups, &rej, &version);
+	printf("added %llu, duplicates %llu, rejected %llu; dataset version %llu\n",
+	       (unsigned long long)added, (unsigned long long)dups, (unsigned long long)rej,
+	       (unsigned long long)version);
+	writer_destroy(&w);
+	return rc ? rc : frc;
+}
+
+int main(int argc, char **argv)
+{
+	ingest_cfg cfg;
+	fv_store *s = NULL;
+	int npos = 0, help = 0, rc, lvl;
+
+	fv_log_init(argv[0], 0);
+	if (argc > 1 && !strcmp(argv[1], "stats"))
+		return ingest_stats(argc - 1, argv + 1);
+	fv_cfg_defaults(ingest_options, &cfg);
+	if ((rc = fv_cfg_parse_args(ingest_options, &cfg, argc, argv, &npos, &help))) {
+		fprintf(stderr, "fovea ingest: %s\n", fv_err_msg(rc));
+		return 2;
+	}
+	if (help) {
+		usage(stdout);
+		goto done;
+	}
+	if ((lvl = fv_log_level_parse(cfg.log_level)) > 0)
+		fv_log_set_level(lvl);
+	if (!cfg.db || (!cfg.watch && !npos)) {
+		usage(stderr);
+		rc = 2;
+		goto done;
+	}
+	if ((rc = fv_store_open(cfg.db, FV_STORE_CREATE | (cfg.nosync ? FV_STORE_NOSYNC : 0),
+				(size_t)cfg.map_mb << 20, &s))) {
+		fv_err("%s", fv_err_msg(rc));
+		goto done;
+	}
+	if (cfg.watch)
+		rc = ingest_watch(&cfg, s);
+	else
+		rc = run_sources(&cfg, s, argv + 1, npos);
+done:
+	fv_store_close(&s);
+	fv_cfg_free(ingest_options, &cfg);
+	return rc ? (rc == 2 ? 2 : 1) : 0;
+}

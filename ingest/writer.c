@@ -1,0 +1,338 @@
+/* writer.c — from input to stored record: item_prepare validates one input
+ * (thread-safe, runs on the pool's threads), the writer gathers prepared
+ * items and commits them in batches on the one writer thread. */
+#include "ingest.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fv_error.h"
+#include "fv_image.h"
+#include "fv_log.h"
+
+#define MAX_FILE_BYTES ((size_t)1 << 30)
+#define BATCH_MAX_BYTES ((size_t)256 << 20)
+
+void item_free(fv_item *it)
+{
+	if (!it)
+		return;
+	free(it->path);
+	free(it->source);
+	free(it->cls);
+	free(it->reason);
+	if (it->data_owned)
+		free(it->data);
+	free(it);
+}
+
+fv_item *item_reject(fv_item *it, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[1024];
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	for (char *p = buf; *p; p++) /* one line, whatever the decoder said */
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	free(it->reason);
+	it->reason = strdup(buf);
+	if (it->data_owned)
+		free(it->data);
+	it->data = NULL;
+	it->data_owned = 0;
+	return it;
+}
+
+uint32_t item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN])
+{
+	uint64_t h = 0;
+	for (int i = 0; i < 8; i++)
+		h = h << 8 | hash[i];
+	if (cfg->val_fraction > 0 && (double)(h >> 11) * 0x1p-53 < cfg->val_fraction)
+		return 1; /* SPLIT_VAL */
+	return (uint32_t)cfg->split;
+}
+
+static int read_file(const char *path, uint8_t **buf, size_t *len)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+	uint8_t *b = NULL;
+	size_t got = 0;
+	if (fd < 0)
+		return errno;
+	if (fstat(fd, &st)) {
+		rc = errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = EISDIR;
+		goto out;
+	}
+	if ((size_t)st.st_size > MAX_FILE_BYTES) {
+		rc = EFBIG;
+		goto out;
+	}
+	if (!(b = malloc(st.st_size ? st.st_size : 1))) {
+		rc = ENOMEM;
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, b + got, st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			rc = r < 0 ? errno : EIO;
+			goto out;
+		}
+		got += r;
+	}
+out:
+	close(fd);
+	if (rc)
+		free(b);
+	else {
+		*buf = b;
+		*len = got;
+	}
+	return rc;
+}
+
+/* The stored form: the file untouched when it is a JPEG that needs no
+ * resize, else (resized) pixels as raw or re-encoded JPEG. Takes buf. */
+static int encode(const ingest_cfg *cfg, fv_item *it, uint8_t *buf, size_t len, fv_image *im)
+{
+	int w, h, rc = 0, jpeg_in = fv_image_sniff(buf, len) == FV_IMG_JPEG;
+	fv_image small = { 0 };
+	fv_image_resize_dims(im->width, im->height, (int)cfg->resize, &w, &h);
+	if (cfg->encoding == ENC_OPT_JPEG && jpeg_in && w == im->width && h == im->height) {
+		it->data = buf;
+		it->len = len;
+		it->encoding = 1; /* ENC_JPEG */
+	} else {
+		free(buf);
+		if ((w != im->width || h != im->height) && (rc = fv_image_resize(im, w, h, &small)))
+			return rc;
+		fv_image *out = small.pixels ? &small : im;
+		if (cfg->encoding == ENC_OPT_RAW) {
+			it->data = out->pixels;
+			it->len = (size_t)w * h * out->channels;
+			it->encoding = 0; /* ENC_RAW */
+			out->pixels = NULL;
+		} else {
+			rc = fv_image_encode_jpeg(out, (int)cfg->quality, &it->data, &it->len);
+			it->encoding = 1;
+		}
+	}
+	it->data_owned = 1;
+	it->width = (uint32_t)w;
+	it->height = (uint32_t)h;
+	it->channels = (uint32_t)im->channels;
+	fv_image_free(&small);
+	return rc;
+}
+
+void item_prepare(const ingest_cfg *cfg, fv_item *it)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	fv_image im = { 0 };
+	int rc = read_file(it->path, &buf, &len);
+	if (rc) {
+		item_reject(it, "%s: cannot read: %s", it->path, strerror(rc));
+		return;
+	}
+	if (!len) {
+		free(buf);
+		item_reject(it, "%s: empty file", it->path);
+		return;
+	}
+	rc = fv_image_decode(buf, len, (uint64_t)cfg->max_mpixels * 1000000, &im);
+	if (rc) {
+		free(buf);
+		item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
+		return;
+	}
+	fv_image_hash(im.width, im.height, im.channels, im.pixels, it->hash);
+	it->split = item_split(cfg, it->hash);
+	if ((rc = encode(cfg, it, buf, len, &im)))
+		item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
+	fv_image_free(&im);
+}
+
+/* ---------------------------------------------------------------- writer */
+
+struct writer {
+	fv_store *s;
+	const ingest_cfg *cfg;
+	fv_item **items;
+	size_t n, cap, bytes, nrej;
+	char **cls_ids, **cls_names;
+	size_t ncls;
+	writer_done_fn done;
+	void *done_ctx;
+	uint64_t added, dups, rejected, version;
+};
+
+int writer_new(fv_store *s, const ingest_cfg *cfg, writer **out)
+{
+	writer *w = calloc(1, sizeof *w);
+	*out = w;
+	if (!w)
+		return ENOMEM;
+	w->s = s;
+	w->cfg = cfg;
+	fv_store_meta m;
+	if (!fv_store_meta_get(s, &m))
+		w->version = m.version;
+	return 0;
+}
+
+static void drop_classes(writer *w)
+{
+	for (size_t i = 0; i < w->ncls; i++) {
+		free(w->cls_ids[i]);
+		free(w->cls_names[i]);
+	}
+	free(w->cls_ids);
+	free(w->cls_names);
+	w->cls_ids = w->cls_names = NULL;
+	w->ncls = 0;
+}
+
+void writer_destroy(writer **wp)
+{
+	writer *w = *wp;
+	if (!w)
+		return;
+	for (size_t i = 0; i < w->n; i++)
+		item_free(w->items[i]);
+	free(w->items);
+	drop_classes(w);
+	free(w);
+	*wp = NULL;
+}
+
+void writer_on_done(writer *w, writer_done_fn fn, void *ctx)
+{
+	w->done = fn;
+	w->done_ctx = ctx;
+}
+
+size_t writer_pending(const writer *w)
+{
+	return w->n;
+}
+
+void writer_totals(const writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
+		   uint64_t *version)
+{
+	*added = w->added;
+	*dups = w->dups;
+	*rejected = w->rejected;
+	*version = w->version;
+}
+
+int writer_classes(writer *w, char **ids, char **names, size_t n)
+{
+	char **gi = realloc(w->cls_ids, (w->ncls + n) * sizeof *gi);
+	if (gi)
+		w->cls_ids = gi;
+	char **gn = realloc(w->cls_names, (w->ncls + n) * sizeof *gn);
+	if (gn)
+		w->cls_names = gn;
+	if (!gi || !gn)
+		return ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		w->cls_ids[w->ncls] = strdup(ids[i]);
+		w->cls_names[w->ncls] = strdup(names && names[i] ? names[i] : ids[i]);
+		w->ncls++;
+	}
+	return 0;
+}
+
+int writer_flush(writer *w)
+{
+	fv_store_batch b = { 0 };
+	fv_store_put *puts = NULL;
+	size_t np = 0;
+	int rc = 0;
+
+	if (!w->n && !w->ncls)
+		return 0;
+	if (w->n && !(puts = calloc(w->n, sizeof *puts)))
+		return ENOMEM;
+	for (size_t i = 0; i < w->n; i++) {
+		fv_item *it = w->items[i];
+		if (it->reason)
+			continue;
+		fv_store_put *p = &puts[np++];
+		p->class_id = it->cls;
+		p->class_name = it->cls_name;
+		p->split = it->split;
+		p->encoding = it->encoding;
+		p->width = it->width;
+		p->height = it->height;
+		p->channels = it->channels;
+		memcpy(p->hash, it->hash, FV_HASH_LEN);
+		p->source = it->source ? it->source : it->path;
+		p->data = it->data;
+		p->data_len = it->len;
+	}
+	b.class_ids = (const char *const *)w->cls_ids;
+	b.class_names = (const char *const *)w->cls_names;
+	b.nclasses = w->ncls;
+	b.items = puts;
+	b.n = np;
+	b.rejected = w->nrej;
+	if ((rc = fv_store_commit(w->s, &b)))
+		goto out; /* items stay pending: nothing was stored */
+	w->added += b.added;
+	w->dups += b.duplicates;
+	w->rejected += w->nrej;
+	w->version = b.version;
+	for (size_t i = 0, j = 0; i < w->n; i++) {
+		fv_item *it = w->items[i];
+		int stored = !it->reason;
+		if (stored && puts[j++].duplicate)
+			fv_debug("duplicate %s", it->source ? it->source : it->path);
+		if (w->done)
+			w->done(w->done_ctx, it, stored, b.version);
+		item_free(it);
+	}
+	w->n = w->bytes = w->nrej = 0;
+	drop_classes(w);
+out:
+	free(puts);
+	return rc;
+}
+
+int writer_add(writer *w, fv_item *it)
+{
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 256;
+		fv_item **g = realloc(w->items, cap * sizeof *g);
+		if (!g) {
+			item_free(it);
+			return ENOMEM;
+		}
+		w->items = g;
+		w->cap = cap;
+	}
+	w->items[w->n++] = it;
+	if (it->reason) {
+		fv_warn("rejected %s", it->reason);
+		w->nrej++;
+	}
+	w->bytes += it->len;
+	if (w->n - w->nrej >= (size_t)w->cfg->batch || w->bytes >= BATCH_MAX_BYTES)
+		return writer_flush(w);
+	return 0;
+}
