@@ -26,9 +26,11 @@ enum fv_image_format fv_image_sniff(const void *buf, size_t len)
 
 static int jpeg_header(tjhandle tj, const void *buf, size_t len, fv_image_info *info)
 {
-	int w, h, ss, cs;
+	int w = 0, h = 0, ss = 0, cs = 0;
+	/* TurboJPEG can return 0 without any frame header (a warning only):
+	 * no dimensions means no image */
 	if (len > (unsigned long)-1 ||
-	    tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &ss, &cs))
+	    tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &ss, &cs) || w <= 0 || h <= 0)
 		return fv_err_set(FV_E_DECODE, "bad JPEG header: %s", tjGetErrorStr2(tj));
 	info->format = FV_IMG_JPEG;
 	info->width = w;
