@@ -101,6 +101,7 @@ int labels_read(const char *path, char ***names, size_t *n);
 void labels_free(char ***names, size_t n);
 
 int ingest_stats(int argc, char **argv);
+int ingest_events(int argc, char **argv);
 int ingest_watch(const ingest_cfg *cfg, fv_store *s);
 
 #endif

@@ -3,6 +3,7 @@
  *   fovea ingest --db DIR [options] SOURCE...    folders, list files, IDX
  *   fovea ingest --db DIR --watch INBOX [--pub EP]   the inbox daemon
  *   fovea stats --db DIR [--json]                 (fovea-ingest stats)
+ *   fovea-ingest events --sub EP                  print DatasetUpdated events
  *
  * A bad input is rejected with one line naming it and the run goes on; the
  * exit status is 0 when the run completed, whatever was rejected. */
@@ -84,6 +85,8 @@ int main(int argc, char **argv)
 	fv_log_init(argv[0], 0);
 	if (argc > 1 && !strcmp(argv[1], "stats"))
 		return ingest_stats(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "events"))
+		return ingest_events(argc - 1, argv + 1);
 	fv_cfg_defaults(ingest_options, &cfg);
 	if ((rc = fv_cfg_parse_args(ingest_options, &cfg, argc, argv, &npos, &help))) {
 		fprintf(stderr, "fovea ingest: %s\n", fv_err_msg(rc));

@@ -1,12 +1,17 @@
 /* stats.c — `fovea stats --db DIR [--json]`: what the dataset holds, read
  * from one consistent snapshot of meta and classes (read-only; safe while
- * the writer runs). */
+ * the writer runs); and `fovea-ingest events`, which prints the daemon's
+ * DatasetUpdated events. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <zmq.h>
+
 #include "fv_config.h"
+#include "fv_daemon.h"
+#include "fv_msg.h"
 #include "fv_error.h"
 #include "fv_log.h"
 #include "fv_store.h"
@@ -140,4 +145,78 @@ out:
 	fv_store_close(&s);
 	fv_cfg_free(stats_options, &cfg);
 	return rc ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- events */
+
+typedef struct events_cfg {
+	char *sub;
+	long count;
+	long timeout_ms;
+} events_cfg;
+
+static const fv_cfg_opt events_options[] = {
+	{ "sub", FV_CFG_STR, offsetof(events_cfg, sub), NULL, 1, 0, NULL,
+	  "endpoint of an ingest daemon's PUB socket" },
+	{ "count", FV_CFG_INT, offsetof(events_cfg, count), "0", 0, 1e9, NULL,
+	  "exit after this many events (0: never)" },
+	{ "timeout-ms", FV_CFG_INT, offsetof(events_cfg, timeout_ms), "0", 0, 1e9, NULL,
+	  "exit 1 if no event comes for this long (0: wait forever)" },
+	FV_CFG_END
+};
+
+/* `fovea-ingest events --sub EP`: print each DatasetUpdated as a JSON line
+ * (for operators and the integration tests). */
+int ingest_events(int argc, char **argv)
+{
+	events_cfg cfg;
+	int npos, help, rc;
+	long seen = 0;
+	fv_cfg_defaults(events_options, &cfg);
+	if ((rc = fv_cfg_parse_args(events_options, &cfg, argc, argv, &npos, &help)) || !cfg.sub) {
+		fprintf(stderr, "%s\nusage: fovea-ingest events --sub ENDPOINT [--count N]\n",
+			rc ? fv_err_msg(rc) : "");
+		fv_cfg_free(events_options, &cfg);
+		return 2;
+	}
+	void *ctx = zmq_ctx_new(), *sub = zmq_socket(ctx, ZMQ_SUB);
+	fv_sock_limit(sub, 1 << 20);
+	zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+	if (zmq_connect(sub, cfg.sub)) {
+		fprintf(stderr, "connect %s: %s\n", cfg.sub, zmq_strerror(zmq_errno()));
+		rc = 1;
+	}
+	fv_signals_install();
+	while (!rc && !fv_stop_requested && (!cfg.count || seen < cfg.count)) {
+		zmq_pollitem_t it = { sub, 0, ZMQ_POLLIN, 0 };
+		int n = zmq_poll(&it, 1, cfg.timeout_ms ? cfg.timeout_ms : -1);
+		if (n == 0) {
+			fprintf(stderr, "no event within %ld ms\n", cfg.timeout_ms);
+			rc = 1;
+			break;
+		}
+		fv_msg m;
+		ProtobufCMessage *pm;
+		if (n < 0 || fv_msg_recv(sub, &m, 0))
+			continue;
+		if (m.type == FOVEA__MSG_TYPE__MSG_DATASET_UPDATED &&
+		    !fv_msg_unpack(&m, &fovea__dataset_updated__descriptor, 1 << 16, &pm)) {
+			Fovea__DatasetUpdated *d = (Fovea__DatasetUpdated *)pm;
+			printf("{\"type\":\"DatasetUpdated\",\"db\":");
+			json_str(stdout, d->db);
+			printf(",\"version\":%llu,\"records\":%llu,\"added\":%llu,\"train\":%llu,"
+			       "\"val\":%llu,\"classes\":%u}\n",
+			       (unsigned long long)d->version, (unsigned long long)d->records,
+			       (unsigned long long)d->added, (unsigned long long)d->train,
+			       (unsigned long long)d->val, d->classes);
+			fflush(stdout);
+			protobuf_c_message_free_unpacked(pm, NULL);
+			seen++;
+		}
+		fv_msg_clear(&m);
+	}
+	zmq_close(sub);
+	zmq_ctx_term(ctx);
+	fv_cfg_free(events_options, &cfg);
+	return rc;
 }
