@@ -537,8 +537,11 @@ static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
  * pointer into the map (protobuf-c's unpack would copy every image). */
 int fv_record_parse(const void *buf, size_t len, fv_record *r)
 {
-	const uint8_t *p = buf, *end = p + len;
+	const uint8_t *p = buf, *end;
 	memset(r, 0, sizeof *r);
+	if (!len)
+		return 0; /* an empty message: every field at its default */
+	end = p + len;
 	while (p < end) {
 		uint64_t tag, v;
 		if (varint(&p, end, &tag))
