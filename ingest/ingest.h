@@ -56,8 +56,10 @@ typedef struct fv_item {
 fv_item *item_new_file(const char *path, const char *cls);
 void item_free(fv_item *it);
 /* Read, fully decode, hash, then resize/encode path's image per cfg. Never
- * fails: a bad input gets it->reason. Thread-safe. */
-void item_prepare(const ingest_cfg *cfg, fv_item *it);
+ * fails: a bad input gets it->reason. Thread-safe; scratch (may be NULL) is
+ * the calling thread's decode buffer, reused from item to item. */
+struct fv_image;
+void item_prepare(const ingest_cfg *cfg, fv_item *it, struct fv_image *scratch);
 /* Hash-derived split: val for a val_fraction share of contents, else cfg's. */
 uint32_t item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN]);
 /* Set it->reason from a printf format; returns it. */

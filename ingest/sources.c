@@ -32,6 +32,7 @@ typedef struct pool {
 static void *pool_worker(void *arg)
 {
 	pool *p = arg;
+	fv_image scratch = { 0 };
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (p->next < p->n && p->next >= p->consumed + p->window)
@@ -40,12 +41,13 @@ static void *pool_worker(void *arg)
 			break;
 		size_t i = p->next++;
 		pthread_mutex_unlock(&p->mu);
-		item_prepare(p->cfg, p->items[i]);
+		item_prepare(p->cfg, p->items[i], &scratch);
 		pthread_mutex_lock(&p->mu);
 		p->ready[i] = 1;
 		pthread_cond_broadcast(&p->cv_ready);
 	}
 	pthread_mutex_unlock(&p->mu);
+	fv_image_free(&scratch);
 	return NULL;
 }
 
@@ -72,7 +74,7 @@ int pool_run(const ingest_cfg *cfg, writer *w, fv_item **items, size_t n)
 		p.window = n; /* no threads: prepare inline below */
 	for (size_t i = 0; i < n; i++) {
 		if (!started) {
-			item_prepare(cfg, items[i]);
+			item_prepare(cfg, items[i], NULL);
 		} else {
 			pthread_mutex_lock(&p.mu);
 			while (!p.ready[i])

@@ -19,6 +19,7 @@
 
 #include "fv_daemon.h"
 #include "fv_error.h"
+#include "fv_image.h"
 #include "fv_log.h"
 #include "fv_msg.h"
 #include "ingest.h"
@@ -36,6 +37,7 @@ typedef struct watch {
 	void *zctx, *pub;
 	uint64_t seq, published;
 	int64_t last_flush;
+	fv_image scratch; /* decode buffer reused from file to file */
 } watch;
 
 static int hidden(const char *name)
@@ -132,7 +134,7 @@ static int ingest_file(watch *x, const char *cls, const char *name)
 	if (!cls)
 		item_reject(it, "%s: not in a class folder (INBOX/<class>/<image>)", path);
 	else
-		item_prepare(x->cfg, it);
+		item_prepare(x->cfg, it, &x->scratch);
 	if (it->reason && strstr(it->reason, "cannot read: No such file")) {
 		item_free(it); /* seen twice (scan and event) and already moved */
 		return 0;
@@ -301,6 +303,7 @@ out:
 	if (rc)
 		fv_err("%s", fv_err_msg(rc));
 	writer_destroy(&x.w);
+	fv_image_free(&x.scratch);
 	for (int i = 0; i < x.nwd; i++)
 		free(x.wd_cls[i]);
 	free(x.wd_cls);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "fv_log.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 30)
-#define BATCH_MAX_BYTES ((size_t)256 << 20)
+#define BATCH_MAX_BYTES ((size_t)16 << 20) /* a commit (and its fsync) every 16 MB */
 
 void item_free(fv_item *it)
 {
@@ -126,6 +127,7 @@ static int encode(const ingest_cfg *cfg, fv_item *it, uint8_t *buf, size_t len, 
 			it->len = (size_t)w * h * out->channels;
 			it->encoding = 0; /* ENC_RAW */
 			out->pixels = NULL;
+			out->capacity = 0;
 		} else {
 			rc = fv_image_encode_jpeg(out, (int)cfg->quality, &it->data, &it->len);
 			it->encoding = 1;
@@ -139,11 +141,11 @@ static int encode(const ingest_cfg *cfg, fv_item *it, uint8_t *buf, size_t len, 
 	return rc;
 }
 
-void item_prepare(const ingest_cfg *cfg, fv_item *it)
+void item_prepare(const ingest_cfg *cfg, fv_item *it, fv_image *scratch)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	fv_image im = { 0 };
+	fv_image own = { 0 }, *im = scratch ? scratch : &own;
 	int rc = read_file(it->path, &buf, &len);
 	if (rc) {
 		item_reject(it, "%s: cannot read: %s", it->path, strerror(rc));
@@ -154,20 +156,35 @@ void item_prepare(const ingest_cfg *cfg, fv_item *it)
 		item_reject(it, "%s: empty file", it->path);
 		return;
 	}
-	rc = fv_image_decode(buf, len, (uint64_t)cfg->max_mpixels * 1000000, &im);
+	rc = fv_image_decode_into(buf, len, (uint64_t)cfg->max_mpixels * 1000000, im);
 	if (rc) {
 		free(buf);
 		item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
-		return;
+	} else {
+		fv_image_hash(im->width, im->height, im->channels, im->pixels, it->hash);
+		it->split = item_split(cfg, it->hash);
+		if ((rc = encode(cfg, it, buf, len, im)))
+			item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
 	}
-	fv_image_hash(im.width, im.height, im.channels, im.pixels, it->hash);
-	it->split = item_split(cfg, it->hash);
-	if ((rc = encode(cfg, it, buf, len, &im)))
-		item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
-	fv_image_free(&im);
+	fv_image_free(&own);
 }
 
 /* ---------------------------------------------------------------- writer */
+
+/* One batch on its way into the store. The writer hands a full batch to a
+ * commit thread and goes on gathering the next one, so the fsync of batch k
+ * overlaps the decoding of batch k+1; at most one commit is in flight (LMDB
+ * has one writer anyway), which keeps records in input order. */
+typedef struct job {
+	writer *w;
+	fv_item **items;
+	size_t n;
+	char **ids, **names;
+	size_t ncls;
+	uint64_t nrej;
+	int rc;
+	uint64_t added, dups, version;
+} job;
 
 struct writer {
 	fv_store *s;
@@ -179,6 +196,9 @@ struct writer {
 	writer_done_fn done;
 	void *done_ctx;
 	uint64_t added, dups, rejected, version;
+	pthread_t th;
+	int inflight;
+	job job;
 };
 
 int writer_new(fv_store *s, const ingest_cfg *cfg, writer **out)
@@ -195,16 +215,123 @@ int writer_new(fv_store *s, const ingest_cfg *cfg, writer **out)
 	return 0;
 }
 
-static void drop_classes(writer *w)
+static void names_free(char **v, size_t n)
 {
-	for (size_t i = 0; i < w->ncls; i++) {
-		free(w->cls_ids[i]);
-		free(w->cls_names[i]);
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void job_free(job *j)
+{
+	for (size_t i = 0; i < j->n; i++)
+		item_free(j->items[i]);
+	free(j->items);
+	names_free(j->ids, j->ncls);
+	names_free(j->names, j->ncls);
+	memset(j, 0, sizeof *j);
+}
+
+/* Commit j, then tell the caller about every item; frees j's contents. */
+static int job_run(job *j)
+{
+	writer *w = j->w;
+	fv_store_batch b = { 0 };
+	fv_store_put *puts = j->n ? calloc(j->n, sizeof *puts) : NULL;
+	size_t np = 0;
+	if (j->n && !puts) {
+		j->rc = ENOMEM;
+		goto out;
 	}
-	free(w->cls_ids);
-	free(w->cls_names);
+	for (size_t i = 0; i < j->n; i++) {
+		fv_item *it = j->items[i];
+		if (it->reason)
+			continue;
+		fv_store_put *p = &puts[np++];
+		p->class_id = it->cls;
+		p->class_name = it->cls_name;
+		p->split = it->split;
+		p->encoding = it->encoding;
+		p->width = it->width;
+		p->height = it->height;
+		p->channels = it->channels;
+		memcpy(p->hash, it->hash, FV_HASH_LEN);
+		p->source = it->source ? it->source : it->path;
+		p->data = it->data;
+		p->data_len = it->len;
+	}
+	b.class_ids = (const char *const *)j->ids;
+	b.class_names = (const char *const *)j->names;
+	b.nclasses = j->ncls;
+	b.items = puts;
+	b.n = np;
+	b.rejected = j->nrej;
+	if ((j->rc = fv_store_commit(w->s, &b)))
+		goto out; /* nothing of the batch was stored */
+	j->added = b.added;
+	j->dups = b.duplicates;
+	j->version = b.version;
+	for (size_t i = 0, k = 0; i < j->n; i++) {
+		fv_item *it = j->items[i];
+		int stored = !it->reason;
+		if (stored && puts[k++].duplicate)
+			fv_debug("duplicate %s", it->source ? it->source : it->path);
+		if (w->done)
+			w->done(w->done_ctx, it, stored, b.version);
+	}
+out:
+	free(puts);
+	int rc = j->rc;
+	uint64_t a = j->added, d = j->dups, v = j->version, r = j->nrej;
+	job_free(j);
+	j->rc = rc;
+	j->added = a;
+	j->dups = d;
+	j->version = v;
+	j->nrej = r;
+	return rc;
+}
+
+static void *job_thread(void *arg)
+{
+	job_run(arg);
+	return NULL;
+}
+
+static int job_account(writer *w, const job *j)
+{
+	if (j->rc)
+		return j->rc;
+	w->added += j->added;
+	w->dups += j->dups;
+	w->rejected += j->nrej;
+	w->version = j->version;
+	return 0;
+}
+
+static int wait_inflight(writer *w)
+{
+	if (!w->inflight)
+		return 0;
+	pthread_join(w->th, NULL);
+	w->inflight = 0;
+	return job_account(w, &w->job);
+}
+
+/* Move what is pending into j. */
+static void take_pending(writer *w, job *j)
+{
+	memset(j, 0, sizeof *j);
+	j->w = w;
+	j->items = w->items;
+	j->n = w->n;
+	j->ids = w->cls_ids;
+	j->names = w->cls_names;
+	j->ncls = w->ncls;
+	j->nrej = w->nrej;
+	w->items = NULL;
 	w->cls_ids = w->cls_names = NULL;
-	w->ncls = 0;
+	w->n = w->cap = w->bytes = w->nrej = w->ncls = 0;
 }
 
 void writer_destroy(writer **wp)
@@ -212,10 +339,10 @@ void writer_destroy(writer **wp)
 	writer *w = *wp;
 	if (!w)
 		return;
-	for (size_t i = 0; i < w->n; i++)
-		item_free(w->items[i]);
-	free(w->items);
-	drop_classes(w);
+	wait_inflight(w);
+	job j;
+	take_pending(w, &j);
+	job_free(&j);
 	free(w);
 	*wp = NULL;
 }
@@ -260,62 +387,18 @@ int writer_classes(writer *w, char **ids, char **names, size_t n)
 
 int writer_flush(writer *w)
 {
-	fv_store_batch b = { 0 };
-	fv_store_put *puts = NULL;
-	size_t np = 0;
-	int rc = 0;
-
-	if (!w->n && !w->ncls)
-		return 0;
-	if (w->n && !(puts = calloc(w->n, sizeof *puts)))
-		return ENOMEM;
-	for (size_t i = 0; i < w->n; i++) {
-		fv_item *it = w->items[i];
-		if (it->reason)
-			continue;
-		fv_store_put *p = &puts[np++];
-		p->class_id = it->cls;
-		p->class_name = it->cls_name;
-		p->split = it->split;
-		p->encoding = it->encoding;
-		p->width = it->width;
-		p->height = it->height;
-		p->channels = it->channels;
-		memcpy(p->hash, it->hash, FV_HASH_LEN);
-		p->source = it->source ? it->source : it->path;
-		p->data = it->data;
-		p->data_len = it->len;
-	}
-	b.class_ids = (const char *const *)w->cls_ids;
-	b.class_names = (const char *const *)w->cls_names;
-	b.nclasses = w->ncls;
-	b.items = puts;
-	b.n = np;
-	b.rejected = w->nrej;
-	if ((rc = fv_store_commit(w->s, &b)))
-		goto out; /* items stay pending: nothing was stored */
-	w->added += b.added;
-	w->dups += b.duplicates;
-	w->rejected += w->nrej;
-	w->version = b.version;
-	for (size_t i = 0, j = 0; i < w->n; i++) {
-		fv_item *it = w->items[i];
-		int stored = !it->reason;
-		if (stored && puts[j++].duplicate)
-			fv_debug("duplicate %s", it->source ? it->source : it->path);
-		if (w->done)
-			w->done(w->done_ctx, it, stored, b.version);
-		item_free(it);
-	}
-	w->n = w->bytes = w->nrej = 0;
-	drop_classes(w);
-out:
-	free(puts);
-	return rc;
+	int rc = wait_inflight(w);
+	if (rc || (!w->n && !w->ncls))
+		return rc;
+	job j;
+	take_pending(w, &j);
+	job_run(&j);
+	return job_account(w, &j);
 }
 
 int writer_add(writer *w, fv_item *it)
 {
+	int rc;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 256;
 		fv_item **g = realloc(w->items, cap * sizeof *g);
@@ -332,7 +415,15 @@ int writer_add(writer *w, fv_item *it)
 		w->nrej++;
 	}
 	w->bytes += it->len;
-	if (w->n - w->nrej >= (size_t)w->cfg->batch || w->bytes >= BATCH_MAX_BYTES)
-		return writer_flush(w);
+	if (w->n - w->nrej < (size_t)w->cfg->batch && w->bytes < BATCH_MAX_BYTES)
+		return 0;
+	if ((rc = wait_inflight(w)))
+		return rc;
+	take_pending(w, &w->job);
+	if (pthread_create(&w->th, NULL, job_thread, &w->job)) {
+		job_run(&w->job); /* no thread: commit here */
+		return job_account(w, &w->job);
+	}
+	w->inflight = 1;
 	return 0;
 }

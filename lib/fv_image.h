@@ -17,6 +17,7 @@ enum fv_image_format { FV_IMG_UNKNOWN = 0, FV_IMG_JPEG, FV_IMG_PNG };
 typedef struct fv_image {
 	int width, height, channels; /* channels 1 (gray) or 3 (RGB) */
 	uint8_t *pixels;             /* width*height*channels bytes, owned (free with fv_image_free) */
+	size_t capacity;             /* bytes allocated at pixels (fv_image_decode_into reuses them) */
 } fv_image;
 
 typedef struct fv_image_info {
@@ -38,6 +39,12 @@ int fv_image_info_get(const void *buf, size_t len, fv_image_info *info);
  * warning), FV_E_TOOBIG or ENOMEM; the detail says why (no file name: the
  * caller adds it). out is untouched on failure. */
 int fv_image_decode(const void *buf, size_t len, uint64_t max_pixels, fv_image *out);
+
+/* The same into im, reusing its buffer when large enough: im is zeroed or
+ * an image from an earlier decode (loops decode without allocating, and
+ * without page faults on fresh memory, once the largest image was seen).
+ * On failure im keeps its buffer, contents undefined. */
+int fv_image_decode_into(const void *buf, size_t len, uint64_t max_pixels, fv_image *im);
 
 /* Allocate an image of the given shape (pixels uninitialized). */
 int fv_image_alloc(fv_image *im, int width, int height, int channels);
