@@ -13,6 +13,7 @@
 #include "fv_store.h"
 
 enum { ENC_OPT_JPEG = 0, ENC_OPT_RAW = 1 }; /* --encoding choices order */
+enum { DATA_BORROWED = 0, DATA_MALLOC = 1, DATA_MAPPED = 2 };
 
 typedef struct ingest_cfg {
 	char *db;
@@ -48,7 +49,7 @@ typedef struct fv_item {
 	uint8_t hash[FV_HASH_LEN];
 	uint8_t *data;       /* what gets stored */
 	size_t len;
-	int data_owned;      /* free(data) with the item */
+	int data_owned;      /* DATA_*: how data is freed with the item */
 	void *user;          /* the watch daemon's bookkeeping */
 } fv_item;
 
