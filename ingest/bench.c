@@ -196,6 +196,22 @@ static double ingest_rate(const ingest_cfg *base, const char *tmp, const char *n
 	return *added * 1000.0 / (dt > 0 ? dt : 1);
 }
 
+/* An ImageFolder of one class under tmp/src: symlinks to the photos. */
+static void link_folder(const char *tmp, const file *f, size_t n)
+{
+	char dir[PATH_MAX + 16], link[PATH_MAX * 2], target[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s/src", tmp);
+	mkdir(dir, 0775);
+	snprintf(dir, sizeof dir, "%s/src/photos", tmp);
+	mkdir(dir, 0775);
+	for (size_t i = 0; i < n; i++) {
+		const char *b = strrchr(f[i].path, '/');
+		snprintf(link, sizeof link, "%s/%s", dir, b + 1);
+		if (!realpath(f[i].path, target) || symlink(target, link))
+			fv_warn("%s: cannot link: %s", link, strerror(errno));
+	}
+}
+
 int fv_bench_ingest(int argc, char **argv)
 {
 	bench_cfg bc;
@@ -203,7 +219,7 @@ int fv_bench_ingest(int argc, char **argv)
 	file *f = NULL;
 	size_t n = 0;
 	int npos, help, rc;
-	char tmp[PATH_MAX], dir[PATH_MAX + 16], link[PATH_MAX * 2], defimg[PATH_MAX];
+	char tmp[PATH_MAX], link[PATH_MAX * 2], defimg[PATH_MAX];
 	double dec = 0, dec2 = 0, ing = 0, idx = 0, cpu_dec = 1e9, cpu_ing = 1e9;
 	uint64_t idx_n = 0, jpg_n = 0;
 
@@ -229,17 +245,7 @@ int fv_bench_ingest(int argc, char **argv)
 		fprintf(stderr, "bench ingest: %s\n", fv_err_msg(rc));
 		goto out;
 	}
-	/* an ImageFolder of one class: symlinks to the photos */
-	snprintf(dir, sizeof dir, "%s/src/photos", tmp);
-	snprintf(link, sizeof link, "%s/src", tmp);
-	mkdir(link, 0775);
-	mkdir(dir, 0775);
-	for (size_t i = 0; i < n; i++) {
-		const char *b = strrchr(f[i].path, '/');
-		char target[PATH_MAX];
-		snprintf(link, sizeof link, "%s/%s", dir, b + 1);
-		if (!realpath(f[i].path, target) || symlink(target, link)) {}
-	}
+	link_folder(tmp, f, n);
 	snprintf(link, sizeof link, "%s/src", tmp);
 	for (long r = 0; r < bc.rounds; r++) {
 		double c0 = cpu_s(), d = decode_rate(f, n, 1), c1 = cpu_s();

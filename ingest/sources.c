@@ -83,15 +83,15 @@ int pool_run(const ingest_cfg *cfg, writer *w, fv_item **items, size_t n)
 		}
 		fv_item *it = items[i];
 		items[i] = NULL;
-		int r = rc ? (item_free(it), 0) : writer_add(w, it);
-		if (r && !rc)
-			rc = r; /* stop storing, but let the workers finish */
+		rc = writer_add(w, it);
 		pthread_mutex_lock(&p.mu);
 		p.consumed = i + 1;
-		if (rc) /* no point validating the rest */
+		if (rc) /* stop: workers finish the item in hand and exit */
 			p.next = p.n;
 		pthread_cond_broadcast(&p.cv_space);
 		pthread_mutex_unlock(&p.mu);
+		if (rc)
+			break;
 	}
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
@@ -380,8 +380,11 @@ int source_idx(const ingest_cfg *cfg, writer *w, const char *images)
 		}
 		rc = writer_add(w, it);
 	}
+	/* items borrow im's buffer: commit them before it goes, also after a
+	 * failure (a failed flush frees them) */
+	int frc = writer_flush(w);
 	if (!rc)
-		rc = writer_flush(w); /* items borrow im's buffer */
+		rc = frc;
 out:
 	labels_free(&names, nnames);
 	fv_idx_free(&im);
