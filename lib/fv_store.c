@@ -248,6 +248,10 @@ int fv_store_open(const char *dir, int flags, size_t mapsize, fv_store **out)
 		rc = lerr(s, r, "open");
 		goto out;
 	}
+	if (!(flags & FV_STORE_RDONLY)) {
+		int dead; /* reader slots of killed processes would pin old pages */
+		mdb_reader_check(s->env, &dead);
+	}
 	rc = open_dbs(s);
 out:
 	if (rc)
