@@ -32,7 +32,7 @@ typedef struct ingest_cfg {
 	long map_mb;         /* initial map size of a new dataset */
 	int nosync;
 	int json;            /* stats */
-	char *log_level;
+	int log_level;       /* index into error|warn|info|debug */
 } ingest_cfg;
 
 extern const fv_cfg_opt ingest_options[];
@@ -79,6 +79,7 @@ int writer_add(writer *w, fv_item *it);
 int writer_flush(writer *w);
 /* Called for every item after its batch commits (stored: 0 = rejected). */
 void writer_on_done(writer *w, writer_done_fn fn, void *ctx);
+/* Items waiting, plus one if a commit is in flight: flush if non-zero. */
 size_t writer_pending(const writer *w);
 void writer_totals(const writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
 		   uint64_t *version);

@@ -52,7 +52,7 @@ int main(int argc, char **argv)
 {
 	ingest_cfg cfg;
 	fv_store *s = NULL;
-	int npos = 0, help = 0, rc, lvl;
+	int npos = 0, help = 0, rc;
 
 	fv_log_init(argv[0], 0);
 	if (argc > 1 && !strcmp(argv[1], "stats"))
@@ -68,8 +68,8 @@ int main(int argc, char **argv)
 		usage(stdout);
 		goto done;
 	}
-	if ((lvl = fv_log_level_parse(cfg.log_level)) > 0)
-		fv_log_set_level(lvl);
+	static const int levels[] = { FV_LOG_ERR, FV_LOG_WARN, FV_LOG_INFO, FV_LOG_DEBUG };
+	fv_log_set_level(levels[cfg.log_level]);
 	if (!cfg.db || (!cfg.watch && !npos)) {
 		usage(stderr);
 		rc = 2;

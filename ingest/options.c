@@ -28,6 +28,7 @@ const fv_cfg_opt ingest_options[] = {
 	  "initial map size of a new dataset (it grows by itself)" },
 	{ "nosync", FV_CFG_BOOL, O(nosync), "false", 1, 0, NULL,
 	  "skip fsync per commit (faster; a crash may lose the last commits)" },
-	{ "log-level", FV_CFG_STR, O(log_level), "info", 1, 0, NULL, "error|warn|info|debug" },
+	{ "log-level", FV_CFG_ENUM, O(log_level), "info", 1, 0, "error|warn|info|debug",
+	  "what goes to stderr" },
 	FV_CFG_END
 };

@@ -381,7 +381,7 @@ void writer_on_done(writer *w, writer_done_fn fn, void *ctx)
 
 size_t writer_pending(const writer *w)
 {
-	return w->n;
+	return w->n + (size_t)w->inflight;
 }
 
 void writer_totals(const writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
