@@ -189,10 +189,34 @@ static void names_free(char **v, size_t n)
 	free(v);
 }
 
+/* Every file under dir (sorted, subfolders included, dot files skipped) as
+ * an item of class cls. */
+static int collect(const char *dir, const char *cls, vec *items, int depth)
+{
+	char **names = NULL, path[PATH_MAX];
+	size_t n = 0;
+	struct stat st;
+	int rc = depth > 16 ? fv_err_set(FV_E_TOOBIG, "%s: folders nested too deep", dir)
+			    : list_dir(dir, &names, &n);
+	for (size_t i = 0; i < n && !rc; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+			rc = collect(path, cls, items, depth + 1);
+			continue;
+		}
+		fv_item *it = item_new_file(path, cls);
+		rc = it ? vec_push(items, it) : ENOMEM;
+		if (rc)
+			item_free(it);
+	}
+	names_free(names, n);
+	return rc;
+}
+
 int source_folder(const ingest_cfg *cfg, writer *w, const char *dir)
 {
-	char **cls = NULL, **files = NULL, path[PATH_MAX];
-	size_t ncls = 0, nf = 0, nclasses = 0;
+	char **cls = NULL, path[PATH_MAX];
+	size_t ncls = 0, nclasses = 0;
 	vec items = { 0 };
 	struct stat st;
 	int rc = list_dir(dir, &cls, &ncls);
@@ -209,17 +233,7 @@ int source_folder(const ingest_cfg *cfg, writer *w, const char *dir)
 		char *name = cls[c]; /* keep only folders, in sorted order */
 		cls[c] = NULL;
 		cls[nclasses++] = name;
-		if ((rc = list_dir(path, &files, &nf)))
-			break;
-		for (size_t f = 0; f < nf && !rc; f++) {
-			char fp[PATH_MAX];
-			snprintf(fp, sizeof fp, "%s/%s/%s", dir, cls[nclasses - 1], files[f]);
-			fv_item *it = item_new_file(fp, cls[nclasses - 1]);
-			rc = it ? vec_push(&items, it) : ENOMEM;
-			if (rc)
-				item_free(it);
-		}
-		names_free(files, nf);
+		rc = collect(path, name, &items, 0);
 	}
 	/* sorted class names get the first indices, as torchvision's ImageFolder */
 	if (!rc)

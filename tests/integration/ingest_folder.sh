@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# ImageFolder and list-file sources with bad inputs among good ones: a
+# ImageFolder (subfolders of a class folder included) and list-file sources with bad inputs among good ones: a
 # truncated JPEG, an empty file, text named .jpg, headers claiming 65000x65000
 # (JPEG) and 70000x70000 (PNG) pixels, one image copied twice. Every bad file
 # is named and rejected, the run exits 0, the copy is stored once, JPEGs
@@ -17,6 +17,7 @@ S=$T/src
 mkdir -p "$S/cat" "$S/dog"
 cp "$J/img0000.jpg" "$J/img0001.jpg" "$J/img0002.jpg" "$S/cat/"
 cp "$J/img0003.jpg" "$J/img0004.jpg" "$S/dog/"
+mkdir -p "$S/cat/more" && cp "$J/img0007.jpg" "$S/cat/more/" # subfolders belong to the class
 cp "$J/img0000.jpg" "$S/dog/copy.jpg"
 head -c 20000 "$J/img0005.jpg" >"$S/dog/trunc.jpg"
 : >"$S/dog/empty.jpg"
@@ -45,20 +46,20 @@ check_eq folder_exit_0 "$rc" 0
 for f in cat/text.jpg cat/bomb.jpg dog/trunc.jpg dog/empty.jpg dog/bomb.png; do
 	grep -q "rejected $S/$f: ." <<<"$out" && ok "named_$f" || fail "named_$f" "no reject line for $f"
 done
-check_eq folder_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 6, duplicates 1, rejected 5"
+check_eq folder_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 7, duplicates 1, rejected 5"
 s=$(fovea stats --db "$T/db" --json)
-check_eq folder_records "$(jnum records <<<"$s")" 6
+check_eq folder_records "$(jnum records <<<"$s")" 7
 check_eq folder_duplicates "$(jnum duplicates <<<"$s")" 1
 check_eq folder_rejected "$(jnum rejected <<<"$s")" 5
 check_eq folder_classes "$(grep -o '"id":"[a-z]*"' <<<"$s" | tr '\n' ' ')" '"id":"cat" "id":"dog" '
-for f in cat/img0000.jpg cat/img0002.jpg dog/img0004.jpg; do
+for f in cat/img0000.jpg cat/img0002.jpg dog/img0004.jpg cat/more/img0007.jpg; do
 	in_db "$T/db" "$S/$f" && ok "untouched_$f" || fail "untouched_$f" "stored bytes differ from the file"
 done
 in_db "$T/db" "$S/dog/good.png" && fail png_reencoded "PNG stored as PNG" || ok png_reencoded
 
 # --resize re-encodes (the shorter side 375 -> 64); never upscales the 40x30 PNG
 fovea ingest --db "$T/small" --resize 64 "$S" >/dev/null 2>&1
-check_eq resize_records "$(fovea stats --db "$T/small" --json | jnum records)" 6
+check_eq resize_records "$(fovea stats --db "$T/small" --json | jnum records)" 7
 in_db "$T/small" "$S/cat/img0000.jpg" && fail resize_reencoded "stored untouched" || ok resize_reencoded
 big=$(mdb_dump -s records "$T/db" | wc -c); small=$(mdb_dump -s records "$T/small" | wc -c)
 check resize_smaller test "$small" -lt $((big / 4))
