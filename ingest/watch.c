@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -38,6 +39,7 @@ typedef struct watch {
 	uint64_t seq, published;
 	int64_t last_flush;
 	fv_image scratch; /* decode buffer reused from file to file */
+	int64_t rescan_at; /* 0, or when to scan the inbox again */
 } watch;
 
 static int hidden(const char *name)
@@ -119,9 +121,13 @@ static int flush(watch *x)
 	return 0;
 }
 
-static int ingest_file(watch *x, const char *cls, const char *name)
+/* scanned: found by a directory scan rather than a close/move event, so it
+ * may still be being written; a bad file modified in the last seconds is
+ * left for the event its writer's close will send. */
+static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
 {
 	char path[PATH_MAX];
+	struct stat st;
 	if (hidden(name))
 		return 0;
 	if (cls)
@@ -137,6 +143,12 @@ static int ingest_file(watch *x, const char *cls, const char *name)
 		item_prepare(x->cfg, it, &x->scratch);
 	if (it->reason && strstr(it->reason, "cannot read: No such file")) {
 		item_free(it); /* seen twice (scan and event) and already moved */
+		return 0;
+	}
+	if (it->reason && scanned && cls && !stat(path, &st) && time(NULL) - st.st_mtime < 3) {
+		fv_debug("%s: still being written? waiting for its close", path);
+		item_free(it);
+		x->rescan_at = fv_now_ms() + 4000; /* and look again, in case none comes */
 		return 0;
 	}
 	return writer_add(x->w, it);
@@ -169,7 +181,7 @@ static int add_class(watch *x, const char *cls)
 	int rc = 0;
 	while (d && (e = readdir(d)) && !rc)
 		if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN)
-			rc = ingest_file(x, cls, e->d_name);
+			rc = ingest_file(x, cls, e->d_name, 1);
 	if (d)
 		closedir(d);
 	return rc;
@@ -190,7 +202,7 @@ static int scan_inbox(watch *x)
 		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, e->d_name);
 		if (stat(path, &st))
 			continue;
-		rc = S_ISDIR(st.st_mode) ? add_class(x, e->d_name) : ingest_file(x, NULL, e->d_name);
+		rc = S_ISDIR(st.st_mode) ? add_class(x, e->d_name) : ingest_file(x, NULL, e->d_name, 1);
 	}
 	closedir(d);
 	return rc;
@@ -222,10 +234,10 @@ static int on_events(watch *x)
 				if (ev->mask & IN_ISDIR)
 					rc = add_class(x, ev->name);
 				else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
-					rc = ingest_file(x, NULL, ev->name);
+					rc = ingest_file(x, NULL, ev->name, 0);
 			} else if (ev->wd >= 0 && ev->wd < x->nwd && x->wd_cls[ev->wd] &&
 				   !(ev->mask & IN_ISDIR)) {
-				rc = ingest_file(x, x->wd_cls[ev->wd], ev->name);
+				rc = ingest_file(x, x->wd_cls[ev->wd], ev->name, 0);
 			}
 		}
 		if (rc)
@@ -292,6 +304,11 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 		if (writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
 		    (rc = flush(&x)))
 			break;
+		if (x.rescan_at && fv_now_ms() >= x.rescan_at) {
+			x.rescan_at = 0; /* commit first: a pending file must not be taken twice */
+			if ((rc = flush(&x)) || (rc = scan_inbox(&x)))
+				break;
+		}
 		fv_sd_watchdog_tick();
 	}
 	fv_sd_stopping();
