@@ -4,4 +4,4 @@ INGEST_SRCS := ingest/main.c ingest/options.c ingest/writer.c ingest/sources.c i
   ingest/watch.c
 $(eval $(call fv_program,fovea-ingest,$(INGEST_SRCS)))
 BENCH_SRCS += ingest/bench.c ingest/options.c ingest/writer.c ingest/sources.c ingest/list.c
-LDLIBS += -lxxhash
+LDLIBS += -lxxhash # lib/fv_image.c hashes pixels with XXH3-128 (libxxhash-dev)

@@ -733,21 +733,18 @@ static int classes_write(fv_store_wtxn *w)
 			continue;
 		fv_class *c = &w->cls[i];
 		Fovea__ClassInfo ci = FOVEA__CLASS_INFO__INIT;
-		uint8_t kb[4] = { i >> 24, i >> 16, i >> 8, i }, buf[1024];
+		uint8_t kb[4] = { i >> 24, i >> 16, i >> 8, i };
 		ci.index = i;
 		ci.id = c->id;
 		ci.name = c->name;
 		ci.train = c->split[0];
 		ci.val = c->split[1];
 		ci.test = c->split[2];
-		size_t len = fovea__class_info__get_packed_size(&ci);
-		if (len > sizeof buf)
-			return fv_err_set(FV_E_TOOBIG, "class '%.64s': name too long", c->id);
-		fovea__class_info__pack(&ci, buf);
-		MDB_val k = { 4, kb }, d = { len, buf };
-		int r = mdb_put(w->txn, w->s->classes, &k, &d, 0);
+		MDB_val k = { 4, kb }, d = { fovea__class_info__get_packed_size(&ci), NULL };
+		int r = mdb_put(w->txn, w->s->classes, &k, &d, MDB_RESERVE);
 		if (r)
 			return lerr(w->s, r, "write class");
+		fovea__class_info__pack(&ci, d.mv_data);
 	}
 	return 0;
 }
