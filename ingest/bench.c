@@ -169,23 +169,23 @@ static double ingest_rate(const ingest_cfg *base, const char *tmp, const char *n
 	ingest_cfg cfg = *base;
 	char db[PATH_MAX], cmd[PATH_MAX + 16];
 	fv_store *s = NULL;
-	writer *w = NULL;
+	ing_writer *w = NULL;
 	uint64_t d, r, v;
 	snprintf(db, sizeof db, "%s/%s", tmp, name);
 	cfg.jobs = jobs;
 	int64_t t0 = fv_now_ms();
 	int rc = fv_store_open(db, FV_STORE_CREATE, 0, &s);
 	if (!rc)
-		rc = writer_new(s, &cfg, &w);
+		rc = ing_writer_new(s, &cfg, &w);
 	if (!rc)
-		rc = source_add(&cfg, w, src);
+		rc = ing_source_add(&cfg, w, src);
 	if (!rc)
-		rc = writer_flush(w);
+		rc = ing_writer_flush(w);
 	int64_t dt = fv_now_ms() - t0;
 	*added = 0;
 	if (w)
-		writer_totals(w, added, &d, &r, &v);
-	writer_destroy(&w);
+		ing_writer_totals(w, added, &d, &r, &v);
+	ing_writer_destroy(&w);
 	fv_store_close(&s);
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", db);
 	if (system(cmd)) {}

@@ -16,7 +16,7 @@ static int blank(char c)
 	return c == ' ' || c == '\t' || c == '\r';
 }
 
-int list_parse(const char *buf, size_t len, const char *name, list_fn fn, void *ctx)
+int ing_list_parse(const char *buf, size_t len, const char *name, ing_list_fn fn, void *ctx)
 {
 	char line[LINE_MAX_BYTES];
 	size_t pos = 0, lineno = 0;
@@ -54,7 +54,7 @@ int list_parse(const char *buf, size_t len, const char *name, list_fn fn, void *
 	return 0;
 }
 
-void labels_free(char ***names, size_t n)
+void ing_labels_free(char ***names, size_t n)
 {
 	if (!*names)
 		return;
@@ -64,7 +64,7 @@ void labels_free(char ***names, size_t n)
 	*names = NULL;
 }
 
-int labels_read(const char *path, char ***out, size_t *n)
+int ing_labels_read(const char *path, char ***out, size_t *n)
 {
 	FILE *f = fopen(path, "r");
 	char line[1024], **v = NULL;
@@ -97,7 +97,7 @@ int labels_read(const char *path, char ***out, size_t *n)
 	}
 	fclose(f);
 	if (rc) {
-		labels_free(&v, cnt);
+		ing_labels_free(&v, cnt);
 		return rc;
 	}
 	*out = v;

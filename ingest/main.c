@@ -31,20 +31,20 @@ static void usage(FILE *f)
 
 static int run_sources(const ingest_cfg *cfg, fv_store *s, char **src, int n)
 {
-	writer *w = NULL;
+	ing_writer *w = NULL;
 	uint64_t added, dups, rej, version;
-	int rc = writer_new(s, cfg, &w);
+	int rc = ing_writer_new(s, cfg, &w);
 	for (int i = 0; i < n && !rc; i++)
-		if ((rc = source_add(cfg, w, src[i])))
+		if ((rc = ing_source_add(cfg, w, src[i])))
 			fv_err("%s", fv_err_msg(rc));
-	int frc = writer_flush(w); /* keep what validated before a failure */
+	int frc = ing_writer_flush(w); /* keep what validated before a failure */
 	if (frc)
 		fv_err("%s", fv_err_msg(frc));
-	writer_totals(w, &added, &dups, &rej, &version);
+	ing_writer_totals(w, &added, &dups, &rej, &version);
 	printf("added %llu, duplicates %llu, rejected %llu; dataset version %llu\n",
 	       (unsigned long long)added, (unsigned long long)dups, (unsigned long long)rej,
 	       (unsigned long long)version);
-	writer_destroy(&w);
+	ing_writer_destroy(&w);
 	return rc ? rc : frc;
 }
 

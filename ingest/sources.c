@@ -22,7 +22,7 @@
 
 typedef struct pool {
 	const ingest_cfg *cfg;
-	fv_item **items;
+	ing_item **items;
 	uint8_t *ready;
 	size_t n, next, consumed, window;
 	pthread_mutex_t mu;
@@ -41,7 +41,7 @@ static void *pool_worker(void *arg)
 			break;
 		size_t i = p->next++;
 		pthread_mutex_unlock(&p->mu);
-		item_prepare(p->cfg, p->items[i], &scratch);
+		ing_item_prepare(p->cfg, p->items[i], &scratch);
 		pthread_mutex_lock(&p->mu);
 		p->ready[i] = 1;
 		pthread_cond_broadcast(&p->cv_ready);
@@ -51,7 +51,7 @@ static void *pool_worker(void *arg)
 	return NULL;
 }
 
-int pool_run(const ingest_cfg *cfg, writer *w, fv_item **items, size_t n)
+int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n)
 {
 	pool p = { .cfg = cfg, .items = items, .n = n };
 	int jobs = cfg->jobs < 1 ? 1 : (int)cfg->jobs, started = 0, rc = 0;
@@ -61,7 +61,7 @@ int pool_run(const ingest_cfg *cfg, writer *w, fv_item **items, size_t n)
 	p.window = (size_t)jobs * 8; /* bounds memory: decoded-ahead items */
 	if (!(p.ready = calloc(n ? n : 1, 1))) {
 		for (size_t i = 0; i < n; i++)
-			item_free(items[i]);
+			ing_item_free(items[i]);
 		return ENOMEM;
 	}
 	pthread_mutex_init(&p.mu, NULL);
@@ -74,16 +74,16 @@ int pool_run(const ingest_cfg *cfg, writer *w, fv_item **items, size_t n)
 		p.window = n; /* no threads: prepare inline below */
 	for (size_t i = 0; i < n; i++) {
 		if (!started) {
-			item_prepare(cfg, items[i], NULL);
+			ing_item_prepare(cfg, items[i], NULL);
 		} else {
 			pthread_mutex_lock(&p.mu);
 			while (!p.ready[i])
 				pthread_cond_wait(&p.cv_ready, &p.mu);
 			pthread_mutex_unlock(&p.mu);
 		}
-		fv_item *it = items[i];
+		ing_item *it = items[i];
 		items[i] = NULL;
-		rc = writer_add(w, it);
+		rc = ing_writer_add(w, it);
 		pthread_mutex_lock(&p.mu);
 		p.consumed = i + 1;
 		if (rc) /* stop: workers finish the item in hand and exit */
@@ -96,7 +96,7 @@ int pool_run(const ingest_cfg *cfg, writer *w, fv_item **items, size_t n)
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	for (size_t i = 0; i < n; i++)
-		item_free(items[i]);
+		ing_item_free(items[i]);
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv_ready);
 	pthread_cond_destroy(&p.cv_space);
@@ -107,15 +107,15 @@ int pool_run(const ingest_cfg *cfg, writer *w, fv_item **items, size_t n)
 /* ---------------------------------------------------------------- lists */
 
 typedef struct vec {
-	fv_item **v;
+	ing_item **v;
 	size_t n, cap;
 } vec;
 
-static int vec_push(vec *v, fv_item *it)
+static int vec_push(vec *v, ing_item *it)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 256;
-		fv_item **g = realloc(v->v, cap * sizeof *g);
+		ing_item **g = realloc(v->v, cap * sizeof *g);
 		if (!g)
 			return ENOMEM;
 		v->v = g;
@@ -128,19 +128,19 @@ static int vec_push(vec *v, fv_item *it)
 static void vec_free(vec *v)
 {
 	for (size_t i = 0; i < v->n; i++)
-		item_free(v->v[i]);
+		ing_item_free(v->v[i]);
 	free(v->v);
 }
 
-fv_item *item_new_file(const char *path, const char *cls)
+ing_item *ing_item_new_file(const char *path, const char *cls)
 {
-	fv_item *it = calloc(1, sizeof *it);
+	ing_item *it = calloc(1, sizeof *it);
 	if (!it)
 		return NULL;
 	it->path = strdup(path);
 	it->cls = strdup(cls);
 	if (!it->path || !it->cls) {
-		item_free(it);
+		ing_item_free(it);
 		return NULL;
 	}
 	return it;
@@ -204,16 +204,16 @@ static int collect(const char *dir, const char *cls, vec *items, int depth)
 			rc = collect(path, cls, items, depth + 1);
 			continue;
 		}
-		fv_item *it = item_new_file(path, cls);
+		ing_item *it = ing_item_new_file(path, cls);
 		rc = it ? vec_push(items, it) : ENOMEM;
 		if (rc)
-			item_free(it);
+			ing_item_free(it);
 	}
 	names_free(names, n);
 	return rc;
 }
 
-int source_folder(const ingest_cfg *cfg, writer *w, const char *dir)
+int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir)
 {
 	char **cls = NULL, path[PATH_MAX];
 	size_t ncls = 0, nclasses = 0;
@@ -237,7 +237,7 @@ int source_folder(const ingest_cfg *cfg, writer *w, const char *dir)
 	}
 	/* sorted class names get the first indices, as torchvision's ImageFolder */
 	if (!rc)
-		rc = writer_classes(w, cls, NULL, nclasses);
+		rc = ing_writer_classes(w, cls, NULL, nclasses);
 	names_free(cls, nclasses);
 	if (rc) {
 		vec_free(&items);
@@ -245,7 +245,7 @@ int source_folder(const ingest_cfg *cfg, writer *w, const char *dir)
 	}
 	if (!items.n)
 		fv_warn("%s: no images found (expected %s/<class>/<image>)", dir, dir);
-	rc = pool_run(cfg, w, items.v, items.n);
+	rc = ing_pool_run(cfg, w, items.v, items.n);
 	free(items.v);
 	return rc;
 }
@@ -275,14 +275,14 @@ static int list_entry(void *ctx, const char *path, const char *label, size_t lin
 		snprintf(full, sizeof full, "%s", path);
 	else
 		snprintf(full, sizeof full, "%s/%s", l->base, path);
-	fv_item *it = item_new_file(full, label);
+	ing_item *it = ing_item_new_file(full, label);
 	int rc = it ? vec_push(&l->items, it) : ENOMEM;
 	if (rc)
-		item_free(it);
+		ing_item_free(it);
 	return rc;
 }
 
-int source_list(const ingest_cfg *cfg, writer *w, const char *list)
+int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list)
 {
 	list_ctx l = { .numeric = 1, .max_label = -1, .name = list };
 	uint8_t *buf = NULL;
@@ -312,32 +312,32 @@ int source_list(const ingest_cfg *cfg, writer *w, const char *list)
 	const char *slash = strrchr(list, '/');
 	snprintf(l.base, sizeof l.base, "%.*s", slash ? (int)(slash - list) : 1, slash ? list : ".");
 	if (!rc)
-		rc = list_parse((const char *)buf, len, list, list_entry, &l);
+		rc = ing_list_parse((const char *)buf, len, list, list_entry, &l);
 	free(buf);
 	if (!rc && cfg->labels)
-		rc = labels_read(cfg->labels, &names, &nnames);
+		rc = ing_labels_read(cfg->labels, &names, &nnames);
 	/* integer labels are class indices, as in Caffe: register 0..max in order */
 	if (!rc && l.numeric && l.max_label >= 0) {
 		size_t k = (size_t)l.max_label + 1 > nnames ? (size_t)l.max_label + 1 : nnames;
 		for (size_t i = 0; i < k && !rc; i++) {
 			char id[24], *ids[1] = { id }, *nm[1] = { i < nnames ? names[i] : NULL };
 			snprintf(id, sizeof id, "%zu", i);
-			rc = writer_classes(w, ids, nm, 1);
+			rc = ing_writer_classes(w, ids, nm, 1);
 		}
 	}
-	labels_free(&names, nnames);
+	ing_labels_free(&names, nnames);
 	if (rc) {
 		vec_free(&l.items);
 		return rc;
 	}
-	rc = pool_run(cfg, w, l.items.v, l.items.n);
+	rc = ing_pool_run(cfg, w, l.items.v, l.items.n);
 	free(l.items.v);
 	return rc;
 }
 
 /* ---------------------------------------------------------------- IDX */
 
-int source_idx(const ingest_cfg *cfg, writer *w, const char *images)
+int ing_source_idx(const ingest_cfg *cfg, ing_writer *w, const char *images)
 {
 	char lpath[PATH_MAX], **names = NULL;
 	size_t nnames = 0;
@@ -354,7 +354,7 @@ int source_idx(const ingest_cfg *cfg, writer *w, const char *images)
 				images, im.count, im.ndims, lpath, lb.count);
 		goto out;
 	}
-	if (cfg->labels && (rc = labels_read(cfg->labels, &names, &nnames)))
+	if (cfg->labels && (rc = ing_labels_read(cfg->labels, &names, &nnames)))
 		goto out;
 	unsigned maxl = 0;
 	for (size_t i = 0; i < lb.count; i++)
@@ -363,12 +363,12 @@ int source_idx(const ingest_cfg *cfg, writer *w, const char *images)
 	for (size_t i = 0; i < (size_t)maxl + 1 || i < nnames; i++) {
 		char id[8], *ids[1] = { id }, *nm[1] = { i < nnames ? names[i] : NULL };
 		snprintf(id, sizeof id, "%zu", i);
-		if ((rc = writer_classes(w, ids, nm, 1)))
+		if ((rc = ing_writer_classes(w, ids, nm, 1)))
 			goto out;
 	}
 	uint32_t h = im.dims[1], wd = im.dims[2];
 	for (size_t i = 0; i < im.count && !rc; i++) {
-		fv_item *it = calloc(1, sizeof *it);
+		ing_item *it = calloc(1, sizeof *it);
 		char src[PATH_MAX + 32], id[8];
 		if (!it) {
 			rc = ENOMEM;
@@ -386,21 +386,21 @@ int source_idx(const ingest_cfg *cfg, writer *w, const char *images)
 		it->channels = 1;
 		it->encoding = 0; /* raw: 784 bytes beat any JPEG of a 28x28 digit */
 		fv_image_hash((int)wd, (int)h, 1, it->data, it->hash);
-		it->split = item_split(cfg, it->hash);
+		it->split = ing_item_split(cfg, it->hash);
 		if (!it->source || !it->cls) {
-			item_free(it);
+			ing_item_free(it);
 			rc = ENOMEM;
 			break;
 		}
-		rc = writer_add(w, it);
+		rc = ing_writer_add(w, it);
 	}
 	/* items borrow im's buffer: commit them before it goes, also after a
 	 * failure (a failed flush frees them) */
-	int frc = writer_flush(w);
+	int frc = ing_writer_flush(w);
 	if (!rc)
 		rc = frc;
 out:
-	labels_free(&names, nnames);
+	ing_labels_free(&names, nnames);
 	fv_idx_free(&im);
 	fv_idx_free(&lb);
 	return rc;
@@ -408,16 +408,16 @@ out:
 
 /* ---------------------------------------------------------------- dispatch */
 
-int source_add(const ingest_cfg *cfg, writer *w, const char *src)
+int ing_source_add(const ingest_cfg *cfg, ing_writer *w, const char *src)
 {
 	struct stat st;
 	if (stat(src, &st))
 		return fv_err_set(errno, "%s: %s", src, strerror(errno));
 	if (S_ISDIR(st.st_mode))
-		return source_folder(cfg, w, src);
+		return ing_source_folder(cfg, w, src);
 	const char *base = strrchr(src, '/');
 	base = base ? base + 1 : src;
 	if (strstr(base, "-idx3-"))
-		return source_idx(cfg, w, src);
-	return source_list(cfg, w, src);
+		return ing_source_idx(cfg, w, src);
+	return ing_source_list(cfg, w, src);
 }

@@ -31,7 +31,7 @@
 typedef struct watch {
 	const ingest_cfg *cfg;
 	fv_store *s;
-	writer *w;
+	ing_writer *w;
 	int ifd, inbox_wd;
 	char **wd_cls; /* class name per watch descriptor */
 	int nwd;
@@ -60,7 +60,7 @@ static int move_to(const watch *x, const char *path, const char *dir, char *dest
 	return 0;
 }
 
-static void on_done(void *ctx, fv_item *it, int stored, uint64_t version)
+static void on_done(void *ctx, ing_item *it, int stored, uint64_t version)
 {
 	watch *x = ctx;
 	char dest[PATH_MAX + 64];
@@ -88,7 +88,7 @@ static void publish(watch *x)
 	if (!x->pub || fv_store_meta_get(x->s, &m) || m.version == x->published)
 		return;
 	uint64_t added, dups, rej, v;
-	writer_totals(x->w, &added, &dups, &rej, &v);
+	ing_writer_totals(x->w, &added, &dups, &rej, &v);
 	Fovea__DatasetUpdated du = FOVEA__DATASET_UPDATED__INIT;
 	du.db = (char *)fv_store_dir(x->s);
 	du.version = m.version;
@@ -106,7 +106,7 @@ static void publish(watch *x)
 
 static int flush(watch *x)
 {
-	int rc = writer_flush(x->w);
+	int rc = ing_writer_flush(x->w);
 	x->last_flush = fv_now_ms();
 	if (rc) {
 		fv_err("%s", fv_err_msg(rc));
@@ -114,7 +114,7 @@ static int flush(watch *x)
 	}
 	publish(x);
 	uint64_t a, d, r, v;
-	writer_totals(x->w, &a, &d, &r, &v);
+	ing_writer_totals(x->w, &a, &d, &r, &v);
 	fv_sd_status("version %llu: added %llu, duplicates %llu, rejected %llu",
 		     (unsigned long long)v, (unsigned long long)a, (unsigned long long)d,
 		     (unsigned long long)r);
@@ -134,24 +134,24 @@ static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
 		snprintf(path, sizeof path, "%s/%s/%s", x->cfg->watch, cls, name);
 	else
 		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, name);
-	fv_item *it = item_new_file(path, cls ? cls : "");
+	ing_item *it = ing_item_new_file(path, cls ? cls : "");
 	if (!it)
 		return ENOMEM;
 	if (!cls)
-		item_reject(it, "%s: not in a class folder (INBOX/<class>/<image>)", path);
+		ing_item_reject(it, "%s: not in a class folder (INBOX/<class>/<image>)", path);
 	else
-		item_prepare(x->cfg, it, &x->scratch);
+		ing_item_prepare(x->cfg, it, &x->scratch);
 	if (it->reason && strstr(it->reason, "cannot read: No such file")) {
-		item_free(it); /* seen twice (scan and event) and already moved */
+		ing_item_free(it); /* seen twice (scan and event) and already moved */
 		return 0;
 	}
 	if (it->reason && scanned && cls && !stat(path, &st) && time(NULL) - st.st_mtime < 3) {
 		fv_debug("%s: still being written? waiting for its close", path);
-		item_free(it);
+		ing_item_free(it);
 		x->rescan_at = fv_now_ms() + 4000; /* and look again, in case none comes */
 		return 0;
 	}
-	return writer_add(x->w, it);
+	return ing_writer_add(x->w, it);
 }
 
 /* Watch INBOX/cls, then take what is already there (files that landed
@@ -270,9 +270,9 @@ static int setup(watch *x)
 		if (zmq_bind(x->pub, x->cfg->pub))
 			return fv_err_set(FV_E_ZMQ, "bind %s: %s", x->cfg->pub, zmq_strerror(zmq_errno()));
 	}
-	if ((rc = writer_new(x->s, x->cfg, &x->w)))
+	if ((rc = ing_writer_new(x->s, x->cfg, &x->w)))
 		return rc;
-	writer_on_done(x->w, on_done, x);
+	ing_writer_on_done(x->w, on_done, x);
 	fv_store_meta m;
 	if (!fv_store_meta_get(x->s, &m))
 		x->published = m.version;
@@ -301,7 +301,7 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 		}
 		if (n > 0 && (rc = on_events(&x)))
 			break;
-		if (writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
+		if (ing_writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
 		    (rc = flush(&x)))
 			break;
 		if (x.rescan_at && fv_now_ms() >= x.rescan_at) {
@@ -319,7 +319,7 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 out:
 	if (rc)
 		fv_err("%s", fv_err_msg(rc));
-	writer_destroy(&x.w);
+	ing_writer_destroy(&x.w);
 	fv_image_free(&x.scratch);
 	for (int i = 0; i < x.nwd; i++)
 		free(x.wd_cls[i]);

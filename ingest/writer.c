@@ -1,4 +1,4 @@
-/* writer.c — from input to stored record: item_prepare validates one input
+/* writer.c — from input to stored record: ing_item_prepare validates one input
  * (thread-safe, runs on the pool's threads), the writer gathers prepared
  * items and commits them in batches on the one writer thread. */
 #include "ingest.h"
@@ -24,7 +24,7 @@
  * that fsyncs stay rare. */
 #define BATCH_MAX_BYTES ((size_t)2 << 20)
 
-/* Free stored bytes by how they were obtained (fv_item.data_owned). */
+/* Free stored bytes by how they were obtained (ing_item.data_owned). */
 static void release(uint8_t *data, size_t len, int how)
 {
 	if (how == DATA_MALLOC)
@@ -33,7 +33,7 @@ static void release(uint8_t *data, size_t len, int how)
 		munmap(data, len);
 }
 
-void item_free(fv_item *it)
+void ing_item_free(ing_item *it)
 {
 	if (!it)
 		return;
@@ -45,7 +45,7 @@ void item_free(fv_item *it)
 	free(it);
 }
 
-fv_item *item_reject(fv_item *it, const char *fmt, ...)
+ing_item *ing_item_reject(ing_item *it, const char *fmt, ...)
 {
 	va_list ap;
 	char buf[1024];
@@ -63,7 +63,7 @@ fv_item *item_reject(fv_item *it, const char *fmt, ...)
 	return it;
 }
 
-uint32_t item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN])
+uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN])
 {
 	uint64_t h = 0;
 	for (int i = 0; i < 8; i++)
@@ -132,7 +132,7 @@ out:
 
 /* The stored form: the file untouched when it is a JPEG that needs no
  * resize, else (resized) pixels as raw or re-encoded JPEG. Takes buf. */
-static int encode(const ingest_cfg *cfg, fv_item *it, uint8_t *buf, size_t len, int how,
+static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len, int how,
 		  fv_image *im)
 {
 	int w, h, rc = 0, jpeg_in = fv_image_sniff(buf, len) == FV_IMG_JPEG;
@@ -167,43 +167,43 @@ static int encode(const ingest_cfg *cfg, fv_item *it, uint8_t *buf, size_t len, 
 	return rc;
 }
 
-void item_prepare(const ingest_cfg *cfg, fv_item *it, fv_image *scratch)
+void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, fv_image *scratch)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	fv_image own = { 0 }, *im = scratch ? scratch : &own;
 	int how = DATA_MALLOC, rc = read_file(it->path, 0, &buf, &len, &how);
 	if (rc) {
-		item_reject(it, "%s: cannot read: %s", it->path, strerror(rc));
+		ing_item_reject(it, "%s: cannot read: %s", it->path, strerror(rc));
 		return;
 	}
 	if (!len) {
 		release(buf, len, how);
-		item_reject(it, "%s: empty file", it->path);
+		ing_item_reject(it, "%s: empty file", it->path);
 		return;
 	}
 	rc = fv_image_decode_into(buf, len, (uint64_t)cfg->max_mpixels * 1000000, im);
 	if (rc) {
 		release(buf, len, how);
-		item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
+		ing_item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
 	} else {
 		fv_image_hash(im->width, im->height, im->channels, im->pixels, it->hash);
-		it->split = item_split(cfg, it->hash);
+		it->split = ing_item_split(cfg, it->hash);
 		if ((rc = encode(cfg, it, buf, len, how, im)))
-			item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
+			ing_item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
 	}
 	fv_image_free(&own);
 }
 
-/* ---------------------------------------------------------------- writer */
+/* ---------------------------------------------------------------- ing_writer */
 
 /* One batch on its way into the store. The writer hands a full batch to a
  * commit thread and goes on gathering the next one, so the fsync of batch k
  * overlaps the decoding of batch k+1; at most one commit is in flight (LMDB
  * has one writer anyway), which keeps records in input order. */
 typedef struct job {
-	writer *w;
-	fv_item **items;
+	ing_writer *w;
+	ing_item **items;
 	size_t n;
 	char **ids, **names;
 	size_t ncls;
@@ -212,14 +212,14 @@ typedef struct job {
 	uint64_t added, dups, version;
 } job;
 
-struct writer {
+struct ing_writer {
 	fv_store *s;
 	const ingest_cfg *cfg;
-	fv_item **items;
+	ing_item **items;
 	size_t n, cap, bytes, nrej;
 	char **cls_ids, **cls_names;
 	size_t ncls;
-	writer_done_fn done;
+	ing_writer_done_fn done;
 	void *done_ctx;
 	uint64_t added, dups, rejected, version;
 	pthread_t th;
@@ -227,9 +227,9 @@ struct writer {
 	job job;
 };
 
-int writer_new(fv_store *s, const ingest_cfg *cfg, writer **out)
+int ing_writer_new(fv_store *s, const ingest_cfg *cfg, ing_writer **out)
 {
-	writer *w = calloc(1, sizeof *w);
+	ing_writer *w = calloc(1, sizeof *w);
 	*out = w;
 	if (!w)
 		return ENOMEM;
@@ -251,7 +251,7 @@ static void names_free(char **v, size_t n)
 static void job_free(job *j)
 {
 	for (size_t i = 0; i < j->n; i++)
-		item_free(j->items[i]);
+		ing_item_free(j->items[i]);
 	free(j->items);
 	names_free(j->ids, j->ncls);
 	names_free(j->names, j->ncls);
@@ -261,7 +261,7 @@ static void job_free(job *j)
 /* Commit j, then tell the caller about every item; frees j's contents. */
 static int job_run(job *j)
 {
-	writer *w = j->w;
+	ing_writer *w = j->w;
 	fv_store_batch b = { 0 };
 	fv_store_put *puts = j->n ? calloc(j->n, sizeof *puts) : NULL;
 	size_t np = 0;
@@ -270,7 +270,7 @@ static int job_run(job *j)
 		goto out;
 	}
 	for (size_t i = 0; i < j->n; i++) {
-		fv_item *it = j->items[i];
+		ing_item *it = j->items[i];
 		if (it->reason)
 			continue;
 		fv_store_put *p = &puts[np++];
@@ -298,7 +298,7 @@ static int job_run(job *j)
 	j->dups = b.duplicates;
 	j->version = b.version;
 	for (size_t i = 0, k = 0; i < j->n; i++) {
-		fv_item *it = j->items[i];
+		ing_item *it = j->items[i];
 		int stored = !it->reason;
 		if (stored && puts[k++].duplicate)
 			fv_debug("duplicate %s", it->source ? it->source : it->path);
@@ -324,7 +324,7 @@ static void *job_thread(void *arg)
 	return NULL;
 }
 
-static int job_account(writer *w, const job *j)
+static int job_account(ing_writer *w, const job *j)
 {
 	if (j->rc)
 		return j->rc;
@@ -335,7 +335,7 @@ static int job_account(writer *w, const job *j)
 	return 0;
 }
 
-static int wait_inflight(writer *w)
+static int wait_inflight(ing_writer *w)
 {
 	if (!w->inflight)
 		return 0;
@@ -345,7 +345,7 @@ static int wait_inflight(writer *w)
 }
 
 /* Move what is pending into j. */
-static void take_pending(writer *w, job *j)
+static void take_pending(ing_writer *w, job *j)
 {
 	memset(j, 0, sizeof *j);
 	j->w = w;
@@ -360,9 +360,9 @@ static void take_pending(writer *w, job *j)
 	w->n = w->cap = w->bytes = w->nrej = w->ncls = 0;
 }
 
-void writer_destroy(writer **wp)
+void ing_writer_destroy(ing_writer **wp)
 {
-	writer *w = *wp;
+	ing_writer *w = *wp;
 	if (!w)
 		return;
 	wait_inflight(w);
@@ -373,18 +373,18 @@ void writer_destroy(writer **wp)
 	*wp = NULL;
 }
 
-void writer_on_done(writer *w, writer_done_fn fn, void *ctx)
+void ing_writer_on_done(ing_writer *w, ing_writer_done_fn fn, void *ctx)
 {
 	w->done = fn;
 	w->done_ctx = ctx;
 }
 
-size_t writer_pending(const writer *w)
+size_t ing_writer_pending(const ing_writer *w)
 {
 	return w->n + (size_t)w->inflight;
 }
 
-void writer_totals(const writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
+void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
 		   uint64_t *version)
 {
 	*added = w->added;
@@ -393,7 +393,7 @@ void writer_totals(const writer *w, uint64_t *added, uint64_t *dups, uint64_t *r
 	*version = w->version;
 }
 
-int writer_classes(writer *w, char **ids, char **names, size_t n)
+int ing_writer_classes(ing_writer *w, char **ids, char **names, size_t n)
 {
 	char **gi = realloc(w->cls_ids, (w->ncls + n) * sizeof *gi);
 	if (gi)
@@ -411,7 +411,7 @@ int writer_classes(writer *w, char **ids, char **names, size_t n)
 	return 0;
 }
 
-int writer_flush(writer *w)
+int ing_writer_flush(ing_writer *w)
 {
 	int rc = wait_inflight(w);
 	if (rc || (!w->n && !w->ncls))
@@ -422,14 +422,14 @@ int writer_flush(writer *w)
 	return job_account(w, &j);
 }
 
-int writer_add(writer *w, fv_item *it)
+int ing_writer_add(ing_writer *w, ing_item *it)
 {
 	int rc;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 256;
-		fv_item **g = realloc(w->items, cap * sizeof *g);
+		ing_item **g = realloc(w->items, cap * sizeof *g);
 		if (!g) {
-			item_free(it);
+			ing_item_free(it);
 			return ENOMEM;
 		}
 		w->items = g;

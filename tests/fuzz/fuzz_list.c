@@ -18,6 +18,6 @@ static int entry(void *ctx, const char *path, const char *label, size_t line)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	size_t n = 0;
-	list_parse((const char *)data, size, "fuzz", entry, &n);
+	ing_list_parse((const char *)data, size, "fuzz", entry, &n);
 	return 0;
 }
