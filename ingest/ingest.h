@@ -1,0 +1,110 @@
+/* ingest.h — the parts of fovea-ingest and how they meet: the configuration,
+ * one input (an item) as it moves from a source through validation to the
+ * writer, the writer that commits items in batches, and the entry points of
+ * the batch run, the watch daemon and stats. */
+#ifndef FV_INGEST_H
+#define FV_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fv_config.h"
+#include "fv_store.h"
+
+enum { ENC_OPT_JPEG = 0, ENC_OPT_RAW = 1 }; /* --encoding choices order */
+enum { DATA_BORROWED = 0, DATA_MALLOC = 1, DATA_MAPPED = 2 };
+
+typedef struct ingest_cfg {
+	char *db;
+	int split;           /* fovea.Split */
+	double val_fraction; /* hold out this share to val, by content hash */
+	long resize;         /* shorter side; 0 keeps */
+	long quality;
+	int encoding;        /* ENC_OPT_* */
+	long jobs;
+	long max_mpixels;
+	char *labels;        /* class names, one per line (IDX, list files) */
+	char *watch;         /* inbox directory: daemon mode */
+	char *pub;           /* ZMQ PUB endpoint for DatasetUpdated */
+	long batch;          /* records per commit */
+	long batch_ms;       /* watch: commit at least this often */
+	long map_mb;         /* initial map size of a new dataset */
+	int nosync;
+	int json;            /* stats */
+	int log_level;       /* index into error|warn|info|debug */
+} ingest_cfg;
+
+extern const fv_cfg_opt ingest_options[];
+
+/* One input. A source fills path/source/cls (or the raw fields for IDX);
+ * ing_item_prepare fills the rest or sets `reason`. */
+typedef struct ing_item {
+	char *path;          /* file to read (NULL for in-memory IDX items) */
+	char *source;        /* what Record.source says */
+	char *cls;           /* class id */
+	const char *cls_name;/* borrowed; NULL = id */
+	char *reason;        /* set: rejected, and why (one line) */
+	uint32_t split, encoding, width, height, channels;
+	uint8_t hash[FV_HASH_LEN];
+	uint8_t *data;       /* what gets stored */
+	size_t len;
+	int data_owned;      /* DATA_*: how data is freed with the item */
+} ing_item;
+
+/* A file input of class cls (both copied); NULL on ENOMEM. */
+ing_item *ing_item_new_file(const char *path, const char *cls);
+void ing_item_free(ing_item *it);
+/* Read, fully decode, hash, then resize/encode path's image per cfg. Never
+ * fails: a bad input gets it->reason. Thread-safe; scratch (may be NULL) is
+ * the calling thread's decode buffer, reused from item to item. */
+struct fv_image;
+void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, struct fv_image *scratch);
+/* Hash-derived split: val for a val_fraction share of contents, else cfg's. */
+uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN]);
+/* Set it->reason from a printf format; returns it. */
+ing_item *ing_item_reject(ing_item *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The writer: gathers items, commits a batch every cfg->batch records (or
+ * when flushed), prints one line per reject, and keeps the run's totals. */
+typedef struct ing_writer ing_writer;
+typedef void (*ing_writer_done_fn)(void *ctx, ing_item *it, int stored, uint64_t version);
+int ing_writer_new(fv_store *s, const ingest_cfg *cfg, ing_writer **out);
+void ing_writer_destroy(ing_writer **w);
+/* Classes to register (in this order) with the next commit. */
+int ing_writer_classes(ing_writer *w, char **ids, char **names, size_t n);
+/* Take ownership of it (also on failure); may commit. */
+int ing_writer_add(ing_writer *w, ing_item *it);
+int ing_writer_flush(ing_writer *w);
+/* Called for every item after its batch commits (stored: 0 = rejected). */
+void ing_writer_on_done(ing_writer *w, ing_writer_done_fn fn, void *ctx);
+/* Items waiting, plus one if a commit is in flight: flush if non-zero. */
+size_t ing_writer_pending(const ing_writer *w);
+void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
+		   uint64_t *version);
+
+/* Sources. Each adds its items to the writer (files through a pool of
+ * cfg->jobs threads, delivered in order). */
+int ing_source_add(const ingest_cfg *cfg, ing_writer *w, const char *src);
+int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir);
+int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list);
+int ing_source_idx(const ingest_cfg *cfg, ing_writer *w, const char *images);
+/* Validate items[0..n) on cfg->jobs threads and hand them to the writer in
+ * order. Takes ownership of every item. */
+int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n);
+
+/* List files: "<path> <label>" per line (label after the last blank);
+ * blank lines and '#' comments skipped. Calls fn per entry with path and
+ * label NUL-terminated in a scratch copy; returns FV_E_FORMAT naming the
+ * line for a line without a label. */
+typedef int (*ing_list_fn)(void *ctx, const char *path, const char *label, size_t line);
+int ing_list_parse(const char *buf, size_t len, const char *name, ing_list_fn fn, void *ctx);
+/* Read a --labels file: one name per line. *names owned by the caller. */
+int ing_labels_read(const char *path, char ***names, size_t *n);
+void ing_labels_free(char ***names, size_t n);
+
+int ingest_stats(int argc, char **argv);
+int ingest_events(int argc, char **argv);
+int ingest_watch(const ingest_cfg *cfg, fv_store *s);
+
+#endif

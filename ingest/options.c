@@ -1,0 +1,34 @@
+/* options.c — fovea-ingest's option table (fv_config): the command line,
+ * config files and --help all come from here. Shared with the benchmark. */
+#include <stddef.h>
+
+#include "ingest.h"
+
+#define O(f) offsetof(ingest_cfg, f)
+const fv_cfg_opt ingest_options[] = {
+	{ "db", FV_CFG_STR, O(db), NULL, 1, 0, NULL, "dataset directory (created if missing)" },
+	{ "split", FV_CFG_ENUM, O(split), "train", 1, 0, "train|val|test", "split the records go to" },
+	{ "val-fraction", FV_CFG_DOUBLE, O(val_fraction), "0", 0, 1, NULL,
+	  "hold this share out to val, chosen by content hash (deterministic)" },
+	{ "resize", FV_CFG_INT, O(resize), "0", 0, 65535, NULL,
+	  "resize the shorter side to N (never upscales); 0 keeps the size" },
+	{ "quality", FV_CFG_INT, O(quality), "90", 1, 100, NULL, "JPEG quality when re-encoding" },
+	{ "encoding", FV_CFG_ENUM, O(encoding), "jpeg", 1, 0, "jpeg|raw",
+	  "how folder/list images are stored (IDX is always raw)" },
+	{ "jobs", FV_CFG_INT, O(jobs), "2", 1, 256, NULL, "decode/validate threads (one writer)" },
+	{ "max-mpixels", FV_CFG_INT, O(max_mpixels), "100", 1, 100000, NULL,
+	  "refuse images over this many megapixels (checked from the header)" },
+	{ "labels", FV_CFG_STR, O(labels), NULL, 1, 0, NULL, "class names, one per line, in index order" },
+	{ "watch", FV_CFG_STR, O(watch), NULL, 1, 0, NULL, "inbox to watch: INBOX/<class>/<image>" },
+	{ "pub", FV_CFG_STR, O(pub), NULL, 1, 0, NULL, "ZMQ PUB endpoint for DatasetUpdated (watch)" },
+	{ "batch", FV_CFG_INT, O(batch), "1000", 1, 1000000, NULL, "records per commit" },
+	{ "batch-ms", FV_CFG_INT, O(batch_ms), "500", 1, 3600000, NULL,
+	  "watch: commit waiting files at least this often" },
+	{ "map-mb", FV_CFG_INT, O(map_mb), "256", 1, 1 << 24, NULL,
+	  "initial map size of a new dataset (it grows by itself)" },
+	{ "nosync", FV_CFG_BOOL, O(nosync), "false", 1, 0, NULL,
+	  "skip fsync per commit (faster; a crash may lose the last commits)" },
+	{ "log-level", FV_CFG_ENUM, O(log_level), "info", 1, 0, "error|warn|info|debug",
+	  "what goes to stderr" },
+	FV_CFG_END
+};

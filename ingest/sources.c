@@ -1,0 +1,423 @@
+/* sources.c — where inputs come from: an ImageFolder tree (SOURCE/<class>/
+ * <file>), a Caffe-style list file ("<path> <label>", paths relative to the
+ * list), or an IDX images file with its labels beside it; plus the pool
+ * that validates files on cfg->jobs threads and feeds the writer in input
+ * order (so keys are the same whatever the thread count). */
+#include "ingest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fv_error.h"
+#include "fv_idx.h"
+#include "fv_image.h"
+#include "fv_log.h"
+
+/* ---------------------------------------------------------------- pool */
+
+typedef struct pool {
+	const ingest_cfg *cfg;
+	ing_item **items;
+	uint8_t *ready;
+	size_t n, next, consumed, window;
+	pthread_mutex_t mu;
+	pthread_cond_t cv_ready, cv_space;
+} pool;
+
+static void *pool_worker(void *arg)
+{
+	pool *p = arg;
+	fv_image scratch = { 0 };
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->next < p->n && p->next >= p->consumed + p->window)
+			pthread_cond_wait(&p->cv_space, &p->mu);
+		if (p->next >= p->n)
+			break;
+		size_t i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		ing_item_prepare(p->cfg, p->items[i], &scratch);
+		pthread_mutex_lock(&p->mu);
+		p->ready[i] = 1;
+		pthread_cond_broadcast(&p->cv_ready);
+	}
+	pthread_mutex_unlock(&p->mu);
+	fv_image_free(&scratch);
+	return NULL;
+}
+
+int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n)
+{
+	pool p = { .cfg = cfg, .items = items, .n = n };
+	int jobs = cfg->jobs < 1 ? 1 : (int)cfg->jobs, started = 0, rc = 0;
+	pthread_t th[256];
+	if (jobs > 256)
+		jobs = 256;
+	p.window = (size_t)jobs * 8; /* bounds memory: decoded-ahead items */
+	if (!(p.ready = calloc(n ? n : 1, 1))) {
+		for (size_t i = 0; i < n; i++)
+			ing_item_free(items[i]);
+		return ENOMEM;
+	}
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv_ready, NULL);
+	pthread_cond_init(&p.cv_space, NULL);
+	for (; started < jobs; started++)
+		if (pthread_create(&th[started], NULL, pool_worker, &p))
+			break;
+	if (!started)
+		p.window = n; /* no threads: prepare inline below */
+	for (size_t i = 0; i < n; i++) {
+		if (!started) {
+			ing_item_prepare(cfg, items[i], NULL);
+		} else {
+			pthread_mutex_lock(&p.mu);
+			while (!p.ready[i])
+				pthread_cond_wait(&p.cv_ready, &p.mu);
+			pthread_mutex_unlock(&p.mu);
+		}
+		ing_item *it = items[i];
+		items[i] = NULL;
+		rc = ing_writer_add(w, it);
+		pthread_mutex_lock(&p.mu);
+		p.consumed = i + 1;
+		if (rc) /* stop: workers finish the item in hand and exit */
+			p.next = p.n;
+		pthread_cond_broadcast(&p.cv_space);
+		pthread_mutex_unlock(&p.mu);
+		if (rc)
+			break;
+	}
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	for (size_t i = 0; i < n; i++)
+		ing_item_free(items[i]);
+	pthread_mutex_destroy(&p.mu);
+	pthread_cond_destroy(&p.cv_ready);
+	pthread_cond_destroy(&p.cv_space);
+	free(p.ready);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- lists */
+
+typedef struct vec {
+	ing_item **v;
+	size_t n, cap;
+} vec;
+
+static int vec_push(vec *v, ing_item *it)
+{
+	if (v->n == v->cap) {
+		size_t cap = v->cap ? v->cap * 2 : 256;
+		ing_item **g = realloc(v->v, cap * sizeof *g);
+		if (!g)
+			return ENOMEM;
+		v->v = g;
+		v->cap = cap;
+	}
+	v->v[v->n++] = it;
+	return 0;
+}
+
+static void vec_free(vec *v)
+{
+	for (size_t i = 0; i < v->n; i++)
+		ing_item_free(v->v[i]);
+	free(v->v);
+}
+
+ing_item *ing_item_new_file(const char *path, const char *cls)
+{
+	ing_item *it = calloc(1, sizeof *it);
+	if (!it)
+		return NULL;
+	it->path = strdup(path);
+	it->cls = strdup(cls);
+	if (!it->path || !it->cls) {
+		ing_item_free(it);
+		return NULL;
+	}
+	return it;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names in dir (no dot files); *out owned by the caller. */
+static int list_dir(const char *dir, char ***out, size_t *n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **v = NULL;
+	size_t cnt = 0, cap = 0;
+	if (!d)
+		return fv_err_set(errno, "%s: %s", dir, strerror(errno));
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **g = realloc(v, cap * sizeof *g);
+			if (!g)
+				break;
+			v = g;
+		}
+		if (!(v[cnt] = strdup(e->d_name)))
+			break;
+		cnt++;
+	}
+	closedir(d);
+	if (cnt)
+		qsort(v, cnt, sizeof *v, cmp_str);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static void names_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Every file under dir (sorted, subfolders included, dot files skipped) as
+ * an item of class cls. */
+static int collect(const char *dir, const char *cls, vec *items, int depth)
+{
+	char **names = NULL, path[PATH_MAX];
+	size_t n = 0;
+	struct stat st;
+	int rc = depth > 16 ? fv_err_set(FV_E_TOOBIG, "%s: folders nested too deep", dir)
+			    : list_dir(dir, &names, &n);
+	for (size_t i = 0; i < n && !rc; i++) {
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
+			rc = collect(path, cls, items, depth + 1);
+			continue;
+		}
+		ing_item *it = ing_item_new_file(path, cls);
+		rc = it ? vec_push(items, it) : ENOMEM;
+		if (rc)
+			ing_item_free(it);
+	}
+	names_free(names, n);
+	return rc;
+}
+
+int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir)
+{
+	char **cls = NULL, path[PATH_MAX];
+	size_t ncls = 0, nclasses = 0;
+	vec items = { 0 };
+	struct stat st;
+	int rc = list_dir(dir, &cls, &ncls);
+	if (rc)
+		return rc;
+	for (size_t c = 0; c < ncls && !rc; c++) {
+		snprintf(path, sizeof path, "%s/%s", dir, cls[c]);
+		if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
+			fv_warn("%s: not a class folder, skipped", path);
+			free(cls[c]);
+			cls[c] = NULL;
+			continue;
+		}
+		char *name = cls[c]; /* keep only folders, in sorted order */
+		cls[c] = NULL;
+		cls[nclasses++] = name;
+		rc = collect(path, name, &items, 0);
+	}
+	/* sorted class names get the first indices, as torchvision's ImageFolder */
+	if (!rc)
+		rc = ing_writer_classes(w, cls, NULL, nclasses);
+	names_free(cls, nclasses);
+	if (rc) {
+		vec_free(&items);
+		return rc;
+	}
+	if (!items.n)
+		fv_warn("%s: no images found (expected %s/<class>/<image>)", dir, dir);
+	rc = ing_pool_run(cfg, w, items.v, items.n);
+	free(items.v);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- list file */
+
+typedef struct list_ctx {
+	vec items;
+	char base[PATH_MAX];
+	const char *name;
+	int numeric;
+	long max_label;
+} list_ctx;
+
+static int list_entry(void *ctx, const char *path, const char *label, size_t line)
+{
+	list_ctx *l = ctx;
+	char full[PATH_MAX * 2];
+	char *end;
+	long v = strtol(label, &end, 10);
+	(void)line;
+	if (*end || v < 0 || v > 1000000 || end == label)
+		l->numeric = 0;
+	else if (v > l->max_label)
+		l->max_label = v;
+	if (path[0] == '/')
+		snprintf(full, sizeof full, "%s", path);
+	else
+		snprintf(full, sizeof full, "%s/%s", l->base, path);
+	ing_item *it = ing_item_new_file(full, label);
+	int rc = it ? vec_push(&l->items, it) : ENOMEM;
+	if (rc)
+		ing_item_free(it);
+	return rc;
+}
+
+int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list)
+{
+	list_ctx l = { .numeric = 1, .max_label = -1, .name = list };
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	char **names = NULL;
+	size_t nnames = 0;
+	FILE *f = fopen(list, "rb");
+	int rc = 0;
+	if (!f)
+		return fv_err_set(errno, "%s: %s", list, strerror(errno));
+	for (size_t cap = 0;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 65536;
+			uint8_t *g = realloc(buf, cap);
+			if (!g) {
+				rc = ENOMEM;
+				break;
+			}
+			buf = g;
+		}
+		size_t r = fread(buf + len, 1, cap - len, f);
+		len += r;
+		if (!r)
+			break;
+	}
+	fclose(f);
+	const char *slash = strrchr(list, '/');
+	snprintf(l.base, sizeof l.base, "%.*s", slash ? (int)(slash - list) : 1, slash ? list : ".");
+	if (!rc)
+		rc = ing_list_parse((const char *)buf, len, list, list_entry, &l);
+	free(buf);
+	if (!rc && cfg->labels)
+		rc = ing_labels_read(cfg->labels, &names, &nnames);
+	/* integer labels are class indices, as in Caffe: register 0..max in order */
+	if (!rc && l.numeric && l.max_label >= 0) {
+		size_t k = (size_t)l.max_label + 1 > nnames ? (size_t)l.max_label + 1 : nnames;
+		for (size_t i = 0; i < k && !rc; i++) {
+			char id[24], *ids[1] = { id }, *nm[1] = { i < nnames ? names[i] : NULL };
+			snprintf(id, sizeof id, "%zu", i);
+			rc = ing_writer_classes(w, ids, nm, 1);
+		}
+	}
+	ing_labels_free(&names, nnames);
+	if (rc) {
+		vec_free(&l.items);
+		return rc;
+	}
+	rc = ing_pool_run(cfg, w, l.items.v, l.items.n);
+	free(l.items.v);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- IDX */
+
+int ing_source_idx(const ingest_cfg *cfg, ing_writer *w, const char *images)
+{
+	char lpath[PATH_MAX], **names = NULL;
+	size_t nnames = 0;
+	fv_idx im = { 0 }, lb = { 0 };
+	const char *base = strrchr(images, '/');
+	int rc;
+	base = base ? base + 1 : images;
+	if ((rc = fv_idx_labels_path(images, lpath, sizeof lpath)))
+		return rc;
+	if ((rc = fv_idx_open(images, 0, &im)) || (rc = fv_idx_open(lpath, 0, &lb)))
+		goto out;
+	if (im.ndims != 3 || lb.ndims != 1 || lb.count != im.count) {
+		rc = fv_err_set(FV_E_MISMATCH, "%s: %zu images (%d dims) but %s has %zu labels",
+				images, im.count, im.ndims, lpath, lb.count);
+		goto out;
+	}
+	if (cfg->labels && (rc = ing_labels_read(cfg->labels, &names, &nnames)))
+		goto out;
+	unsigned maxl = 0;
+	for (size_t i = 0; i < lb.count; i++)
+		maxl = lb.data[i] > maxl ? lb.data[i] : maxl;
+	/* label k is class "k", so indices equal the file's labels */
+	for (size_t i = 0; i < (size_t)maxl + 1 || i < nnames; i++) {
+		char id[8], *ids[1] = { id }, *nm[1] = { i < nnames ? names[i] : NULL };
+		snprintf(id, sizeof id, "%zu", i);
+		if ((rc = ing_writer_classes(w, ids, nm, 1)))
+			goto out;
+	}
+	uint32_t h = im.dims[1], wd = im.dims[2];
+	for (size_t i = 0; i < im.count && !rc; i++) {
+		ing_item *it = calloc(1, sizeof *it);
+		char src[PATH_MAX + 32], id[8];
+		if (!it) {
+			rc = ENOMEM;
+			break;
+		}
+		snprintf(src, sizeof src, "%s#%zu", base, i);
+		snprintf(id, sizeof id, "%u", lb.data[i]);
+		it->source = strdup(src);
+		it->cls = strdup(id);
+		it->cls_name = lb.data[i] < nnames ? names[lb.data[i]] : NULL;
+		it->data = (uint8_t *)im.data + i * im.item_size; /* borrowed until the flush */
+		it->len = im.item_size;
+		it->width = wd;
+		it->height = h;
+		it->channels = 1;
+		it->encoding = 0; /* raw: 784 bytes beat any JPEG of a 28x28 digit */
+		fv_image_hash((int)wd, (int)h, 1, it->data, it->hash);
+		it->split = ing_item_split(cfg, it->hash);
+		if (!it->source || !it->cls) {
+			ing_item_free(it);
+			rc = ENOMEM;
+			break;
+		}
+		rc = ing_writer_add(w, it);
+	}
+	/* items borrow im's buffer: commit them before it goes, also after a
+	 * failure (a failed flush frees them) */
+	int frc = ing_writer_flush(w);
+	if (!rc)
+		rc = frc;
+out:
+	ing_labels_free(&names, nnames);
+	fv_idx_free(&im);
+	fv_idx_free(&lb);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+int ing_source_add(const ingest_cfg *cfg, ing_writer *w, const char *src)
+{
+	struct stat st;
+	if (stat(src, &st))
+		return fv_err_set(errno, "%s: %s", src, strerror(errno));
+	if (S_ISDIR(st.st_mode))
+		return ing_source_folder(cfg, w, src);
+	const char *base = strrchr(src, '/');
+	base = base ? base + 1 : src;
+	if (strstr(base, "-idx3-"))
+		return ing_source_idx(cfg, w, src);
+	return ing_source_list(cfg, w, src);
+}

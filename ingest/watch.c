@@ -1,0 +1,334 @@
+/* watch.c — `fovea ingest --watch INBOX`: the inbox daemon. Images dropped
+ * into INBOX/<class>/ are ingested once fully written (IN_CLOSE_WRITE or
+ * IN_MOVED_TO), committed in batches (by size, or every batch-ms), and only
+ * then moved to INBOX/.done/ — or to INBOX/.rejected/ beside a NAME.reason
+ * file. A crash before the commit leaves the file in the inbox, so it is
+ * ingested on the next start; a crash after it finds a duplicate. Each
+ * commit publishes DatasetUpdated on the PUB socket (a hint: subscribers
+ * catch up from the dataset's meta). */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "fv_daemon.h"
+#include "fv_error.h"
+#include "fv_image.h"
+#include "fv_log.h"
+#include "fv_msg.h"
+#include "ingest.h"
+
+#define TICK_MS 100
+#define MAX_WATCHES 65536
+
+typedef struct watch {
+	const ingest_cfg *cfg;
+	fv_store *s;
+	ing_writer *w;
+	int ifd, inbox_wd;
+	char **wd_cls; /* class name per watch descriptor */
+	int nwd;
+	void *zctx, *pub;
+	uint64_t seq, published;
+	int64_t last_flush;
+	fv_image scratch; /* decode buffer reused from file to file */
+	int64_t rescan_at; /* 0, or when to scan the inbox again */
+} watch;
+
+static int hidden(const char *name)
+{
+	return name[0] == '.';
+}
+
+/* Move path into INBOX/<dir>/ under its base name, made unique if taken. */
+static int move_to(const watch *x, const char *path, const char *dir, char *dest, size_t cap)
+{
+	const char *base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	snprintf(dest, cap, "%s/%s/%s", x->cfg->watch, dir, base);
+	for (int i = 1; !access(dest, F_OK) && i < 10000; i++)
+		snprintf(dest, cap, "%s/%s/%s.%d", x->cfg->watch, dir, base, i);
+	if (rename(path, dest))
+		return errno;
+	return 0;
+}
+
+static void on_done(void *ctx, ing_item *it, int stored, uint64_t version)
+{
+	watch *x = ctx;
+	char dest[PATH_MAX + 64];
+	(void)version;
+	int rc = move_to(x, it->path, stored ? ".done" : ".rejected", dest, sizeof dest);
+	if (rc) {
+		if (rc != ENOENT)
+			fv_warn("%s: cannot move out of the inbox: %s", it->path, strerror(rc));
+		return;
+	}
+	if (!stored) {
+		char rpath[PATH_MAX + 80];
+		snprintf(rpath, sizeof rpath, "%s.reason", dest);
+		FILE *f = fopen(rpath, "w");
+		if (f) {
+			fprintf(f, "%s\n", it->reason);
+			fclose(f);
+		}
+	}
+}
+
+static void publish(watch *x)
+{
+	fv_store_meta m;
+	if (!x->pub || fv_store_meta_get(x->s, &m) || m.version == x->published)
+		return;
+	uint64_t added, dups, rej, v;
+	ing_writer_totals(x->w, &added, &dups, &rej, &v);
+	Fovea__DatasetUpdated du = FOVEA__DATASET_UPDATED__INIT;
+	du.db = (char *)fv_store_dir(x->s);
+	du.version = m.version;
+	du.records = m.records;
+	du.added = added;
+	du.train = m.split[0];
+	du.val = m.split[1];
+	du.classes = m.classes;
+	int rc = fv_msg_send(x->pub, NULL, 0, FOVEA__MSG_TYPE__MSG_DATASET_UPDATED, 1, ++x->seq,
+			     &du.base, ZMQ_DONTWAIT);
+	if (rc && rc != EAGAIN)
+		fv_warn("publish DatasetUpdated: %s", fv_err_msg(rc));
+	x->published = m.version;
+}
+
+static int flush(watch *x)
+{
+	int rc = ing_writer_flush(x->w);
+	x->last_flush = fv_now_ms();
+	if (rc) {
+		fv_err("%s", fv_err_msg(rc));
+		return rc;
+	}
+	publish(x);
+	uint64_t a, d, r, v;
+	ing_writer_totals(x->w, &a, &d, &r, &v);
+	fv_sd_status("version %llu: added %llu, duplicates %llu, rejected %llu",
+		     (unsigned long long)v, (unsigned long long)a, (unsigned long long)d,
+		     (unsigned long long)r);
+	return 0;
+}
+
+/* scanned: found by a directory scan rather than a close/move event, so it
+ * may still be being written; a bad file modified in the last seconds is
+ * left for the event its writer's close will send. */
+static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	if (hidden(name))
+		return 0;
+	if (cls)
+		snprintf(path, sizeof path, "%s/%s/%s", x->cfg->watch, cls, name);
+	else
+		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, name);
+	ing_item *it = ing_item_new_file(path, cls ? cls : "");
+	if (!it)
+		return ENOMEM;
+	if (!cls)
+		ing_item_reject(it, "%s: not in a class folder (INBOX/<class>/<image>)", path);
+	else
+		ing_item_prepare(x->cfg, it, &x->scratch);
+	if (it->reason && strstr(it->reason, "cannot read: No such file")) {
+		ing_item_free(it); /* seen twice (scan and event) and already moved */
+		return 0;
+	}
+	if (it->reason && scanned && cls && !stat(path, &st) && time(NULL) - st.st_mtime < 3) {
+		fv_debug("%s: still being written? waiting for its close", path);
+		ing_item_free(it);
+		x->rescan_at = fv_now_ms() + 4000; /* and look again, in case none comes */
+		return 0;
+	}
+	return ing_writer_add(x->w, it);
+}
+
+/* Watch INBOX/cls, then take what is already there (files that landed
+ * before the watch existed). */
+static int add_class(watch *x, const char *cls)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", x->cfg->watch, cls);
+	int wd = inotify_add_watch(x->ifd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR);
+	if (wd < 0)
+		return fv_err_set(errno, "%s: cannot watch: %s", path, strerror(errno));
+	if (wd >= MAX_WATCHES)
+		return fv_err_set(FV_E_TOOBIG, "%s: too many class folders", path);
+	if (wd >= x->nwd) {
+		char **g = realloc(x->wd_cls, (wd + 1) * sizeof *g);
+		if (!g)
+			return ENOMEM;
+		memset(g + x->nwd, 0, (wd + 1 - x->nwd) * sizeof *g);
+		x->wd_cls = g;
+		x->nwd = wd + 1;
+	}
+	free(x->wd_cls[wd]);
+	if (!(x->wd_cls[wd] = strdup(cls)))
+		return ENOMEM;
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int rc = 0;
+	while (d && (e = readdir(d)) && !rc)
+		if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN)
+			rc = ingest_file(x, cls, e->d_name, 1);
+	if (d)
+		closedir(d);
+	return rc;
+}
+
+static int scan_inbox(watch *x)
+{
+	DIR *d = opendir(x->cfg->watch);
+	struct dirent *e;
+	struct stat st;
+	char path[PATH_MAX];
+	int rc = 0;
+	if (!d)
+		return fv_err_set(errno, "%s: %s", x->cfg->watch, strerror(errno));
+	while ((e = readdir(d)) && !rc) {
+		if (hidden(e->d_name))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, e->d_name);
+		if (stat(path, &st))
+			continue;
+		rc = S_ISDIR(st.st_mode) ? add_class(x, e->d_name) : ingest_file(x, NULL, e->d_name, 1);
+	}
+	closedir(d);
+	return rc;
+}
+
+static int on_events(watch *x)
+{
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	int rc = 0;
+	for (;;) {
+		ssize_t len = read(x->ifd, buf, sizeof buf);
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len <= 0)
+			return 0; /* EAGAIN: drained */
+		for (char *p = buf; p < buf + len && !rc;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			if (ev->mask & IN_Q_OVERFLOW) {
+				rc = scan_inbox(x); /* events were lost: look again */
+			} else if (ev->mask & IN_IGNORED) {
+				if (ev->wd >= 0 && ev->wd < x->nwd) {
+					free(x->wd_cls[ev->wd]);
+					x->wd_cls[ev->wd] = NULL;
+				}
+			} else if (!ev->len || hidden(ev->name)) {
+				continue;
+			} else if (ev->wd == x->inbox_wd) {
+				if (ev->mask & IN_ISDIR)
+					rc = add_class(x, ev->name);
+				else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+					rc = ingest_file(x, NULL, ev->name, 0);
+			} else if (ev->wd >= 0 && ev->wd < x->nwd && x->wd_cls[ev->wd] &&
+				   !(ev->mask & IN_ISDIR)) {
+				rc = ingest_file(x, x->wd_cls[ev->wd], ev->name, 0);
+			}
+		}
+		if (rc)
+			return rc;
+	}
+}
+
+static int setup(watch *x)
+{
+	const char *inbox = x->cfg->watch;
+	char path[PATH_MAX];
+	int rc;
+	if (mkdir(inbox, 0775) && errno != EEXIST)
+		return fv_err_set(errno, "%s: %s", inbox, strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", inbox, i ? ".rejected" : ".done");
+		if (mkdir(path, 0775) && errno != EEXIST)
+			return fv_err_set(errno, "%s: %s", path, strerror(errno));
+	}
+	if ((x->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
+		return fv_err_set(errno, "inotify: %s", strerror(errno));
+	x->inbox_wd = inotify_add_watch(x->ifd, inbox,
+					IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
+	if (x->inbox_wd < 0)
+		return fv_err_set(errno, "%s: cannot watch: %s", inbox, strerror(errno));
+	if (x->cfg->pub) {
+		if (!(x->zctx = zmq_ctx_new()) || !(x->pub = zmq_socket(x->zctx, ZMQ_PUB)))
+			return fv_err_set(FV_E_ZMQ, "zmq: %s", zmq_strerror(zmq_errno()));
+		fv_sock_limit(x->pub, 0);
+		if (zmq_bind(x->pub, x->cfg->pub))
+			return fv_err_set(FV_E_ZMQ, "bind %s: %s", x->cfg->pub, zmq_strerror(zmq_errno()));
+	}
+	if ((rc = ing_writer_new(x->s, x->cfg, &x->w)))
+		return rc;
+	ing_writer_on_done(x->w, on_done, x);
+	fv_store_meta m;
+	if (!fv_store_meta_get(x->s, &m))
+		x->published = m.version;
+	return 0;
+}
+
+int ingest_watch(const ingest_cfg *cfg, fv_store *s)
+{
+	watch x = { .cfg = cfg, .s = s, .ifd = -1 };
+	int rc;
+	fv_signals_install();
+	if ((rc = setup(&x)))
+		goto out;
+	fv_info("watching %s (db %s%s%s)", cfg->watch, cfg->db, cfg->pub ? ", publishing on " : "",
+		cfg->pub ? cfg->pub : "");
+	fv_sd_ready(); /* store open, socket bound, inbox watched */
+	if ((rc = scan_inbox(&x)))
+		goto out;
+	x.last_flush = fv_now_ms();
+	while (!fv_stop_requested) {
+		zmq_pollitem_t it = { NULL, x.ifd, ZMQ_POLLIN, 0 };
+		int n = zmq_poll(&it, 1, TICK_MS);
+		if (n < 0 && zmq_errno() != EINTR) {
+			rc = fv_err_set(FV_E_ZMQ, "poll: %s", zmq_strerror(zmq_errno()));
+			break;
+		}
+		if (n > 0 && (rc = on_events(&x)))
+			break;
+		if (ing_writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
+		    (rc = flush(&x)))
+			break;
+		if (x.rescan_at && fv_now_ms() >= x.rescan_at) {
+			x.rescan_at = 0; /* commit first: a pending file must not be taken twice */
+			if ((rc = flush(&x)) || (rc = scan_inbox(&x)))
+				break;
+		}
+		fv_sd_watchdog_tick();
+	}
+	fv_sd_stopping();
+	if (x.w) { /* drain: what validated gets committed and moved */
+		int r = flush(&x);
+		rc = rc ? rc : r;
+	}
+out:
+	if (rc)
+		fv_err("%s", fv_err_msg(rc));
+	ing_writer_destroy(&x.w);
+	fv_image_free(&x.scratch);
+	for (int i = 0; i < x.nwd; i++)
+		free(x.wd_cls[i]);
+	free(x.wd_cls);
+	if (x.ifd >= 0)
+		close(x.ifd);
+	if (x.pub)
+		zmq_close(x.pub);
+	if (x.zctx)
+		zmq_ctx_term(x.zctx);
+	return rc;
+}

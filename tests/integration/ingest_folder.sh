@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# ImageFolder (subfolders of a class folder included) and list-file sources with bad inputs among good ones: a
+# truncated JPEG, an empty file, text named .jpg, headers claiming 65000x65000
+# (JPEG) and 70000x70000 (PNG) pixels, one image copied twice. Every bad file
+# is named and rejected, the run exits 0, the copy is stored once, JPEGs
+# that need no resize are stored byte for byte, PNG is re-encoded, and the
+# result does not depend on --jobs.
+# timeout: 120
+source "$(dirname "$0")/../itlib.sh"
+J=$SHARED_DATA/jpeg-bench
+jnum() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+hex() { od -An -v -tx1 "$1" | tr -d ' \n'; }
+# in_db DB FILE: are FILE's exact bytes inside a stored record?
+in_db() { mdb_dump -s records "$1" | tr -d ' \n' | grep -qF -f <(hex "$2"); }
+
+S=$T/src
+mkdir -p "$S/cat" "$S/dog"
+cp "$J/img0000.jpg" "$J/img0001.jpg" "$J/img0002.jpg" "$S/cat/"
+cp "$J/img0003.jpg" "$J/img0004.jpg" "$S/dog/"
+mkdir -p "$S/cat/more" && cp "$J/img0007.jpg" "$S/cat/more/" # subfolders belong to the class
+cp "$J/img0000.jpg" "$S/dog/copy.jpg"
+head -c 20000 "$J/img0005.jpg" >"$S/dog/trunc.jpg"
+: >"$S/dog/empty.jpg"
+echo "not an image" >"$S/cat/text.jpg"
+python3 - "$J/img0006.jpg" "$S" <<'PY'
+import struct, sys, zlib
+d = bytearray(open(sys.argv[1], 'rb').read())
+i = 2
+while not (d[i] == 0xff and d[i + 1] in (0xc0, 0xc1, 0xc2)):
+    i += 1
+d[i + 5:i + 9] = struct.pack('>HH', 65000, 65000)
+open(sys.argv[2] + '/cat/bomb.jpg', 'wb').write(d)
+def chunk(t, x):
+    return struct.pack('>I', len(x)) + t + x + struct.pack('>I', zlib.crc32(t + x))
+def png(w, h, rows):
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0)) +
+            chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
+open(sys.argv[2] + '/dog/bomb.png', 'wb').write(png(70000, 70000, b'\0' * 1000))
+rows = b''.join(b'\0' + bytes((x * 5 + y * 3 + c * 50) % 256 for x in range(40) for c in range(3)) for y in range(30))
+open(sys.argv[2] + '/dog/good.png', 'wb').write(png(40, 30, rows))
+PY
+
+out=$(fovea ingest --db "$T/db" --jobs 2 "$S" 2>&1); rc=$?
+echo "$out" | sed 's/^/    /'
+check_eq folder_exit_0 "$rc" 0
+for f in cat/text.jpg cat/bomb.jpg dog/trunc.jpg dog/empty.jpg dog/bomb.png; do
+	grep -q "rejected $S/$f: ." <<<"$out" && ok "named_$f" || fail "named_$f" "no reject line for $f"
+done
+check_eq folder_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 7, duplicates 1, rejected 5"
+s=$(fovea stats --db "$T/db" --json)
+check_eq folder_records "$(jnum records <<<"$s")" 7
+check_eq folder_duplicates "$(jnum duplicates <<<"$s")" 1
+check_eq folder_rejected "$(jnum rejected <<<"$s")" 5
+check_eq folder_classes "$(grep -o '"id":"[a-z]*"' <<<"$s" | tr '\n' ' ')" '"id":"cat" "id":"dog" '
+for f in cat/img0000.jpg cat/img0002.jpg dog/img0004.jpg cat/more/img0007.jpg; do
+	in_db "$T/db" "$S/$f" && ok "untouched_$f" || fail "untouched_$f" "stored bytes differ from the file"
+done
+in_db "$T/db" "$S/dog/good.png" && fail png_reencoded "PNG stored as PNG" || ok png_reencoded
+
+# --resize re-encodes (the shorter side 375 -> 64); never upscales the 40x30 PNG
+fovea ingest --db "$T/small" --resize 64 "$S" >/dev/null 2>&1
+check_eq resize_records "$(fovea stats --db "$T/small" --json | jnum records)" 7
+in_db "$T/small" "$S/cat/img0000.jpg" && fail resize_reencoded "stored untouched" || ok resize_reencoded
+big=$(mdb_dump -s records "$T/db" | wc -c); small=$(mdb_dump -s records "$T/small" | wc -c)
+check resize_smaller test "$small" -lt $((big / 4))
+
+# the same records, keys and bytes whatever the thread count
+fovea ingest --db "$T/j1" --jobs 1 "$S" >/dev/null 2>&1
+fovea ingest --db "$T/j3" --jobs 3 "$S" >/dev/null 2>&1
+check jobs_deterministic cmp -s <(mdb_dump -s records "$T/j1") <(mdb_dump -s records "$T/j3")
+
+# list file: paths relative to the list, integer labels are class indices
+cat >"$S/list.txt" <<LIST
+# path label
+cat/img0001.jpg 1
+dog/img0003.jpg 0
+
+cat/missing.jpg 1
+dog/empty.jpg 0
+LIST
+out=$(fovea ingest --db "$T/list" "$S/list.txt" 2>&1); rc=$?
+check_eq list_exit_0 "$rc" 0
+check_eq list_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 2, duplicates 0, rejected 2"
+grep -q "missing.jpg: cannot read" <<<"$out" && ok list_missing_named || fail list_missing_named "$out"
+s=$(fovea stats --db "$T/list" --json)
+check_eq list_per_class "$(grep -o '"id":"[0-9]*","name":"[0-9]*","train":[0-9]*' <<<"$s" | tr '\n' ' ')" \
+	'"id":"0","name":"0","train":1 "id":"1","name":"1","train":1 '
+echo "cat/img0001.jpg" >"$S/bad.txt"
+out=$(fovea ingest --db "$T/list2" "$S/bad.txt" 2>&1); rc=$?
+check list_bad_line test "$rc" != 0 -a -n "$(grep -F "bad.txt:1" <<<"$out")"
+fv_done

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The inbox daemon: files already waiting are ingested at start; files that
+# land in INBOX/<class>/ (written in place or moved in, in class folders made
+# while it runs) are ingested and moved to .done/, bad ones to .rejected/
+# with a .reason; a SUB socket receives DatasetUpdated; SIGTERM drains and
+# exits 0; a restart picks up what arrived meanwhile.
+# timeout: 90
+source "$(dirname "$0")/../itlib.sh"
+J=$SHARED_DATA/jpeg-bench
+jnum() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
+IN=$T/inbox
+EP=ipc://$T/pub
+mkdir -p "$IN/cat"
+cp "$J/img0010.jpg" "$IN/cat/early.jpg" # waiting before the daemon starts
+
+fovea ingest --db "$T/db" --watch "$IN" --pub "$EP" --batch-ms 100 2>"$T/daemon.log" &
+d=$!
+FV_PIDS+=($d)
+check backlog_ingested wait_for 20 test -f "$IN/.done/early.jpg"
+
+fovea-ingest events --sub "$EP" --count 1 --timeout-ms 20000 >"$T/events" &
+sub=$!
+FV_PIDS+=($sub)
+sleep 0.5 # let the subscription reach the publisher (PUB drops until then)
+mkdir -p "$IN/dog" "$IN/.stage"
+sleep 0.3 # the daemon watches new class folders as they appear
+cp "$J/img0011.jpg" "$IN/.stage/moved.jpg" && mv "$IN/.stage/moved.jpg" "$IN/dog/moved.jpg"
+cp "$J/img0012.jpg" "$IN/cat/written.jpg"
+head -c 5000 "$J/img0013.jpg" >"$IN/dog/broken.jpg"
+echo "hello" >"$IN/dog/notes.jpg"
+check moved_in_done wait_for 20 test -f "$IN/.done/moved.jpg"
+check written_done wait_for 20 test -f "$IN/.done/written.jpg"
+check broken_rejected wait_for 20 test -f "$IN/.rejected/broken.jpg"
+check notes_rejected wait_for 20 test -f "$IN/.rejected/notes.jpg.reason"
+grep -q "Premature end" "$IN/.rejected/broken.jpg.reason" && ok reason_says_why || fail reason_says_why "$(cat "$IN/.rejected/broken.jpg.reason")"
+check inbox_emptied test -z "$(find "$IN/cat" "$IN/dog" -type f)"
+wait $sub; rc=$?
+check_eq subscriber_got_event "$rc" 0
+grep -q '"type":"DatasetUpdated".*"version":[1-9]' "$T/events" && ok event_content || fail event_content "$(cat "$T/events")"
+
+s=$(fovea stats --db "$T/db" --json) # a reader while the daemon runs
+check_eq watch_records "$(jnum records <<<"$s")" 3
+check_eq watch_rejected "$(jnum rejected <<<"$s")" 2
+
+kill -TERM $d
+wait $d; rc=$?
+check_eq sigterm_exit_0 "$rc" 0
+cp "$J/img0014.jpg" "$IN/dog/late.jpg"
+cp "$J/img0010.jpg" "$IN/dog/again.jpg" # a duplicate: stored once, still moved
+fovea ingest --db "$T/db" --watch "$IN" --batch-ms 100 2>>"$T/daemon.log" &
+d=$!
+FV_PIDS+=($d)
+check restart_backlog wait_for 20 test -f "$IN/.done/late.jpg" -a -f "$IN/.done/again.jpg"
+kill -TERM $d
+wait $d
+s=$(fovea stats --db "$T/db" --json)
+check_eq restart_records "$(jnum records <<<"$s")" 4
+check_eq restart_duplicates "$(jnum duplicates <<<"$s")" 1
+check_eq watch_classes "$(jnum classes <<<"$s")" 2
+fv_done

@@ -1,0 +1,157 @@
+/* Unit tests for lib/fv_image: JPEG/PNG round trips, truncated and
+ * not-an-image inputs, pixel limits refused from the header, resize sizes
+ * (never upscale) and area averaging, content hashes. */
+#include "fv_test.h"
+#include "fv_image.h"
+#include "fv_error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static fv_image gradient(int w, int h, int c)
+{
+	fv_image im;
+	fv_image_alloc(&im, w, h, c);
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++)
+			for (int k = 0; k < c; k++)
+				im.pixels[(y * w + x) * c + k] = (uint8_t)(x * 2 + y + k * 20);
+	return im;
+}
+
+static double mean_abs_diff(const fv_image *a, const fv_image *b)
+{
+	double s = 0;
+	size_t n = (size_t)a->width * a->height * a->channels;
+	for (size_t i = 0; i < n; i++)
+		s += abs(a->pixels[i] - b->pixels[i]);
+	return s / n;
+}
+
+FV_TEST(image_jpeg_roundtrip)
+{
+	for (int c = 1; c <= 3; c += 2) {
+		fv_image im = gradient(64, 48, c), out = { 0 };
+		uint8_t *buf;
+		size_t len;
+		fv_image_info info;
+		FV_CHECK_OK(fv_image_encode_jpeg(&im, 95, &buf, &len));
+		FV_CHECK_EQ(fv_image_sniff(buf, len), FV_IMG_JPEG);
+		FV_CHECK_OK(fv_image_info_get(buf, len, &info));
+		FV_CHECK(info.width == 64 && info.height == 48 && info.channels == c);
+		FV_CHECK_OK(fv_image_decode(buf, len, 0, &out));
+		FV_CHECK(out.width == 64 && out.height == 48 && out.channels == c);
+		FV_CHECK(mean_abs_diff(&im, &out) < 4.0);
+		/* truncated: every cut past the header is refused, never half-decoded */
+		for (size_t cut = len / 4; cut < len - 2; cut += len / 7) {
+			fv_image t = { 0 };
+			int rc = fv_image_decode(buf, cut, 0, &t);
+			FV_CHECK_MSG(rc == FV_E_DECODE, "cut at %zu/%zu -> %d", cut, len, rc);
+			FV_CHECK(t.pixels == NULL);
+		}
+		free(buf);
+		fv_image_free(&im);
+		fv_image_free(&out);
+	}
+}
+
+FV_TEST(image_png_roundtrip)
+{
+	char path[600];
+	fv_image im = gradient(33, 17, 3), out = { 0 };
+	snprintf(path, sizeof path, "%s/a.png", fv_test_tmpdir());
+	FV_CHECK_OK(fv_image_write_png(&im, path));
+	FILE *f = fopen(path, "rb");
+	static uint8_t buf[65536];
+	size_t len = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	FV_CHECK_OK(fv_image_decode(buf, len, 0, &out));
+	FV_CHECK(out.width == 33 && out.height == 17 && out.channels == 3);
+	FV_CHECK(!memcmp(out.pixels, im.pixels, 33 * 17 * 3));
+	fv_image t = { 0 };
+	FV_CHECK_EQ(fv_image_decode(buf, len - 20, 0, &t), FV_E_DECODE);
+	fv_image_free(&im);
+	fv_image_free(&out);
+}
+
+FV_TEST(image_not_an_image)
+{
+	fv_image t = { 0 };
+	FV_CHECK_EQ(fv_image_decode("hello world\n", 12, 0, &t), FV_E_FORMAT);
+	FV_CHECK_EQ(fv_image_decode("", 0, 0, &t), FV_E_FORMAT);
+	const uint8_t soi[] = { 0xff, 0xd8, 0xff, 0xe0, 0, 4 };
+	FV_CHECK_EQ(fv_image_decode(soi, sizeof soi, 0, &t), FV_E_DECODE);
+	FV_CHECK(t.pixels == NULL);
+}
+
+/* Patch the SOF of a small JPEG to claim 65000x65000 (4.2 Gpixel): refused
+ * from the header. Were it allocated first, a 12 GB malloc would fail with
+ * ENOMEM (or succeed and the decode fail with FV_E_DECODE), not TOOBIG. */
+FV_TEST(image_pixel_limit_from_header)
+{
+	fv_image im = gradient(64, 48, 3), t = { 0 };
+	uint8_t *buf;
+	size_t len;
+	FV_CHECK_OK(fv_image_encode_jpeg(&im, 90, &buf, &len));
+	FV_CHECK_EQ(fv_image_decode(buf, len, 64 * 48 - 1, &t), FV_E_TOOBIG);
+	FV_CHECK_OK(fv_image_decode(buf, len, 64 * 48, &t));
+	fv_image_free(&t);
+	size_t i;
+	for (i = 2; i + 9 < len; i++)
+		if (buf[i] == 0xff && buf[i + 1] == 0xc0)
+			break;
+	FV_CHECK(i + 9 < len);
+	buf[i + 5] = buf[i + 7] = 65000 >> 8;
+	buf[i + 6] = buf[i + 8] = 65000 & 0xff;
+	fv_image_info info;
+	FV_CHECK_OK(fv_image_info_get(buf, len, &info));
+	FV_CHECK_EQ(info.width, 65000);
+	FV_CHECK_EQ(fv_image_decode(buf, len, 0, &t), FV_E_TOOBIG);
+	FV_CHECK(t.pixels == NULL);
+	free(buf);
+	fv_image_free(&im);
+}
+
+FV_TEST(image_resize)
+{
+	int w, h;
+	fv_image_resize_dims(500, 375, 256, &w, &h);
+	FV_CHECK(w == 341 && h == 256);
+	fv_image_resize_dims(375, 500, 256, &w, &h);
+	FV_CHECK(w == 256 && h == 341);
+	fv_image_resize_dims(100, 80, 256, &w, &h); /* never upscale */
+	FV_CHECK(w == 100 && h == 80);
+	fv_image_resize_dims(100, 80, 0, &w, &h);
+	FV_CHECK(w == 100 && h == 80);
+	/* 4x4 -> 2x2 averages each 2x2 block exactly */
+	fv_image in, out = { 0 };
+	fv_image_alloc(&in, 4, 4, 1);
+	for (int i = 0; i < 16; i++)
+		in.pixels[i] = (uint8_t)(i * 10);
+	FV_CHECK_OK(fv_image_resize(&in, 2, 2, &out));
+	FV_CHECK_EQ(out.pixels[0], (0 + 10 + 40 + 50) / 4);
+	FV_CHECK_EQ(out.pixels[3], (100 + 110 + 140 + 150) / 4);
+	fv_image_free(&out);
+	/* 3 -> 2 on a flat image stays flat (weights sum to 1) */
+	memset(in.pixels, 77, 16);
+	FV_CHECK_OK(fv_image_resize(&in, 3, 2, &out));
+	for (int i = 0; i < 6; i++)
+		FV_CHECK_EQ(out.pixels[i], 77);
+	fv_image_free(&out);
+	FV_CHECK(fv_image_resize(&in, 5, 4, &out) != 0); /* upscale refused */
+	fv_image_free(&in);
+}
+
+FV_TEST(image_hash)
+{
+	uint8_t px[64] = { 1, 2, 3 }, a[16], b[16], c[16];
+	fv_image_hash(8, 8, 1, px, a);
+	fv_image_hash(8, 8, 1, px, b);
+	FV_CHECK(!memcmp(a, b, 16));
+	fv_image_hash(4, 16, 1, px, c); /* same bytes, other shape */
+	FV_CHECK(memcmp(a, c, 16));
+	px[63] ^= 1;
+	fv_image_hash(8, 8, 1, px, c);
+	FV_CHECK(memcmp(a, c, 16));
+}

@@ -1,0 +1,221 @@
+/* Unit tests for lib/fv_store: create/reopen, zero-copy reads, stable
+ * class indices, version bumps, dedup, map growth from a tiny map, and a
+ * read-only open while another process holds a write transaction. */
+#include "fv_test.h"
+#include "fv_store.h"
+#include "fv_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void mkput(fv_store_put *p, const char *cls, uint32_t seed, uint8_t *data, size_t len)
+{
+	memset(p, 0, sizeof *p);
+	for (size_t i = 0; i < len; i++)
+		data[i] = (uint8_t)(seed * 31 + i * 7);
+	p->class_id = cls;
+	p->split = seed % 2;
+	p->width = 4;
+	p->height = (uint32_t)(len / 4);
+	p->channels = 1;
+	memset(p->hash, 0, FV_HASH_LEN);
+	memcpy(p->hash, &seed, sizeof seed);
+	p->source = "unit";
+	p->data = data;
+	p->data_len = len;
+}
+
+FV_TEST(store_put_get_reopen)
+{
+	fv_store *s;
+	uint8_t d[3][64];
+	fv_store_put p[3];
+	const char *ids[] = { "zebra", "ant" };
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	for (int i = 0; i < 3; i++)
+		mkput(&p[i], i == 2 ? "ant" : "zebra", (uint32_t)i + 1, d[i], sizeof d[i]);
+	fv_store_batch b = { .class_ids = ids, .nclasses = 2, .items = p, .n = 3, .rejected = 2 };
+	FV_CHECK_OK(fv_store_commit(s, &b));
+	FV_CHECK_EQ(b.added, 3);
+	FV_CHECK_EQ(b.version, 1);
+	fv_store_close(&s);
+	FV_CHECK(s == NULL);
+
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_RDONLY, 0, &s));
+	fv_store_meta m;
+	FV_CHECK_OK(fv_store_meta_get(s, &m));
+	FV_CHECK_EQ(m.records, 3);
+	FV_CHECK_EQ(m.split[0] + m.split[1], 3);
+	FV_CHECK_EQ(m.classes, 2);
+	FV_CHECK_EQ(m.rejected, 2);
+	FV_CHECK_EQ(m.schema, FV_STORE_SCHEMA);
+	fv_store_rtxn *t;
+	fv_record r;
+	FV_CHECK_OK(fv_store_read_begin(s, &t));
+	for (int i = 0; i < 3; i++) {
+		FV_CHECK_OK(fv_store_get(t, p[i].key, &r));
+		FV_CHECK_EQ(r.data_len, 64);
+		FV_CHECK(!memcmp(r.data, d[i], 64));
+		FV_CHECK_EQ(r.label, i == 2 ? 1 : 0); /* classes given first keep their order */
+		FV_CHECK_EQ(r.height, 16);
+		FV_CHECK_EQ(r.hash_len, FV_HASH_LEN);
+		FV_CHECK(r.source_len == 4 && !memcmp(r.source, "unit", 4));
+	}
+	FV_CHECK_EQ(fv_store_get(t, 999, &r), FV_E_NOTFOUND);
+	fv_store_read_end(&t);
+	FV_CHECK(t == NULL);
+	uint64_t *keys, ver;
+	uint32_t *labels;
+	size_t n;
+	FV_CHECK_OK(fv_store_split_index(s, 1, &keys, &labels, &n, &ver));
+	FV_CHECK_EQ(n, m.split[1]);
+	FV_CHECK_EQ(ver, 1);
+	for (size_t i = 0; i < n; i++)
+		FV_CHECK_EQ(keys[i] % 2, 0); /* seeds 1 and 3 -> split 1 -> keys 0 and 2 */
+	free(keys);
+	free(labels);
+	fv_store_close(&s);
+}
+
+FV_TEST(store_classes_stable_versions_dedup)
+{
+	fv_store *s;
+	uint8_t d[4][16];
+	fv_store_put p[4];
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	mkput(&p[0], "b", 1, d[0], 16);
+	mkput(&p[1], "a", 2, d[1], 16);
+	fv_store_batch b = { .items = p, .n = 2 };
+	FV_CHECK_OK(fv_store_commit(s, &b));
+	FV_CHECK_EQ(b.version, 1);
+	fv_store_close(&s);
+	/* reopen; a new class and a duplicate of seed 1 (also twice in one batch) */
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	const char *ids[] = { "c", "a" };
+	mkput(&p[0], "c", 3, d[2], 16);
+	mkput(&p[1], "a", 1, d[0], 16);
+	mkput(&p[2], "c", 3, d[2], 16);
+	fv_store_batch b2 = { .class_ids = ids, .nclasses = 2, .items = p, .n = 3 };
+	FV_CHECK_OK(fv_store_commit(s, &b2));
+	FV_CHECK_EQ(b2.version, 2);
+	FV_CHECK_EQ(b2.added, 1);
+	FV_CHECK_EQ(b2.duplicates, 2);
+	FV_CHECK(p[1].duplicate && p[1].key == 0);
+	FV_CHECK(p[2].duplicate && p[2].key == p[0].key);
+	fv_class *c;
+	uint32_t n;
+	FV_CHECK_OK(fv_store_classes(s, &c, &n));
+	FV_CHECK_EQ(n, 3);
+	FV_CHECK(!strcmp(c[0].id, "b") && !strcmp(c[1].id, "a") && !strcmp(c[2].id, "c"));
+	FV_CHECK_EQ(c[2].split[0] + c[2].split[1], 1);
+	fv_store_classes_free(&c, n);
+	FV_CHECK(c == NULL);
+	/* a batch of duplicates only: counted, version unchanged */
+	fv_store_batch b3 = { .items = p + 1, .n = 1, .rejected = 1 };
+	FV_CHECK_OK(fv_store_commit(s, &b3));
+	FV_CHECK_EQ(b3.version, 2);
+	fv_store_meta m;
+	FV_CHECK_OK(fv_store_meta_get(s, &m));
+	FV_CHECK_EQ(m.records, 3);
+	FV_CHECK_EQ(m.duplicates, 3);
+	FV_CHECK_EQ(m.rejected, 1);
+	FV_CHECK_EQ(m.version, 2);
+	fv_store_close(&s);
+}
+
+FV_TEST(store_map_grows)
+{
+	fv_store *s;
+	enum { N = 300, LEN = 8192 };
+	static uint8_t d[LEN];
+	fv_store_put p[N];
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE | FV_STORE_NOSYNC, 64 << 10, &s));
+	size_t before = fv_store_mapsize(s);
+	for (int i = 0; i < N; i++) {
+		mkput(&p[i], "x", (uint32_t)i + 7, d, LEN);
+	}
+	fv_store_batch b = { .items = p, .n = N };
+	FV_CHECK_OK(fv_store_commit(s, &b)); /* ~2.4 MB through a 64 KiB map */
+	FV_CHECK_EQ(b.added, N);
+	FV_CHECK(fv_store_mapsize(s) > before * 16);
+	fv_store_rtxn *t;
+	fv_record r;
+	FV_CHECK_OK(fv_store_read_begin(s, &t));
+	FV_CHECK_OK(fv_store_get(t, N - 1, &r));
+	FV_CHECK_EQ(r.data_len, LEN);
+	fv_store_read_end(&t);
+	fv_store_close(&s);
+}
+
+/* A child holds a write txn open (after growing the map); the parent opens
+ * read-only, reads the last committed snapshot and is not blocked. */
+FV_TEST(store_reader_while_writer)
+{
+	fv_store *s;
+	uint8_t d[64];
+	fv_store_put p;
+	int up[2], down[2];
+	char c;
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 64 << 10, &s));
+	mkput(&p, "a", 1, d, 64);
+	fv_store_batch b = { .items = &p, .n = 1 };
+	FV_CHECK_OK(fv_store_commit(s, &b));
+	fv_store_close(&s);
+	FV_CHECK(!pipe(up) && !pipe(down));
+	pid_t pid = fork();
+	if (pid == 0) {
+		fv_store_wtxn *w;
+		static uint8_t big[1 << 20];
+		if (fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s) || fv_store_grow(s) ||
+		    fv_store_grow(s) || fv_store_grow(s) || fv_store_grow(s) || fv_store_grow(s) ||
+		    fv_store_write_begin(s, &w))
+			_exit(1);
+		mkput(&p, "a", 2, big, sizeof big);
+		if (fv_store_write_put(w, &p) || write(up[1], "x", 1) != 1 || read(down[0], &c, 1) != 1)
+			_exit(2);
+		_exit(fv_store_write_commit(&w, 0, NULL) ? 3 : 0);
+	}
+	FV_CHECK_EQ(read(up[0], &c, 1), 1);
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_RDONLY, 0, &s));
+	fv_store_meta m;
+	FV_CHECK_OK(fv_store_meta_get(s, &m));
+	FV_CHECK_EQ(m.records, 1);
+	FV_CHECK_EQ(write(down[1], "x", 1), 1);
+	int st;
+	FV_CHECK_EQ(waitpid(pid, &st, 0), pid);
+	FV_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* the writer grew the map and committed 1 MB: a new read txn follows */
+	fv_store_rtxn *t;
+	fv_record r;
+	FV_CHECK_OK(fv_store_read_begin(s, &t));
+	FV_CHECK_OK(fv_store_get(t, 1, &r));
+	FV_CHECK_EQ(r.data_len, 1 << 20);
+	fv_store_read_end(&t);
+	FV_CHECK_OK(fv_store_meta_get(s, &m));
+	FV_CHECK_EQ(m.records, 2);
+	FV_CHECK_EQ(m.version, 2);
+	fv_store_close(&s);
+}
+
+FV_TEST(store_missing_and_garbage)
+{
+	fv_store *s;
+	char path[600];
+	snprintf(path, sizeof path, "%s/nope", fv_test_tmpdir());
+	FV_CHECK_EQ(fv_store_open(path, FV_STORE_RDONLY, 0, &s), FV_E_NOTFOUND);
+	FV_CHECK(s == NULL);
+	fv_record r;
+	uint8_t buf[64];
+	for (int k = 0; k < 2000; k++) { /* random bytes never crash the parser */
+		size_t n = fv_test_rand() % sizeof buf;
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)fv_test_rand();
+		if (!fv_record_parse(buf, n, &r)) {
+			FV_CHECK(r.data_len <= n && r.source_len <= n && r.hash_len <= n);
+		}
+	}
+	const uint8_t trunc[] = { 0x4a, 0x10, 1, 2 }; /* field 9, 16 bytes claimed, 2 present */
+	FV_CHECK_EQ(fv_record_parse(trunc, sizeof trunc, &r), FV_E_CORRUPT);
+}
