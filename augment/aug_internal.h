@@ -89,9 +89,6 @@ double fv_rng_uniform(fv_rng *r, double lo, double hi); /* [lo, hi) */
 int fv_rng_int(fv_rng *r, int n);                      /* [0, n) */
 double fv_rng_normal(fv_rng *r);
 
-/* Photometric passes on c float planes of n pixels (0..255 scale). */
-void fv_color_jitter(float *planes, int c, size_t n, const fv_aug_params *p, uint64_t seed);
-void fv_color_lighting(float *planes, int c, size_t n, float std, uint64_t seed);
 /* 3 planes -> luma in plane 0; 1 plane -> replicated into planes 1, 2. */
 void fv_color_to_gray(float *planes, size_t n);
 void fv_color_replicate(float *planes, size_t n);
@@ -100,9 +97,9 @@ void fv_color_replicate(float *planes, size_t n);
  * rectangle when this sample erases. */
 int fv_erase_box(const fv_aug_params *p, uint64_t seed, int *ey, int *ex, int *eh, int *ew);
 
-/* Write planes into out in p's layout: normalize (float layouts), then the
- * erased rectangle becomes 0 after normalization (the mean pixel for u8). */
-void fv_aug_write(void *out, const float *planes, const fv_aug_params *p, int erase, int ey,
-		  int ex, int eh, int ew);
+/* Everything after the resampling: train photometric ops (jitter, lighting)
+ * on the out_c planes (0..255 units, modified in place), then the one write
+ * of out in p's layout (normalized for float layouts), then erasing. */
+void fv_aug_finish(void *out, float *planes, const fv_aug_params *p, uint64_t seed);
 
 #endif

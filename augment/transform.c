@@ -407,14 +407,7 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 	else if (v.c == 1 && p->out_c == 3)
 		fv_color_replicate(planes, n);
 
-	int erase = 0, ey = 0, ex = 0, eh = 0, ew = 0;
-	if (p->mode == FV_AUG_TRAIN) {
-		if (p->brightness > 0 || p->contrast > 0 || p->saturation > 0 || p->hue > 0)
-			fv_color_jitter(planes, p->out_c, n, p, seed);
-		fv_color_lighting(planes, p->out_c, n, p->pca_lighting, seed);
-		erase = fv_erase_box(p, seed, &ey, &ex, &eh, &ew);
-	}
-	fv_aug_write(out, planes, p, erase, ey, ex, eh, ew);
+	fv_aug_finish(out, planes, p, seed);
 	return 0;
 fail:
 	if (in->encoding == FV_ENC_JPEG && s)
