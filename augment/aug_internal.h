@@ -34,7 +34,15 @@ typedef struct fv_axis {
 	int kf;
 	int *fstart;
 	float *w8;
-	fv_aug_buf bstart, bcnt, bw, bfstart, bw8;
+	/* AVX-512 permute path (resample.c): outputs in blocks of pb (16 or 8;
+	 * 0 = not possible: a block's taps span more than 32 samples); per
+	 * block the first source sample pbase[b], and per tap 16 lane indexes
+	 * into a 32-sample window and 16 weights */
+	int pb, nblk;
+	int *pbase;
+	int32_t *pidx;
+	float *pw;
+	fv_aug_buf bstart, bcnt, bw, bfstart, bw8, bpbase, bpidx, bpw;
 } fv_axis;
 
 /* Plan the antialiased triangle (bilinear) filter mapping the source span
