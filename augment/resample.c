@@ -109,7 +109,8 @@ static int perm_plan(fv_axis *a)
 	return 0;
 }
 
-int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered)
+int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered,
+		 int horiz)
 {
 	double scale = len / out_n;
 	double fscale = scale > 1.0 ? scale : 1.0;
@@ -173,6 +174,13 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 			a->lo = lo + s;
 		if (lo + s + n > a->hi)
 			a->hi = lo + s + n;
+	}
+	if (!horiz) { /* the vertical pass needs only the largest tap count */
+		a->kf = 1;
+		for (int i = 0; i < out_n; i++)
+			a->kf = a->cnt[i] > a->kf ? a->cnt[i] : a->kf;
+		a->pb = 0;
+		return 0;
 	}
 	rc = fixed_taps(a);
 	return rc ? rc : perm_plan(a);
