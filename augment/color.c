@@ -231,8 +231,8 @@ int fv_erase_box(const fv_aug_params *p, uint64_t seed, int *ey, int *ex, int *e
 	for (int t = 0; t < 10; t++) {
 		double ea = area * fv_rng_uniform(&r, p->erase_scale_min, p->erase_scale_max);
 		double ar = exp(fv_rng_uniform(&r, lr0, lr1));
-		int h = (int)lround(sqrt(ea * ar));
-		int w = (int)lround(sqrt(ea / ar));
+		int h = (int)nearbyint(sqrt(ea * ar));
+		int w = (int)nearbyint(sqrt(ea / ar));
 		if (!(h < H && w < W))
 			continue;
 		*ey = fv_rng_int(&r, H - h + 1);

@@ -187,6 +187,8 @@ typedef struct box {
 	int pad;
 } box;
 
+/* Python's round() (half to even) is nearbyint() in the default rounding
+ * mode; torchvision's int(round(x)) is (int)nearbyint(x). */
 static void rrc_box(const fv_aug_params *p, int W, int H, fv_rng *r, box *b)
 {
 	double area = (double)W * H;
@@ -194,8 +196,8 @@ static void rrc_box(const fv_aug_params *p, int W, int H, fv_rng *r, box *b)
 	for (int t = 0; t < 10; t++) {
 		double ta = area * fv_rng_uniform(r, p->scale_min, p->scale_max);
 		double ar = exp(fv_rng_uniform(r, lr0, lr1));
-		int w = (int)lround(sqrt(ta * ar));
-		int h = (int)lround(sqrt(ta / ar));
+		int w = (int)nearbyint(sqrt(ta * ar));
+		int h = (int)nearbyint(sqrt(ta / ar));
 		if (w > 0 && w <= W && h > 0 && h <= H) {
 			b->y0 = fv_rng_int(r, H - h + 1);
 			b->x0 = fv_rng_int(r, W - w + 1);
@@ -207,9 +209,9 @@ static void rrc_box(const fv_aug_params *p, int W, int H, fv_rng *r, box *b)
 	double in_ratio = (double)W / H;
 	int w = W, h = H;
 	if (in_ratio < p->ratio_min)
-		h = (int)lround(w / (double)p->ratio_min);
+		h = (int)nearbyint(w / (double)p->ratio_min);
 	else if (in_ratio > p->ratio_max)
-		w = (int)lround(h * (double)p->ratio_max);
+		w = (int)nearbyint(h * (double)p->ratio_max);
 	b->y0 = (H - h) / 2;
 	b->x0 = (W - w) / 2;
 	b->w = w;
@@ -228,7 +230,7 @@ static void eval_box(const fv_aug_params *p, int W, int H, box *b)
 		nw = (int)((double)s * W / H);
 	}
 	double sx = (double)W / nw, sy = (double)H / nh;
-	int left = (int)lround((nw - p->out_w) / 2.0), top = (int)lround((nh - p->out_h) / 2.0);
+	int left = (int)nearbyint((nw - p->out_w) / 2.0), top = (int)nearbyint((nh - p->out_h) / 2.0);
 	b->x0 = left * sx;
 	b->y0 = top * sy;
 	b->w = p->out_w * sx;
