@@ -402,15 +402,15 @@ static void copy_row(float *restrict dst, const float *restrict src, int n, int 
  * planar rows (padded so a 32-sample window never leaves the buffer), then
  * hrow_perm per channel. */
 static void resample_perm(float *planes, const fv_aug_view *v, const fv_axis *ax,
-			  const fv_axis *ay, int flip, float *tmp, float *work)
+			  const fv_axis *ay, int flip, float *work)
 {
 	int c = v->c, ow = ax->n, oh = ay->n, lo = ax->lo, wd = ax->hi - ax->lo;
-	size_t m = (size_t)wd * c, plane = (size_t)ow * oh;
-	size_t tps = ((size_t)wd + 32 + 15) & ~(size_t)15, mp = (m + 15) & ~(size_t)15;
+	size_t plane = (size_t)ow * oh;
+	size_t tps = ((size_t)wd + 32 + 15) & ~(size_t)15, wdp = ((size_t)wd + 15) & ~(size_t)15;
 	float *tp[3] = { work, work + tps, work + 2 * tps };
 	float *orow = work + 3 * tps;
-	/* a ring of source rows converted to float once each (kf >= every
-	 * row's tap count; rows only move down) */
+	/* a ring of source rows converted once each to planar floats (kf >=
+	 * every row's tap count; rows only move down) */
 	float *ring = orow + (((size_t)ax->nblk * ax->pb + 16 + 15) & ~(size_t)15);
 	int R = ay->kf, next = ay->start[0];
 	for (int ch = 0; ch < c; ch++)
@@ -422,26 +422,25 @@ static void resample_perm(float *planes, const fv_aug_view *v, const fv_axis *ax
 		for (; next < s0 + cn; next++) {
 			const uint8_t *restrict src = v->px + (size_t)(next - v->y0) * v->stride +
 						      (size_t)(lo - v->x0) * c;
-			float *restrict dst = ring + (size_t)(next % R) * mp;
-			for (size_t x = 0; x < m; x++)
-				dst[x] = src[x];
-		}
-		const float *rows[64];
-		for (int j = 0; j < cn; j++)
-			rows[j] = ring + (size_t)((s0 + j) % R) * mp;
-		const float *w = ay->w + (size_t)y * ay->k;
-		if (c == 1) {
-			vpassf(tp[0], rows, w, cn, m);
-		} else {
-			vpassf(tmp, rows, w, cn, m);
-			float *restrict t0 = tp[0], *restrict t1 = tp[1], *restrict t2 = tp[2];
-			for (int x = 0; x < wd; x++) {
-				t0[x] = tmp[3 * x];
-				t1[x] = tmp[3 * x + 1];
-				t2[x] = tmp[3 * x + 2];
+			float *restrict d0 = ring + (size_t)(next % R) * c * wdp;
+			if (c == 1) {
+				for (int x = 0; x < wd; x++)
+					d0[x] = src[x];
+			} else {
+				float *restrict d1 = d0 + wdp, *restrict d2 = d0 + 2 * wdp;
+				for (int x = 0; x < wd; x++) {
+					d0[x] = src[3 * x];
+					d1[x] = src[3 * x + 1];
+					d2[x] = src[3 * x + 2];
+				}
 			}
 		}
+		const float *w = ay->w + (size_t)y * ay->k;
 		for (int ch = 0; ch < c; ch++) {
+			const float *rows[64];
+			for (int j = 0; j < cn; j++)
+				rows[j] = ring + ((size_t)((s0 + j) % R) * c + ch) * wdp;
+			vpassf(tp[ch], rows, w, cn, (size_t)wd);
 			hrow_perm(orow, tp[ch], ax, lo);
 			copy_row(planes + ch * plane + (size_t)y * ow, orow, ow, flip);
 		}
@@ -467,13 +466,12 @@ int fv_resample(float *planes, const fv_aug_view *v, const fv_axis *ax, const fv
 	if (ax->pb && ay->kf <= 64) {
 		/* the permute path: planar rows, its output row, the row ring */
 		size_t wd = (size_t)(ax->hi - ax->lo);
-		size_t tps = (wd + 32 + 15) & ~(size_t)15, mp = (m + 15) & ~(size_t)15;
-		size_t need = mtmp + 3 * tps + (((size_t)ax->nblk * ax->pb + 16 + 15) & ~(size_t)15) +
-			      (size_t)ay->kf * mp;
+		size_t tps = (wd + 32 + 15) & ~(size_t)15, wdp = (wd + 15) & ~(size_t)15;
+		size_t need = 3 * tps + (((size_t)ax->nblk * ax->pb + 16 + 15) & ~(size_t)15) +
+			      (size_t)ay->kf * c * wdp;
 		if ((rc = fv_aug_buf_reserve(tmpb, need * sizeof(float))))
 			return rc;
-		tmp = tmpb->p;
-		resample_perm(planes, v, ax, ay, flip, tmp, tmp + mtmp);
+		resample_perm(planes, v, ax, ay, flip, tmpb->p);
 		return 0;
 	}
 #endif
