@@ -355,6 +355,8 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 	int gray = p->out_c == 1;
 	fv_aug_view v = { 0 };
 	box b;
+	if (!p || !in || !out || !s)
+		return fv_err_set(EINVAL, "transform: missing params, input, output or scratch");
 	if ((rc = fv_aug_params_check(p)))
 		goto fail;
 	if ((rc = source_size(in, s, gray, &W, &H, &C)))
