@@ -7,7 +7,16 @@
  * center crop, or identity. Both end in per-channel normalization into
  * float32/float16 NCHW, or raw uint8 NHWC. JPEGs are decoded only as far as
  * the crop needs (region decode, DCT scaling), then one resampling pass
- * straight to the output size with flip/jitter/normalize fused in. */
+ * straight to the output size with flip/jitter/normalize fused in.
+ *
+ * Choices where torchvision leaves one: pad > 0 takes precedence over rrc
+ * and pads with zeros; ColorJitter applies its ops in a random order per
+ * sample (torchvision's); random erasing writes 0 after normalization (the
+ * mean pixel in u8 layouts); gray input feeds 3 channels by replication, 3
+ * channels feed gray output by luma (0.299, 0.587, 0.114; for JPEG, the Y
+ * plane), and saturation/hue/lighting do nothing on 1 channel. Resampling is
+ * PIL's antialiased bilinear. Random draws come from per-stage splitmix64
+ * streams of the seed, so one op's setting never shifts another's draws. */
 #ifndef FV_TRANSFORM_H
 #define FV_TRANSFORM_H
 
