@@ -7,7 +7,16 @@
  * center crop, or identity. Both end in per-channel normalization into
  * float32/float16 NCHW, or raw uint8 NHWC. JPEGs are decoded only as far as
  * the crop needs (region decode, DCT scaling), then one resampling pass
- * straight to the output size with flip/jitter/normalize fused in. */
+ * straight to the output size with flip/jitter/normalize fused in.
+ *
+ * Choices where torchvision leaves one: pad > 0 takes precedence over rrc
+ * and pads with zeros; ColorJitter applies its ops in a random order per
+ * sample (torchvision's); random erasing writes 0 after normalization (the
+ * mean pixel in u8 layouts); gray input feeds 3 channels by replication, 3
+ * channels feed gray output by luma (0.299, 0.587, 0.114; for JPEG, the Y
+ * plane), and saturation/hue/lighting do nothing on 1 channel. Resampling is
+ * PIL's antialiased bilinear. Random draws come from per-stage splitmix64
+ * streams of the seed, so one op's setting never shifts another's draws. */
 #ifndef FV_TRANSFORM_H
 #define FV_TRANSFORM_H
 
@@ -59,6 +68,12 @@ void fv_aug_scratch_destroy(fv_aug_scratch **p);
  * fv_err_msg(); out is then left zeroed. Never crashes on bad bytes. */
 int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		  void *out, fv_aug_scratch *scratch);
+
+/* The source box the geometry picks for a W x H image under p and seed, in
+ * source pixels {x, y, w, h}: the RandomResizedCrop, the pad-crop window
+ * (may start at negative offsets) or the eval center crop mapped back to the
+ * source. For tests and tools; fv_aug_sample uses the same code. */
+int fv_aug_crop_box(const fv_aug_params *p, int W, int H, uint64_t seed, double box[4]);
 
 /* Validate params (sizes > 0, ranges ordered, probabilities in [0,1]). */
 int fv_aug_params_check(const fv_aug_params *p);

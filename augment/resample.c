@@ -1,0 +1,489 @@
+/* augment/resample.c — one separable resampling pass from decoded pixels
+ * straight to the output size: an antialiased triangle filter whose support
+ * grows with the shrink factor (PIL's BILINEAR), vertical pass first over
+ * contiguous rows (vectorizes), then horizontal into planar floats with the
+ * flip folded into where each output column lands. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+
+#include "augment/aug_internal.h"
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
+int fv_aug_buf_reserve(fv_aug_buf *b, size_t bytes)
+{
+	if (bytes <= b->cap)
+		return 0;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < bytes)
+		cap *= 2;
+	void *p = NULL;
+	if (posix_memalign(&p, 64, cap))
+		return ENOMEM;
+	free(b->p);
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static inline double tri(double x)
+{
+	x = fabs(x);
+	return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+/* Derive the fixed-count taps from the trimmed ones (see fv_axis). */
+static int fixed_taps(fv_axis *a)
+{
+	int kf = 1, n = a->n, rc;
+	for (int i = 0; i < n; i++)
+		kf = a->cnt[i] > kf ? a->cnt[i] : kf;
+	size_t pairs = (size_t)(n + 1) / 2;
+	if ((rc = fv_aug_buf_reserve(&a->bfstart, sizeof(int) * (size_t)(n + 1))) ||
+	    (rc = fv_aug_buf_reserve(&a->bw8, sizeof(float) * pairs * kf * 8)))
+		return rc;
+	a->kf = kf;
+	a->fstart = a->bfstart.p;
+	a->w8 = a->bw8.p;
+	memset(a->w8, 0, sizeof(float) * pairs * kf * 8);
+	for (int i = 0; i < n; i++) {
+		/* kf <= hi - lo, so the window fits and covers the taps */
+		int st = a->start[i] < a->hi - kf ? a->start[i] : a->hi - kf;
+		a->fstart[i] = st;
+		float *w8 = a->w8 + (size_t)(i / 2) * kf * 8 + (i & 1) * 4;
+		for (int j = 0; j < a->cnt[i]; j++) {
+			float w = a->w[(size_t)i * a->k + j];
+			int t = a->start[i] + j - st;
+			for (int l = 0; l < 4; l++)
+				w8[(size_t)t * 8 + l] = w;
+		}
+	}
+	a->fstart[n] = a->fstart[n - 1]; /* an odd last output pairs with itself */
+	return 0;
+}
+
+/* Plan the permute path: the largest block (16, then 8 outputs) whose taps
+ * all fall in a 32-sample window starting at the block's first tap. */
+static int perm_plan(fv_axis *a)
+{
+	int n = a->n, kf = a->kf, rc;
+	a->pb = 0;
+	for (int pb = 16; pb >= 8 && !a->pb; pb /= 2) {
+		int ok = 1;
+		for (int i0 = 0; i0 < n && ok; i0 += pb) {
+			int last = i0 + pb < n ? i0 + pb - 1 : n - 1;
+			ok = a->fstart[last] + kf - a->fstart[i0] <= 32;
+		}
+		if (ok)
+			a->pb = pb;
+	}
+	if (!a->pb)
+		return 0;
+	int pb = a->pb, nblk = (n + pb - 1) / pb;
+	if ((rc = fv_aug_buf_reserve(&a->bpbase, sizeof(int) * nblk)) ||
+	    (rc = fv_aug_buf_reserve(&a->bpidx, sizeof(int32_t) * 16 * kf * nblk)) ||
+	    (rc = fv_aug_buf_reserve(&a->bpw, sizeof(float) * 16 * kf * nblk)))
+		return rc;
+	a->nblk = nblk;
+	a->pbase = a->bpbase.p;
+	a->pidx = a->bpidx.p;
+	a->pw = a->bpw.p;
+	for (int b = 0; b < nblk; b++) {
+		int i0 = b * pb, base = a->fstart[i0];
+		a->pbase[b] = base;
+		for (int k = 0; k < kf; k++) {
+			int32_t *idx = a->pidx + ((size_t)b * kf + k) * 16;
+			float *w = a->pw + ((size_t)b * kf + k) * 16;
+			for (int l = 0; l < 16; l++) {
+				int i = i0 + l;
+				int valid = l < pb && i < n;
+				idx[l] = valid ? a->fstart[i] + k - base : 0;
+				w[l] = valid ? a->w8[(size_t)(i / 2) * kf * 8 + (size_t)k * 8 + (i & 1) * 4] : 0.f;
+			}
+		}
+	}
+	return 0;
+}
+
+int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered,
+		 int horiz)
+{
+	double scale = len / out_n;
+	double fscale = scale > 1.0 ? scale : 1.0;
+	/* A DCT-scaled source already averaged each sample over about one
+	 * (scaled) pixel: narrow the triangle so the two together blur as much
+	 * as the triangle alone would on the full image (matching variances:
+	 * f^2/6 + 1/12 = scale^2/6). */
+	if (prefiltered && scale * scale - 0.5 > 1.0)
+		fscale = sqrt(scale * scale - 0.5);
+	double support = fscale; /* triangle radius 1, stretched when shrinking */
+	int k = (int)ceil(support) * 2 + 1;
+	int rc;
+	if ((rc = fv_aug_buf_reserve(&a->bstart, sizeof(int) * (size_t)out_n)) ||
+	    (rc = fv_aug_buf_reserve(&a->bcnt, sizeof(int) * (size_t)out_n)) ||
+	    (rc = fv_aug_buf_reserve(&a->bw, sizeof(float) * (size_t)out_n * (size_t)k)))
+		return rc;
+	a->start = a->bstart.p;
+	a->cnt = a->bcnt.p;
+	a->w = a->bw.p;
+	a->n = out_n;
+	a->k = k;
+	a->lo = in_n;
+	a->hi = 0;
+	for (int i = 0; i < out_n; i++) {
+		double center = x0 + (i + 0.5) * scale;
+		int lo = (int)floor(center - support + 0.5);
+		int hi = (int)floor(center + support + 0.5);
+		if (lo < 0)
+			lo = 0;
+		if (hi > in_n)
+			hi = in_n;
+		if (hi - lo > k)
+			hi = lo + k;
+		double ww[k], sum = 0;
+		int n = 0;
+		for (int x = lo; x < hi; x++) {
+			ww[n] = tri((x - center + 0.5) / fscale);
+			sum += ww[n++];
+		}
+		/* trim zero-weight taps at both ends so regions stay tight */
+		int s = 0;
+		while (n > 0 && ww[s] == 0.0) {
+			s++;
+			n--;
+		}
+		while (n > 0 && ww[s + n - 1] == 0.0)
+			n--;
+		if (n == 0) { /* the span lies outside the source: nearest edge */
+			int x = (int)floor(center);
+			x = x < 0 ? 0 : x >= in_n ? in_n - 1 : x;
+			lo = x;
+			s = 0;
+			n = 1;
+			ww[0] = sum = 1.0;
+		}
+		a->start[i] = lo + s;
+		a->cnt[i] = n;
+		for (int j = 0; j < n; j++)
+			a->w[(size_t)i * k + j] = (float)(ww[s + j] / sum);
+		if (lo + s < a->lo)
+			a->lo = lo + s;
+		if (lo + s + n > a->hi)
+			a->hi = lo + s + n;
+	}
+	if (!horiz) { /* the vertical pass needs only the largest tap count */
+		a->kf = 1;
+		for (int i = 0; i < out_n; i++)
+			a->kf = a->cnt[i] > a->kf ? a->cnt[i] : a->kf;
+		a->pb = 0;
+		return 0;
+	}
+	rc = fixed_taps(a);
+	return rc ? rc : perm_plan(a);
+}
+
+/* tmp[0..m) = sum_j w[j] * row_j[0..m), summed in tap order. Specialized by
+ * tap count so the taps stay in registers across the row (one store per
+ * value, not one per tap). */
+static inline __attribute__((always_inline)) void vpass_n(float *restrict tmp,
+							 const uint8_t *restrict src, size_t stride,
+							 const float *w, const int cnt, size_t m)
+{
+	for (size_t x = 0; x < m; x++) {
+		float acc = w[0] * src[x];
+		for (int j = 1; j < cnt; j++)
+			acc = acc + w[j] * src[(size_t)j * stride + x];
+		tmp[x] = acc;
+	}
+}
+
+static void vpass(float *restrict tmp, const uint8_t *restrict src, size_t stride, const float *w,
+		  int cnt, size_t m)
+{
+	switch (cnt) {
+	case 1: vpass_n(tmp, src, stride, w, 1, m); return;
+	case 2: vpass_n(tmp, src, stride, w, 2, m); return;
+	case 3: vpass_n(tmp, src, stride, w, 3, m); return;
+	case 4: vpass_n(tmp, src, stride, w, 4, m); return;
+	case 5: vpass_n(tmp, src, stride, w, 5, m); return;
+	case 6: vpass_n(tmp, src, stride, w, 6, m); return;
+	case 7: vpass_n(tmp, src, stride, w, 7, m); return;
+	}
+	for (size_t x = 0; x < m; x++)
+		tmp[x] = w[0] * src[x];
+	for (int j = 1; j < cnt; j++) {
+		const uint8_t *restrict r = src + (size_t)j * stride;
+		float wj = w[j];
+		for (size_t x = 0; x < m; x++)
+			tmp[x] = tmp[x] + wj * r[x];
+	}
+}
+
+static void hpass1(float *restrict out, const float *restrict tmp, const fv_axis *ax, int lo,
+		   int flip)
+{
+	int n = ax->n;
+	for (int i = 0; i < n; i++) {
+		const float *w = ax->w + (size_t)i * ax->k;
+		const float *s = tmp + (ax->start[i] - lo);
+		float acc = w[0] * s[0];
+		for (int j = 1; j < ax->cnt[i]; j++)
+			acc = acc + w[j] * s[j];
+		out[flip ? n - 1 - i : i] = acc;
+	}
+}
+
+/* Three interleaved channels: a pixel is one 4-lane vector (R, G, B and the
+ * next pixel's R, ignored), the way Pillow-SIMD does it; two pixels share a
+ * 256-bit register and two pairs are in flight to hide the add latency. The
+ * row comes out as RGBx floats, then a deinterleave loop gcc vectorizes.
+ * Plain mul + add, never FMA, so every x86-64 host gets the same bits. */
+#if defined(__AVX__)
+static inline __m256 px2(const float *a, const float *b)
+{
+	return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(a)), _mm_loadu_ps(b), 1);
+}
+
+static void hrow3(float *restrict row, const float *restrict tmp, const fv_axis *ax, int lo)
+{
+	int n = ax->n, kf = ax->kf, i = 0;
+	for (; i + 3 < n; i += 4) {
+		const float *w = ax->w8 + (size_t)(i / 2) * kf * 8;
+		const float *s0 = tmp + 3 * (size_t)(ax->fstart[i] - lo);
+		const float *s1 = tmp + 3 * (size_t)(ax->fstart[i + 1] - lo);
+		const float *s2 = tmp + 3 * (size_t)(ax->fstart[i + 2] - lo);
+		const float *s3 = tmp + 3 * (size_t)(ax->fstart[i + 3] - lo);
+		__m256 a = _mm256_mul_ps(_mm256_load_ps(w), px2(s0, s1));
+		__m256 b = _mm256_mul_ps(_mm256_load_ps(w + kf * 8), px2(s2, s3));
+		for (int j = 1; j < kf; j++) {
+			a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_load_ps(w + 8 * j),
+							   px2(s0 + 3 * j, s1 + 3 * j)));
+			b = _mm256_add_ps(b, _mm256_mul_ps(_mm256_load_ps(w + kf * 8 + 8 * j),
+							   px2(s2 + 3 * j, s3 + 3 * j)));
+		}
+		_mm256_storeu_ps(row + 4 * i, a);
+		_mm256_storeu_ps(row + 4 * i + 8, b);
+	}
+	for (; i < n; i += 2) { /* pairs; an odd last pixel pairs with itself */
+		const float *w = ax->w8 + (size_t)(i / 2) * kf * 8;
+		const float *s0 = tmp + 3 * (size_t)(ax->fstart[i] - lo);
+		const float *s1 = tmp + 3 * (size_t)(ax->fstart[i + 1] - lo);
+		__m256 a = _mm256_mul_ps(_mm256_load_ps(w), px2(s0, s1));
+		for (int j = 1; j < kf; j++)
+			a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_load_ps(w + 8 * j),
+							   px2(s0 + 3 * j, s1 + 3 * j)));
+		_mm256_storeu_ps(row + 4 * i, a);
+	}
+}
+#else
+static void hrow3(float *restrict row, const float *restrict tmp, const fv_axis *ax, int lo)
+{
+	int n = ax->n, kf = ax->kf;
+	for (int i = 0; i < n; i++) {
+		const float *w = ax->w8 + (size_t)(i / 2) * kf * 8 + (i & 1) * 4;
+		const float *s = tmp + 3 * (size_t)(ax->fstart[i] - lo);
+		float a0 = w[0] * s[0], a1 = w[0] * s[1], a2 = w[0] * s[2];
+		for (int j = 1; j < kf; j++) {
+			a0 = a0 + w[8 * j] * s[3 * j];
+			a1 = a1 + w[8 * j] * s[3 * j + 1];
+			a2 = a2 + w[8 * j] * s[3 * j + 2];
+		}
+		row[4 * i] = a0;
+		row[4 * i + 1] = a1;
+		row[4 * i + 2] = a2;
+	}
+}
+#endif
+
+static void hpass3(float *restrict o0, float *restrict o1, float *restrict o2,
+		   float *restrict row, const float *restrict tmp, const fv_axis *ax, int lo, int flip)
+{
+	int n = ax->n;
+	hrow3(row, tmp, ax, lo);
+	if (flip) {
+		for (int i = 0; i < n; i++) {
+			o0[n - 1 - i] = row[4 * i];
+			o1[n - 1 - i] = row[4 * i + 1];
+			o2[n - 1 - i] = row[4 * i + 2];
+		}
+	} else {
+		for (int i = 0; i < n; i++) {
+			o0[i] = row[4 * i];
+			o1[i] = row[4 * i + 1];
+			o2[i] = row[4 * i + 2];
+		}
+	}
+}
+
+#if defined(__AVX512F__)
+/* The vertical pass over rows already converted to float (the same sums as
+ * vpass: uint8 -> float is exact), specialized by tap count. */
+static inline __attribute__((always_inline)) void vpassf_n(float *restrict tmp,
+							  const float *const *rows, const float *w,
+							  const int cnt, size_t m)
+{
+	const float *r[8];
+	for (int j = 0; j < cnt; j++)
+		r[j] = rows[j];
+	for (size_t x = 0; x < m; x++) {
+		float acc = w[0] * r[0][x];
+		for (int j = 1; j < cnt; j++)
+			acc = acc + w[j] * r[j][x];
+		tmp[x] = acc;
+	}
+}
+
+static void vpassf(float *restrict tmp, const float *const *rows, const float *w, int cnt, size_t m)
+{
+	switch (cnt) {
+	case 1: vpassf_n(tmp, rows, w, 1, m); return;
+	case 2: vpassf_n(tmp, rows, w, 2, m); return;
+	case 3: vpassf_n(tmp, rows, w, 3, m); return;
+	case 4: vpassf_n(tmp, rows, w, 4, m); return;
+	case 5: vpassf_n(tmp, rows, w, 5, m); return;
+	case 6: vpassf_n(tmp, rows, w, 6, m); return;
+	case 7: vpassf_n(tmp, rows, w, 7, m); return;
+	case 8: vpassf_n(tmp, rows, w, 8, m); return;
+	}
+	for (size_t x = 0; x < m; x++)
+		tmp[x] = w[0] * rows[0][x];
+	for (int j = 1; j < cnt; j++)
+		for (size_t x = 0; x < m; x++)
+			tmp[x] = tmp[x] + w[j] * rows[j][x];
+}
+
+/* One planar channel row through the permute plan into orow (blocks of pb
+ * outputs, 16-lane stores; orow holds nblk * pb + 16 floats). Per tap: one
+ * permute picks each lane's sample from a 32-sample window, then mul + add
+ * in tap order, so the sums match the other paths bit for bit. */
+static inline __m512 perm_block(const float *restrict tp, const fv_axis *ax, int lo, int b)
+{
+	int kf = ax->kf;
+	const float *win = tp + (ax->pbase[b] - lo);
+	__m512 w0 = _mm512_loadu_ps(win), w1 = _mm512_loadu_ps(win + 16);
+	const int32_t *idx = ax->pidx + (size_t)b * kf * 16;
+	const float *w = ax->pw + (size_t)b * kf * 16;
+	__m512 acc = _mm512_mul_ps(_mm512_load_ps(w),
+				   _mm512_permutex2var_ps(w0, _mm512_load_si512(idx), w1));
+	for (int k = 1; k < kf; k++) {
+		__m512 x = _mm512_permutex2var_ps(w0, _mm512_load_si512(idx + 16 * k), w1);
+		acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_load_ps(w + 16 * k), x));
+	}
+	return acc;
+}
+
+static void hrow_perm(float *restrict orow, const float *restrict tp, const fv_axis *ax, int lo)
+{
+	int b = 0, pb = ax->pb;
+	/* two blocks per step: independent add chains hide the add latency */
+	for (; b + 1 < ax->nblk; b += 2) {
+		__m512 a0 = perm_block(tp, ax, lo, b), a1 = perm_block(tp, ax, lo, b + 1);
+		_mm512_storeu_ps(orow + (size_t)b * pb, a0);
+		_mm512_storeu_ps(orow + (size_t)(b + 1) * pb, a1);
+	}
+	if (b < ax->nblk)
+		_mm512_storeu_ps(orow + (size_t)b * pb, perm_block(tp, ax, lo, b));
+}
+
+static void copy_row(float *restrict dst, const float *restrict src, int n, int flip)
+{
+	if (flip)
+		for (int i = 0; i < n; i++)
+			dst[n - 1 - i] = src[i];
+	else
+		memcpy(dst, src, sizeof(float) * n);
+}
+
+/* The permute path for a whole image: vertical pass, deinterleave into
+ * planar rows (padded so a 32-sample window never leaves the buffer), then
+ * hrow_perm per channel. */
+static void resample_perm(float *planes, const fv_aug_view *v, const fv_axis *ax,
+			  const fv_axis *ay, int flip, float *work)
+{
+	int c = v->c, ow = ax->n, oh = ay->n, lo = ax->lo, wd = ax->hi - ax->lo;
+	size_t plane = (size_t)ow * oh;
+	size_t tps = ((size_t)wd + 32 + 15) & ~(size_t)15, wdp = ((size_t)wd + 15) & ~(size_t)15;
+	float *tp[3] = { work, work + tps, work + 2 * tps };
+	float *orow = work + 3 * tps;
+	/* a ring of source rows converted once each to planar floats (kf >=
+	 * every row's tap count; rows only move down) */
+	float *ring = orow + (((size_t)ax->nblk * ax->pb + 16 + 15) & ~(size_t)15);
+	int R = ay->kf, next = ay->start[0];
+	for (int ch = 0; ch < c; ch++)
+		memset(tp[ch] + wd, 0, sizeof(float) * (tps - wd));
+	for (int y = 0; y < oh; y++) {
+		int s0 = ay->start[y], cn = ay->cnt[y];
+		if (s0 < next - R)
+			next = s0;
+		for (; next < s0 + cn; next++) {
+			const uint8_t *restrict src = v->px + (size_t)(next - v->y0) * v->stride +
+						      (size_t)(lo - v->x0) * c;
+			float *restrict d0 = ring + (size_t)(next % R) * c * wdp;
+			if (c == 1) {
+				for (int x = 0; x < wd; x++)
+					d0[x] = src[x];
+			} else {
+				float *restrict d1 = d0 + wdp, *restrict d2 = d0 + 2 * wdp;
+				for (int x = 0; x < wd; x++) {
+					d0[x] = src[3 * x];
+					d1[x] = src[3 * x + 1];
+					d2[x] = src[3 * x + 2];
+				}
+			}
+		}
+		const float *w = ay->w + (size_t)y * ay->k;
+		for (int ch = 0; ch < c; ch++) {
+			const float *rows[64];
+			for (int j = 0; j < cn; j++)
+				rows[j] = ring + ((size_t)((s0 + j) % R) * c + ch) * wdp;
+			vpassf(tp[ch], rows, w, cn, (size_t)wd);
+			hrow_perm(orow, tp[ch], ax, lo);
+			copy_row(planes + ch * plane + (size_t)y * ow, orow, ow, flip);
+		}
+	}
+}
+#endif
+
+int fv_resample(float *planes, const fv_aug_view *v, const fv_axis *ax, const fv_axis *ay,
+		int flip, fv_aug_buf *tmpb)
+{
+	int c = v->c, ow = ax->n, oh = ay->n;
+	int lo = ax->lo;
+	size_t m = (size_t)(ax->hi - ax->lo) * c;
+	/* tmp: one filtered row (+ 4: a pixel vector reads one float past the
+	 * last pixel), then an RGBx output row, 64-byte aligned */
+	size_t mtmp = (m + 4 + 15) & ~(size_t)15;
+	int rc = fv_aug_buf_reserve(tmpb, (mtmp + 4 * ((size_t)ow + 1)) * sizeof(float));
+	if (rc)
+		return rc;
+	float *tmp = tmpb->p, *row = tmp + mtmp;
+	size_t plane = (size_t)ow * oh;
+#if defined(__AVX512F__)
+	if (ax->pb && ay->kf <= 64) {
+		/* the permute path: planar rows, its output row, the row ring */
+		size_t wd = (size_t)(ax->hi - ax->lo);
+		size_t tps = (wd + 32 + 15) & ~(size_t)15, wdp = (wd + 15) & ~(size_t)15;
+		size_t need = 3 * tps + (((size_t)ax->nblk * ax->pb + 16 + 15) & ~(size_t)15) +
+			      (size_t)ay->kf * c * wdp;
+		if ((rc = fv_aug_buf_reserve(tmpb, need * sizeof(float))))
+			return rc;
+		resample_perm(planes, v, ax, ay, flip, tmpb->p);
+		return 0;
+	}
+#endif
+	for (int y = 0; y < oh; y++) {
+		const uint8_t *src = v->px + (size_t)(ay->start[y] - v->y0) * v->stride +
+				     (size_t)(lo - v->x0) * c;
+		vpass(tmp, src, v->stride, ay->w + (size_t)y * ay->k, ay->cnt[y], m);
+		if (c == 1)
+			hpass1(planes + (size_t)y * ow, tmp, ax, lo, flip);
+		else
+			hpass3(planes + (size_t)y * ow, planes + plane + (size_t)y * ow,
+			       planes + 2 * plane + (size_t)y * ow, row, tmp, ax, lo, flip);
+	}
+	return 0;
+}
