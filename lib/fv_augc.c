@@ -2,6 +2,7 @@
  * next (with substitutes under REPLACE), release, stats, local workers.
  * The broker thread (fv_augc_broker.c) does the talking to workers. */
 #include "fv_augc_int.h"
+#include "augment/transform_pb.h"
 #include "fv_error.h"
 #include "fv_log.h"
 #include "fv_daemon.h"
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +79,11 @@ int fv_augc_new(fv_augc **out, const fv_augc_opts *opts)
 	size_t len = sizeof c->endpoint;
 	if (zmq_getsockopt(c->sock, ZMQ_LAST_ENDPOINT, c->endpoint, &len))
 		snprintf(c->endpoint, sizeof c->endpoint, "%s", opts->endpoint);
+	/* ids unique across client sessions too: a worker that outlived our
+	 * predecessor may still answer its requests */
+	if (getrandom(&c->next_id, sizeof c->next_id, 0) != sizeof c->next_id)
+		c->next_id = (uint64_t)fv_now_ms() * 2654435761u;
+	c->next_id &= ~(uint64_t)0 >> 1;
 	if ((rc = pthread_create(&c->thr, NULL, fv_augc_broker_main, c))) {
 		rc = fv_err_set(rc, "augment client: thread: %s", strerror(rc));
 		goto fail;
@@ -169,41 +176,6 @@ void fv_augc_destroy(fv_augc **pc)
 }
 
 /* ------------------------------------------------------------ submit */
-
-static void tf_from_params(augc_bat *b, const fv_aug_params *p)
-{
-	Fovea__Transform *t = &b->tf;
-	fovea__transform__init(t);
-	t->mode = p->mode == FV_AUG_EVAL ? FOVEA__AUG_MODE__AUG_EVAL : FOVEA__AUG_MODE__AUG_TRAIN;
-	t->out_width = p->out_w;
-	t->out_height = p->out_h;
-	t->out_channels = p->out_c;
-	t->layout = (Fovea__OutLayout)p->layout;
-	t->random_resized_crop = p->rrc;
-	t->scale_min = p->scale_min;
-	t->scale_max = p->scale_max;
-	t->ratio_min = p->ratio_min;
-	t->ratio_max = p->ratio_max;
-	t->pad = p->pad;
-	t->flip_p = p->flip_p;
-	t->brightness = p->brightness;
-	t->contrast = p->contrast;
-	t->saturation = p->saturation;
-	t->hue = p->hue;
-	t->pca_lighting = p->pca_lighting;
-	t->erase_p = p->erase_p;
-	t->erase_scale_min = p->erase_scale_min;
-	t->erase_scale_max = p->erase_scale_max;
-	t->erase_ratio_min = p->erase_ratio_min;
-	t->erase_ratio_max = p->erase_ratio_max;
-	t->resize_shorter = p->resize_shorter;
-	int nc = p->out_c == 1 ? 1 : 3;
-	memcpy(b->mean, p->mean, sizeof b->mean);
-	memcpy(b->std, p->std, sizeof b->std);
-	t->n_mean = t->n_std = nc;
-	t->mean = b->mean;
-	t->std = b->std;
-}
 
 /* A request for samples idx[0..n) with inputs in[0..n): their bytes are
  * copied into one blob. */
@@ -302,7 +274,7 @@ int fv_augc_submit(fv_augc *c, uint64_t epoch, uint64_t batch, const fv_aug_para
 	b->pub.index = batch;
 	b->pub.tag = tag;
 	b->pub.sample_bytes = sb;
-	tf_from_params(b, p);
+	fv_aug_params_to_pb(p, &b->tf, b->mean, b->std);
 	if ((rc = req_new(&r, b, idx, in, seeds, n)))
 		goto out;
 	b->npending = n;
