@@ -60,6 +60,12 @@ void fv_aug_scratch_destroy(fv_aug_scratch **p);
 int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		  void *out, fv_aug_scratch *scratch);
 
+/* The source box the geometry picks for a W x H image under p and seed, in
+ * source pixels {x, y, w, h}: the RandomResizedCrop, the pad-crop window
+ * (may start at negative offsets) or the eval center crop mapped back to the
+ * source. For tests and tools; fv_aug_sample uses the same code. */
+int fv_aug_crop_box(const fv_aug_params *p, int W, int H, uint64_t seed, double box[4]);
+
 /* Validate params (sizes > 0, ranges ordered, probabilities in [0,1]). */
 int fv_aug_params_check(const fv_aug_params *p);
 

@@ -1,0 +1,101 @@
+/* augment/aug_internal.h — what the transform's pieces share: the per-thread
+ * scratch, the per-sample random streams, one-axis resampling plans, the
+ * JPEG/PNG decoders and the photometric/output passes. Not a public API. */
+#ifndef FV_AUG_INTERNAL_H
+#define FV_AUG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "augment/transform.h"
+
+/* Bounds on what we decode before allocating anything. */
+#define FV_AUG_MAX_DIM 32768
+#define FV_AUG_MAX_PIXELS (64u << 20)
+
+/* A grow-only buffer: the steady state never allocates. */
+typedef struct fv_aug_buf {
+	void *p;
+	size_t cap;
+} fv_aug_buf;
+int fv_aug_buf_reserve(fv_aug_buf *b, size_t bytes);
+
+/* One axis of a separable resampling: output i reads cnt[i] source samples
+ * starting at start[i] (absolute source index) with weights w[i*k ...]. */
+typedef struct fv_axis {
+	int n, k;
+	int lo, hi;                     /* source range the taps touch: [lo, hi) */
+	int *start, *cnt;
+	float *w;
+	fv_aug_buf bstart, bcnt, bw;
+} fv_axis;
+
+/* Plan the antialiased triangle (bilinear) filter mapping the source span
+ * [x0, x0 + len) of an axis with in_n samples onto out_n samples, the way
+ * PIL's resample does: support scales with the shrink factor, taps outside
+ * the source are dropped and the rest renormalized. prefiltered: the source
+ * was DCT-scaled (see resample.c). */
+int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered);
+
+/* A view of decoded pixels: px is the sample at (x0, y0) of the (possibly
+ * DCT-scaled) source image; rows are stride bytes apart, c channels HWC. */
+typedef struct fv_aug_view {
+	const uint8_t *px;
+	int x0, y0, w, h, c;
+	size_t stride;
+} fv_aug_view;
+
+/* Resample v through plans ax, ay into c float planes of ax->n x ay->n
+ * (values 0..255), mirroring x when flip. tmp is scratch. */
+int fv_resample(float *planes, const fv_aug_view *v, const fv_axis *ax, const fv_axis *ay,
+		int flip, fv_aug_buf *tmp);
+
+/* JPEG decoding with libjpeg: header first (dimensions, components), then
+ * a region [x0,x1) x [y0,y1) of the image scaled by 1/denom. */
+typedef struct fv_jpeg fv_jpeg;
+int fv_jpeg_new(fv_jpeg **out);
+void fv_jpeg_destroy(fv_jpeg **p);
+/* Reads the header. *w, *h: full size; *c: 1 or 3 (what we would output;
+ * gray forces 1). */
+int fv_jpeg_header(fv_jpeg *j, const uint8_t *data, size_t len, int gray, int *w, int *h, int *c);
+/* Size of the image at DCT scale 1/denom (denom 1, 2, 4, 8). */
+void fv_jpeg_scaled_size(fv_jpeg *j, int denom, int *w, int *h);
+/* Decode the region (coordinates at scale 1/denom) into buf; v describes it.
+ * Ends the decode (success or not); call fv_jpeg_header again for the next. */
+int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug_buf *buf,
+		   fv_aug_view *v);
+/* Abandon a decode started by fv_jpeg_header. */
+void fv_jpeg_abort(fv_jpeg *j);
+
+/* Whole PNG to 8-bit gray or RGB in buf. */
+int fv_png_decode(const uint8_t *data, size_t len, int gray, fv_aug_buf *buf, fv_aug_view *v);
+
+/* Per-sample random stream (splitmix64); each stage gets its own so that
+ * turning one augmentation on or off never moves another's draws. */
+typedef struct fv_rng {
+	uint64_t s;
+} fv_rng;
+enum { FV_STREAM_GEOM = 1, FV_STREAM_FLIP, FV_STREAM_JITTER, FV_STREAM_LIGHT, FV_STREAM_ERASE };
+void fv_rng_seed(fv_rng *r, uint64_t seed, int stream);
+uint64_t fv_rng_next(fv_rng *r);
+double fv_rng_uniform(fv_rng *r, double lo, double hi); /* [lo, hi) */
+int fv_rng_int(fv_rng *r, int n);                      /* [0, n) */
+double fv_rng_normal(fv_rng *r);
+
+/* Photometric passes on c float planes of n pixels (0..255 scale). */
+void fv_color_jitter(float *planes, int c, size_t n, const fv_aug_params *p, uint64_t seed);
+void fv_color_lighting(float *planes, int c, size_t n, float std, uint64_t seed);
+/* 3 planes -> luma in plane 0; 1 plane -> replicated into planes 1, 2. */
+void fv_color_to_gray(float *planes, size_t n);
+void fv_color_replicate(float *planes, size_t n);
+
+/* Random erasing decision (torchvision semantics): returns 1 and the
+ * rectangle when this sample erases. */
+int fv_erase_box(const fv_aug_params *p, uint64_t seed, int *ey, int *ex, int *eh, int *ew);
+
+/* Write planes into out in p's layout: normalize (float layouts), then the
+ * erased rectangle becomes 0 after normalization (the mean pixel for u8). */
+void fv_aug_write(void *out, const float *planes, const fv_aug_params *p, int erase, int ey,
+		  int ex, int eh, int ew);
+
+#endif

@@ -1,0 +1,225 @@
+/* augment/bench.c — `fovea bench augment`: single-threaded images/s of
+ * (a) a full TurboJPEG decode to RGB, the floor every loader pays, (b) the
+ * ImageNet train transform to 3x224x224 float32, (c) the eval transform
+ * (256 -> 224), measured in the same run with passes interleaved (best of
+ * each, so a busy machine skews the ratio less), then (d) the pipeline through
+ * real worker processes with 1 and 2 workers when aug-proto linked
+ * fv_aug_bench_workers in. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <turbojpeg.h>
+
+#include "augment/transform.h"
+#include "fv_error.h"
+
+int fv_bench_augment(int argc, char **argv);
+/* End-to-end through nworkers real worker processes (aug-proto). */
+int fv_aug_bench_workers(const char *images_dir, int nworkers, double *img_per_s)
+	__attribute__((weak));
+
+typedef struct file {
+	unsigned char *data;
+	size_t len;
+} file;
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmpname(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int load(const char *dir, int max, file **out, int *n)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return fv_err_set(FV_E_NOTFOUND, "%s: cannot open the image folder", dir);
+	char **names = NULL;
+	int nn = 0, cap = 0, rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		if (l < 5 || (strcasecmp(e->d_name + l - 4, ".jpg") && strcasecmp(e->d_name + l - 5, ".jpeg")))
+			continue;
+		if (nn == cap) {
+			cap = cap ? cap * 2 : 256;
+			names = realloc(names, sizeof *names * cap);
+		}
+		names[nn++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(names, nn, sizeof *names, cmpname);
+	if (max > 0 && nn > max)
+		nn = max;
+	file *f = calloc(nn ? nn : 1, sizeof *f);
+	int got = 0;
+	for (int i = 0; i < nn; i++) {
+		char path[8192];
+		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+		FILE *fp = fopen(path, "rb");
+		if (!fp)
+			continue;
+		fseek(fp, 0, SEEK_END);
+		long sz = ftell(fp);
+		fseek(fp, 0, SEEK_SET);
+		if (sz > 0 && (f[got].data = malloc(sz)) && fread(f[got].data, 1, sz, fp) == (size_t)sz)
+			f[got++].len = (size_t)sz;
+		fclose(fp);
+	}
+	for (int i = 0; i < nn; i++)
+		free(names[i]);
+	free(names);
+	if (!got) {
+		free(f);
+		return fv_err_set(FV_E_NOTFOUND, "%s: no JPEG files", dir);
+	}
+	*out = f;
+	*n = got;
+	return rc;
+}
+
+/* One pass of full decodes; images/s. */
+static double pass_decode(tjhandle tj, const file *f, int n, unsigned char *buf, size_t cap)
+{
+	double t0 = now();
+	for (int i = 0; i < n; i++) {
+		int w, h, ss, cs;
+		if (tjDecompressHeader3(tj, f[i].data, f[i].len, &w, &h, &ss, &cs) ||
+		    (size_t)w * h * 3 > cap ||
+		    tjDecompress2(tj, f[i].data, f[i].len, buf, w, 0, h, TJPF_RGB, 0))
+			return -1;
+	}
+	return n / (now() - t0);
+}
+
+static double pass_aug(const fv_aug_params *p, const file *f, int n, uint64_t seed0, void *out,
+		       fv_aug_scratch *s)
+{
+	double t0 = now();
+	for (int i = 0; i < n; i++) {
+		fv_aug_input in = { FV_ENC_JPEG, f[i].data, f[i].len, 0, 0, 0 };
+		if (fv_aug_sample(p, &in, seed0 + (uint64_t)i, out, s))
+			return -1;
+	}
+	return n / (now() - t0);
+}
+
+static void usage(FILE *o)
+{
+	fprintf(o, "usage: fovea bench augment [--images DIR] [--passes N] [--max N] [--json]\n"
+		   "  DIR defaults to ../shared/data/jpeg-bench (or $FV_SHARED_DATA/jpeg-bench)\n");
+}
+
+int fv_bench_augment(int argc, char **argv)
+{
+	char defdir[4096];
+	const char *env = getenv("FV_SHARED_DATA");
+	snprintf(defdir, sizeof defdir, "%s/jpeg-bench", env ? env : "../shared/data");
+	const char *dir = defdir;
+	int json = 0, passes = 5, max = 0, rc = 0, n = 0;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--images") && i + 1 < argc)
+			dir = argv[++i];
+		else if (!strcmp(argv[i], "--passes") && i + 1 < argc)
+			passes = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--max") && i + 1 < argc)
+			max = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--json"))
+			json = 1;
+		else {
+			usage(strcmp(argv[i], "--help") ? stderr : stdout);
+			return strcmp(argv[i], "--help") ? 2 : 0;
+		}
+	}
+	if (passes < 1)
+		passes = 1;
+	file *f = NULL;
+	if ((rc = load(dir, max, &f, &n))) {
+		fprintf(stderr, "fovea bench augment: %s\n", fv_err_msg(rc));
+		return 1;
+	}
+	size_t cap = 0;
+	tjhandle tj = tjInitDecompress();
+	for (int i = 0; i < n; i++) {
+		int w, h, ss, cs;
+		if (!tjDecompressHeader3(tj, f[i].data, f[i].len, &w, &h, &ss, &cs) &&
+		    (size_t)w * h * 3 > cap)
+			cap = (size_t)w * h * 3;
+	}
+	unsigned char *buf = malloc(cap ? cap : 1);
+	fv_aug_params tr, ev;
+	fv_aug_defaults(&tr, FV_AUG_TRAIN, 3, 224, 224);
+	fv_aug_defaults(&ev, FV_AUG_EVAL, 3, 224, 224);
+	void *out = malloc(fv_aug_out_bytes(&tr));
+	fv_aug_scratch *s = NULL;
+	double best[3] = { 0, 0, 0 };
+	if ((rc = fv_aug_scratch_new(&s)))
+		goto out;
+	for (int p = 0; p < passes; p++) {
+		double r[3];
+		r[0] = pass_decode(tj, f, n, buf, cap);
+		r[1] = pass_aug(&tr, f, n, (uint64_t)p * n, out, s);
+		r[2] = pass_aug(&ev, f, n, 0, out, s);
+		for (int k = 0; k < 3; k++) {
+			if (r[k] < 0) {
+				fprintf(stderr, "fovea bench augment: %s failed on an image: %s\n",
+					k ? "transform" : "decode",
+					k ? fv_err_msg(FV_E_DECODE) : tjGetErrorStr2(tj));
+				rc = 1;
+				goto out;
+			}
+			if (r[k] > best[k])
+				best[k] = r[k];
+		}
+	}
+	double pw[2] = { -1, -1 };
+	if (fv_aug_bench_workers)
+		for (int k = 0; k < 2; k++)
+			if (fv_aug_bench_workers(dir, k + 1, &pw[k]))
+				pw[k] = -1;
+	if (json) {
+		printf("{\"images\": %d, \"passes\": %d, \"decode_img_per_s\": %.1f, "
+		       "\"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
+		       "\"train_vs_decode\": %.3f, \"eval_vs_decode\": %.3f",
+		       n, passes, best[0], best[1], best[2], best[1] / best[0], best[2] / best[0]);
+		for (int k = 0; k < 2; k++) {
+			if (pw[k] >= 0)
+				printf(", \"pipeline_img_per_s_%dw\": %.1f", k + 1, pw[k]);
+			else
+				printf(", \"pipeline_img_per_s_%dw\": null", k + 1);
+		}
+		printf("}\n");
+	} else {
+		printf("augment bench: %d JPEGs from %s, best of %d interleaved passes, 1 thread\n", n,
+		       dir, passes);
+		printf("  decode only (TurboJPEG full RGB)   %8.1f img/s  (reference)\n", best[0]);
+		printf("  train RRC+flip+jitter -> 3x224x224 %8.1f img/s  %.2fx decode\n", best[1],
+		       best[1] / best[0]);
+		printf("  eval 256->224 center crop          %8.1f img/s  %.2fx decode\n", best[2],
+		       best[2] / best[0]);
+		if (!fv_aug_bench_workers)
+			printf("  pipeline through workers: not built (fv_aug_bench_workers absent)\n");
+		else
+			for (int k = 0; k < 2; k++)
+				printf("  pipeline, %d worker%s               %8.1f img/s  %.2fx decode\n",
+				       k + 1, k ? "s" : " ", pw[k], pw[k] / best[0]);
+	}
+out:
+	fv_aug_scratch_destroy(&s);
+	tjDestroy(tj);
+	free(out);
+	free(buf);
+	for (int i = 0; i < n; i++)
+		free(f[i].data);
+	free(f);
+	return rc ? 1 : 0;
+}
