@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "fv_augc.h"
@@ -53,10 +54,42 @@ static int load(const char *dir, fv_aug_input *in, uint8_t **bufs)
 	return n;
 }
 
-/* Keep the window full; count images in batches delivered after warm-up. */
+/* CPU seconds used so far by the local workers, and by this process. */
+static void cpu_used(fv_augc *c, double *workers, double *self)
+{
+	pid_t pids[64];
+	int k = fv_augc_local_pids(c, pids, 64);
+	double tick = (double)sysconf(_SC_CLK_TCK);
+	*workers = 0;
+	for (int i = 0; i < k; i++) {
+		char path[64], buf[1024];
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)pids[i]);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		size_t len = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[len] = 0;
+		char *q = strrchr(buf, ')'); /* fields after the command name */
+		unsigned long ut = 0, st = 0;
+		if (q && sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+				&ut, &st) == 2)
+			*workers += (ut + st) / tick;
+	}
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	*self = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+		ru.ru_stime.tv_usec / 1e6;
+}
+
+/* Keep the window full; count images in batches delivered after warm-up.
+ * Besides images/s (wall clock, which a loaded machine skews), log the CPU
+ * the workers and the client spent per image: the client's share is what
+ * limits scaling with more workers. */
 static int stream(fv_augc *c, const fv_aug_params *p, const fv_aug_input *all, int n,
 		  double *img_per_s)
 {
+	double w0 = 0, s0 = 0, w1, s1;
 	fv_aug_input in[BATCH];
 	uint64_t seeds[BATCH];
 	uint64_t next = 0;
@@ -83,12 +116,19 @@ static int stream(fv_augc *c, const fv_aug_params *p, const fv_aug_input *all, i
 		if (!ok)
 			return fv_err_set(FV_E_DECODE, "a benchmark batch failed");
 		int64_t now = fv_now_ms();
-		if (!start && now - t0 >= WARM_MS)
+		if (!start && now - t0 >= WARM_MS) {
 			start = now;
+			cpu_used(c, &w0, &s0);
+		}
 		else if (start)
 			counted += BATCH;
 		if (start && now - start >= MEASURE_MS) {
 			*img_per_s = counted * 1000.0 / (double)(now - start);
+			cpu_used(c, &w1, &s1);
+			fv_info("bench workers: %d worker(s): %.1f img/s wall; CPU per image: "
+				"workers %.2f ms, client %.2f ms (%.1f%% of the workers')",
+				fv_augc_workers(c, NULL), *img_per_s, (w1 - w0) * 1e3 / counted,
+				(s1 - s0) * 1e3 / counted, 100.0 * (s1 - s0) / (w1 - w0 + 1e-9));
 			return 0;
 		}
 	}

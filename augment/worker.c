@@ -32,8 +32,20 @@ typedef struct job {
 	struct job *link;
 } job;
 
+/* Output buffers are recycled: a fresh 20 MB buffer per request costs more
+ * in page faults than the transform's own writes. zmq hands a sent buffer
+ * back from its I/O thread, hence the lock. Each buffer has a 64-byte
+ * header holding its capacity, so the data stays 64-byte aligned. */
+#define POOL_MAX 8
+typedef struct outpool {
+	pthread_mutex_t mu;
+	void *bufs[POOL_MAX];
+	int n;
+} outpool;
+
 struct fv_augw {
 	fv_augw_opts o;
+	outpool pool;
 	void *ctx, *sock;
 	int donefd;
 	pthread_mutex_t mu;
@@ -59,14 +71,58 @@ void fv_augw_opts_default(fv_augw_opts *o)
 	o->max_message = FV_AUG_MAX_DEFAULT;
 }
 
-static void job_free(job *j)
+static uint8_t *pool_get(outpool *p, size_t size)
+{
+	pthread_mutex_lock(&p->mu);
+	for (int i = 0; i < p->n; i++) {
+		size_t cap = *(size_t *)p->bufs[i];
+		if (cap >= size && cap / 2 <= size) {
+			uint8_t *b = p->bufs[i];
+			p->bufs[i] = p->bufs[--p->n];
+			pthread_mutex_unlock(&p->mu);
+			return b + 64;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	uint8_t *b = aligned_alloc(64, 64 + (size + 63) / 64 * 64);
+	if (!b)
+		return NULL;
+	*(size_t *)b = size;
+	return b + 64;
+}
+
+static void pool_put(outpool *p, uint8_t *data)
+{
+	if (!data)
+		return;
+	uint8_t *b = data - 64;
+	pthread_mutex_lock(&p->mu);
+	if (p->n < POOL_MAX) {
+		p->bufs[p->n++] = b;
+		b = NULL;
+	} else if (p->n) { /* keep the larger ones */
+		uint8_t *small = p->bufs[0];
+		int k = 0;
+		for (int i = 1; i < p->n; i++)
+			if (*(size_t *)p->bufs[i] < *(size_t *)small)
+				small = p->bufs[i], k = i;
+		if (*(size_t *)small < *(size_t *)b) {
+			p->bufs[k] = b;
+			b = small;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(b);
+}
+
+static void job_free(fv_augw *w, job *j)
 {
 	if (!j)
 		return;
 	if (j->req)
 		fovea__aug_request__free_unpacked(j->req, NULL);
 	zmq_msg_close(&j->data);
-	free(j->out);
+	pool_put(&w->pool, j->out);
 	if (j->reasons)
 		for (int i = 0; i < j->n; i++)
 			free(j->reasons[i]);
@@ -173,9 +229,11 @@ static int sock_open(fv_augw *w)
 {
 	if (!(w->sock = zmq_socket(w->ctx, ZMQ_DEALER)))
 		return fv_err_set(FV_E_ZMQ, "zmq_socket: %s", zmq_strerror(zmq_errno()));
-	int rc = fv_sock_limit(w->sock, w->o.max_message);
+	int rc = fv_sock_limit(w->sock, w->o.max_message), sockbuf = FV_AUG_SOCKBUF;
 	if (rc)
 		return rc;
+	zmq_setsockopt(w->sock, ZMQ_SNDBUF, &sockbuf, sizeof sockbuf);
+	zmq_setsockopt(w->sock, ZMQ_RCVBUF, &sockbuf, sizeof sockbuf);
 	if (zmq_connect(w->sock, w->o.connect))
 		return fv_err_set(FV_E_ZMQ, "connect %s: %s", w->o.connect, zmq_strerror(zmq_errno()));
 	Fovea__AugHello h = FOVEA__AUG_HELLO__INIT;
@@ -256,16 +314,16 @@ static void on_request(fv_augw *w, const fv_msg *m, zmq_msg_t *data)
 	const char *bad = request_bad(w, q, zmq_msg_size(&j->data), &j->p, &j->sb, why, sizeof why);
 	if (bad) {
 		send_error(w, q->id, FV_E_PROTO, bad);
-		job_free(j);
+		job_free(w, j);
 		return;
 	}
 	j->n = q->n_samples;
 	j->codes = calloc(j->n, sizeof *j->codes);
 	j->reasons = calloc(j->n, sizeof *j->reasons);
-	j->out = aligned_alloc(64, (j->n * j->sb + 63) / 64 * 64);
+	j->out = pool_get(&w->pool, (size_t)j->n * j->sb);
 	if (!j->codes || !j->reasons || !j->out) {
 		send_error(w, q->id, ENOMEM, "out of memory");
-		job_free(j);
+		job_free(w, j);
 		return;
 	}
 	j->t0 = fv_now_ms();
@@ -282,8 +340,7 @@ static void on_request(fv_augw *w, const fv_msg *m, zmq_msg_t *data)
 
 static void free_out(void *data, void *hint)
 {
-	(void)hint;
-	free(data);
+	pool_put(hint, data);
 }
 
 static void send_reply(fv_augw *w, job *j)
@@ -315,7 +372,7 @@ static void send_reply(fv_augw *w, job *j)
 	}
 	r.failed = failp;
 	/* zero-copy: zmq frees the output buffer once it is on the wire */
-	if (zmq_msg_init_data(&out, j->out, (size_t)j->n * j->sb, free_out, NULL)) {
+	if (zmq_msg_init_data(&out, j->out, (size_t)j->n * j->sb, free_out, &w->pool)) {
 		send_error(w, j->req->id, ENOMEM, "out of memory");
 		goto out;
 	}
@@ -343,7 +400,7 @@ static void flush_done(fv_augw *w)
 		pthread_mutex_lock(&w->mu);
 		w->busy--;
 		pthread_mutex_unlock(&w->mu);
-		job_free(j);
+		job_free(w, j);
 	}
 }
 
@@ -421,6 +478,7 @@ int fv_augw_new(fv_augw **out, const fv_augw_opts *o)
 	snprintf(w->name, sizeof w->name, "%s:%d", host, (int)getpid());
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
+	pthread_mutex_init(&w->pool.mu, NULL);
 	if ((w->donefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
 		rc = fv_err_set(errno, "eventfd: %s", strerror(errno));
 		goto fail;
@@ -515,15 +573,18 @@ void fv_augw_destroy(fv_augw **pw)
 		pthread_join(w->thr[i], NULL);
 	free(w->thr);
 	for (job *j = w->todo, *nx; j; j = nx)
-		nx = j->link, job_free(j);
+		nx = j->link, job_free(w, j);
 	for (job *j = w->done, *nx; j; j = nx)
-		nx = j->link, job_free(j);
+		nx = j->link, job_free(w, j);
 	if (w->sock)
 		zmq_close(w->sock);
 	if (w->ctx)
 		zmq_ctx_term(w->ctx);
 	if (w->donefd >= 0)
 		close(w->donefd);
+	for (int i = 0; i < w->pool.n; i++) /* zmq is gone: nothing is in flight */
+		free(w->pool.bufs[i]);
+	pthread_mutex_destroy(&w->pool.mu);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);

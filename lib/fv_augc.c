@@ -72,6 +72,10 @@ int fv_augc_new(fv_augc **out, const fv_augc_opts *opts)
 	if ((rc = fv_sock_limit(c->sock, opts->max_message)))
 		goto fail;
 	zmq_setsockopt(c->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+	/* batches are tens of MB: big kernel buffers mean fewer wakeups per batch */
+	int sockbuf = FV_AUG_SOCKBUF;
+	zmq_setsockopt(c->sock, ZMQ_RCVBUF, &sockbuf, sizeof sockbuf);
+	zmq_setsockopt(c->sock, ZMQ_SNDBUF, &sockbuf, sizeof sockbuf);
 	if (zmq_bind(c->sock, opts->endpoint)) {
 		rc = fv_err_set(FV_E_ZMQ, "bind %s: %s", opts->endpoint, zmq_strerror(zmq_errno()));
 		goto fail;

@@ -19,6 +19,8 @@
 #define FV_AUG_HEADER_MAX (8u << 20)
 #define FV_AUG_MAX_DEFAULT ((size_t)256 << 20)
 #define FV_AUG_MAX_SAMPLES 65536
+/* Kernel socket buffers, both sides (the kernel may cap them). */
+#define FV_AUG_SOCKBUF (4 << 20)
 
 /* Send [identity][Envelope(type, msg)][data]. identity_len 0 = none
  * (DEALER); data NULL = no data frame, else it is sent and left empty

@@ -718,3 +718,32 @@ FV_TEST(augc_window_and_duplicates)
 	FV_CHECK_EQ(fv_augc_pending(c), 0);
 	fv_augc_destroy(&c);
 }
+
+/* A worker started before any client joins once one binds, and joins the
+ * next client after that one goes away. */
+FV_TEST(augc_worker_outlives_clients)
+{
+	char ep[600];
+	fv_aug_params p;
+	uint64_t seeds[4] = { 5, 6, 7, 8 };
+	FV_CHECK_OK(load_fashion());
+	fashion_params(&p);
+	snprintf(ep, sizeof ep, "ipc://%s/late.sock", fv_test_tmpdir());
+	pid_t pid = spawn_worker(ep);
+	sleep_ms(400); /* it has reset its socket at least once by now */
+	for (int round = 0; round < 2; round++) {
+		fv_augc *c = client_new("late", 2, FV_AUGC_SKIP, NULL, NULL);
+		FV_CHECK_MSG(wait_workers(c, 1, 4000), "round %d: worker did not join", round);
+		FV_CHECK_OK(fv_augc_submit(c, round, 0, &p, fashion, seeds, 4, NULL));
+		fv_augc_batch *b = NULL;
+		FV_CHECK_OK(fv_augc_next(c, &b, 5000));
+		if (b)
+			FV_CHECK_EQ(b->nfailed, 0);
+		fv_augc_release(c, &b);
+		fv_augc_destroy(&c);
+	}
+	kill(pid, SIGTERM);
+	int status = -1;
+	waitpid(pid, &status, 0);
+	FV_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
