@@ -57,6 +57,7 @@ int main(int argc, char **argv)
 	if ((rc = fv_cfg_defaults(options, &cfg)) ||
 	    (rc = fv_cfg_parse_args(options, &cfg, argc, argv, &npos, &help))) {
 		fprintf(stderr, "fovea-augment: %s\n", fv_err_msg(rc));
+		fv_cfg_free(options, &cfg);
 		return 2;
 	}
 	if (help) {

@@ -33,7 +33,8 @@ enum fv_augc_policy {
 
 /* Substitute for sample `index` of (epoch, batch): fill *in (its bytes need
  * only stay valid until the callback returns: they are copied) and *seed.
- * Return 0, or non-zero to give up (the sample then stays failed, as SKIP).
+ * Return 0, or non-zero to give up (the sample then stays failed, as SKIP;
+ * so does one still failing after opts.replace_max substitutes).
  * Called on the caller's thread, from inside fv_augc_next. */
 typedef int (*fv_augc_replace_fn)(void *ctx, uint64_t epoch, uint64_t batch, int index,
 				  fv_aug_input *in, uint64_t *seed);
@@ -61,7 +62,9 @@ void fv_augc_opts_default(fv_augc_opts *o);
  * FV_E_ZMQ (bind failed: the detail names the endpoint), ENOMEM. */
 int fv_augc_new(fv_augc **out, const fv_augc_opts *opts);
 /* Tell the workers goodbye, stop local workers (SIGTERM, then SIGKILL after
- * 2 s), free everything, including batches not released. *c = NULL. */
+ * 2 s), free everything still in flight. Batches already returned by
+ * fv_augc_next stay valid until released (release may follow destroy; pass
+ * c = NULL then). *c = NULL. */
 void fv_augc_destroy(fv_augc **c);
 
 /* Submit one batch: n samples (their bytes are copied before this returns),
