@@ -27,7 +27,14 @@ typedef struct fv_axis {
 	int lo, hi;                     /* source range the taps touch: [lo, hi) */
 	int *start, *cnt;
 	float *w;
-	fv_aug_buf bstart, bcnt, bw;
+	/* the same taps at a fixed count kf (zero padded, start moved left
+	 * near the end so no read passes hi): fstart[i], and per pair of
+	 * outputs the weights expanded for 2-pixel vectors, w8[(i/2)*kf*8 ...]:
+	 * {w[i] x4, w[i+1] x4} per tap */
+	int kf;
+	int *fstart;
+	float *w8;
+	fv_aug_buf bstart, bcnt, bw, bfstart, bw8;
 } fv_axis;
 
 /* Plan the antialiased triangle (bilinear) filter mapping the source span

@@ -17,39 +17,55 @@
 
 #include "augment/aug_internal.h"
 
-static void clamp255(float *restrict x, size_t n)
+/* fminf/fmaxf are library calls without -ffinite-math-only; these compile
+ * to vminps/vmaxps and vectorize. */
+static inline float lo0(float x)
 {
-	for (size_t i = 0; i < n; i++)
-		x[i] = x[i] < 0.f ? 0.f : x[i] > 255.f ? 255.f : x[i];
+	return x > 0.f ? x : 0.f;
+}
+
+static inline float hi255(float x)
+{
+	return x < 255.f ? x : 255.f;
 }
 
 static void brightness(float *restrict x, size_t n, float f)
 {
 	for (size_t i = 0; i < n; i++)
-		x[i] = fminf(x[i] * f, 255.f);
+		x[i] = hi255(x[i] * f);
 }
 
 static void blend(float *restrict x, size_t n, float f, float other)
 {
 	float b = (1.f - f) * other;
 	for (size_t i = 0; i < n; i++)
-		x[i] = x[i] * f + b;
+		x[i] = hi255(lo0(x[i] * f + b));
 }
 
 static void contrast(float *planes, int c, size_t n, float f)
 {
-	double sum = 0;
+	/* 16 fixed lanes in double: vectorizes, and the order of the sum is
+	 * fixed by the code, not by the compiler or the thread */
+	double lane[16] = { 0 }, sum = 0;
+	size_t i = 0;
+	const float *r = planes, *g = planes + n, *b = planes + 2 * n;
 	if (c == 3) {
-		const float *r = planes, *g = planes + n, *b = planes + 2 * n;
-		for (size_t i = 0; i < n; i++)
+		for (; i + 16 <= n; i += 16)
+			for (int k = 0; k < 16; k++)
+				lane[k] += 0.2989f * r[i + k] + 0.587f * g[i + k] + 0.114f * b[i + k];
+		for (; i < n; i++)
 			sum += 0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i];
 	} else {
-		for (size_t i = 0; i < n; i++)
-			sum += planes[i];
+		for (; i + 16 <= n; i += 16)
+			for (int k = 0; k < 16; k++)
+				lane[k] += r[i + k];
+		for (; i < n; i++)
+			sum += r[i];
 	}
+	for (int k = 0; k < 16; k++)
+		sum += lane[k];
 	float mean = (float)(sum / (double)n);
 	blend(planes, n * c, f, mean);
-	clamp255(planes, n * c);
 }
 
 static void saturation(float *planes, size_t n, float f)
@@ -57,9 +73,9 @@ static void saturation(float *planes, size_t n, float f)
 	float *restrict r = planes, *restrict g = planes + n, *restrict b = planes + 2 * n;
 	for (size_t i = 0; i < n; i++) {
 		float gray = (1.f - f) * (0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i]);
-		r[i] = fminf(fmaxf(r[i] * f + gray, 0.f), 255.f);
-		g[i] = fminf(fmaxf(g[i] * f + gray, 0.f), 255.f);
-		b[i] = fminf(fmaxf(b[i] * f + gray, 0.f), 255.f);
+		r[i] = hi255(lo0(r[i] * f + gray));
+		g[i] = hi255(lo0(g[i] * f + gray));
+		b[i] = hi255(lo0(b[i] * f + gray));
 	}
 }
 
@@ -74,7 +90,9 @@ static void hue(float *planes, size_t n, float shift)
 	float *r = planes, *g = planes + n, *b = planes + 2 * n;
 	for (size_t i = 0; i < n; i++) {
 		float R = r[i], G = g[i], B = b[i];
-		float maxc = fmaxf(R, fmaxf(G, B)), minc = fminf(R, fminf(G, B));
+		float maxc = R > G ? R : G, minc = R < G ? R : G;
+		maxc = maxc > B ? maxc : B;
+		minc = minc < B ? minc : B;
 		float cr = maxc - minc;
 		int eq = maxc == minc;
 		float s = cr / (eq ? 1.f : maxc);
@@ -272,7 +290,7 @@ void fv_aug_write(void *out, const float *planes, const fv_aug_params *p, int er
 			for (int y = ey; y < ey + eh; y++)
 				for (int x = ex; x < ex + ew; x++)
 					for (int ch = 0; ch < c; ch++) {
-						float m = fminf(fmaxf(p->mean[ch], 0.f), 255.f);
+						float m = hi255(lo0(p->mean[ch]));
 						o[((size_t)y * W + x) * c + ch] = (uint8_t)(m + 0.5f);
 					}
 		return;

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Augment throughput: the train and eval transforms against a full TurboJPEG
+# decode measured in the same run (train_vs_decode; target >= 1.3), and the
+# pipeline through 1 and 2 real worker processes when those are built.
+set -u
+dir=${FV_SHARED_DATA:-../shared/data}/jpeg-bench
+exec "${FV_BIN:-build/bin}/fovea-bench" augment --images "$dir" "$@"
