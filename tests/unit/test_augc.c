@@ -300,7 +300,7 @@ FV_TEST(augc_worker_sigkill_mid_run)
 		return fv_test_fail(__FILE__, __LINE__, "no jpeg-bench photos");
 	jpeg_params(&p, 64);
 	run r = { .p = &p, .set = jpegs, .nset = njpegs, .nb = 16, .bs = 8, .hook = kill_after_3 };
-	fv_augc *c = client_new("kill", 6, FV_AUGC_SKIP, NULL, NULL);
+	fv_augc *c = client_new("kill", 8, FV_AUGC_SKIP, NULL, NULL);
 	FV_CHECK_OK(fv_augc_spawn_local(c, 2, 1));
 	FV_CHECK(wait_workers(c, 2, 5000));
 	FV_CHECK_OK(run_batches(c, &r, 7));
@@ -324,7 +324,7 @@ static void stop_then_cont(run *r, fv_augc *c)
 		sleep_ms(600); /* > 3 x 100 ms */
 	} else if (r->delivered == 6) {
 		kill(pids[0], SIGCONT);
-		wait_workers(c, 2, 3000);
+		FV_CHECK(wait_workers(c, 2, 3000));
 		/* now take the other worker away: the rest must come from pids[0] */
 		kill(pids[1], SIGSTOP);
 	}
@@ -337,9 +337,12 @@ FV_TEST(augc_worker_sigstop_rejoins)
 	if (load_jpegs() < 8)
 		return fv_test_fail(__FILE__, __LINE__, "no jpeg-bench photos");
 	jpeg_params(&p, 64);
-	run r = { .p = &p, .set = jpegs, .nset = njpegs, .nb = 14, .bs = 8,
+	/* window 8 > capacity 2: both workers hold a request when one is
+	 * stopped, so the stopped one has a reply to send late; the 16 batches
+	 * submitted after the other is stopped can only come from it */
+	run r = { .p = &p, .set = jpegs, .nset = njpegs, .nb = 30, .bs = 8,
 		  .hook = stop_then_cont, .ctx = pids };
-	fv_augc *c = client_new("stop", 4, FV_AUGC_SKIP, NULL, NULL);
+	fv_augc *c = client_new("stop", 8, FV_AUGC_SKIP, NULL, NULL);
 	FV_CHECK_OK(fv_augc_spawn_local(c, 2, 1));
 	FV_CHECK(wait_workers(c, 2, 5000));
 	FV_CHECK_EQ(fv_augc_local_pids(c, pids, 2), 2);
