@@ -16,11 +16,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* Shared-memory outputs offered by a client on this host, mapped once and
+ * kept (keyed on the client's segment id) while in use or recently used. */
+#define SHM_MAPS 32
+typedef struct shm_map {
+	uint64_t id;
+	char path[64];
+	uint8_t *addr;
+	size_t size;
+	int refs;                /* jobs writing into it now */
+	int64_t used;
+} shm_map;
 
 typedef struct job {
 	Fovea__AugRequest *req;
+	shm_map *shm;            /* out points into this mapping, if set */
 	zmq_msg_t data;          /* the samples' bytes */
 	fv_aug_params p;
 	size_t sb;
@@ -46,6 +62,8 @@ typedef struct outpool {
 struct fv_augw {
 	fv_augw_opts o;
 	outpool pool;
+	shm_map maps[SHM_MAPS];
+	int shm_off;             /* opening a client's memory failed once: stop trying */
 	void *ctx, *sock;
 	int donefd;
 	pthread_mutex_t mu;
@@ -122,7 +140,10 @@ static void job_free(fv_augw *w, job *j)
 	if (j->req)
 		fovea__aug_request__free_unpacked(j->req, NULL);
 	zmq_msg_close(&j->data);
-	pool_put(&w->pool, j->out);
+	if (j->shm)
+		j->shm->refs--;
+	else
+		pool_put(&w->pool, j->out);
 	if (j->reasons)
 		for (int i = 0; i < j->n; i++)
 			free(j->reasons[i]);
@@ -246,6 +267,60 @@ static int sock_open(fv_augw *w)
 	return 0;
 }
 
+/* The mapping for a request's shm offer, or NULL to send a frame instead. */
+static shm_map *shm_get(fv_augw *w, const Fovea__AugRequest *q, size_t need)
+{
+	shm_map *m, *victim = NULL;
+	if (w->shm_off || !q->shm_path || !*q->shm_path || q->shm_size < need ||
+	    strlen(q->shm_path) >= sizeof m->path)
+		return NULL;
+	for (int i = 0; i < SHM_MAPS; i++) {
+		m = &w->maps[i];
+		if (m->addr && m->id == q->shm_id && !strcmp(m->path, q->shm_path) &&
+		    m->size == q->shm_size)
+			goto hit;
+		if (!m->refs && (!victim || !m->addr || (victim->addr && m->used < victim->used)))
+			victim = m;
+	}
+	if (!victim)
+		return NULL;
+	if (victim->addr)
+		munmap(victim->addr, victim->size);
+	memset(victim, 0, sizeof *victim);
+	int fd = open(q->shm_path, O_RDWR | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size < q->shm_size) {
+		fv_info("augment: client memory %s not usable (%s); sending outputs over the socket",
+			q->shm_path, fd < 0 ? strerror(errno) : "too small");
+		if (fd >= 0)
+			close(fd);
+		w->shm_off = fd < 0; /* a remote or foreign client: do not retry */
+		return NULL;
+	}
+	void *addr = mmap(NULL, q->shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (addr == MAP_FAILED)
+		return NULL;
+	m = victim;
+	m->addr = addr;
+	m->size = q->shm_size;
+	m->id = q->shm_id;
+	snprintf(m->path, sizeof m->path, "%s", q->shm_path);
+hit:
+	m->refs++;
+	m->used = fv_now_ms();
+	return m;
+}
+
+static void shm_drop_all(fv_augw *w)
+{
+	for (int i = 0; i < SHM_MAPS; i++)
+		if (w->maps[i].addr && !w->maps[i].refs) {
+			munmap(w->maps[i].addr, w->maps[i].size);
+			memset(&w->maps[i], 0, sizeof w->maps[i]);
+		}
+}
+
 /* Forget the session: close the socket and reconnect after `delay_ms`.
  * Work already accepted still finishes and its replies go out on the new
  * socket: the client drops them as late duplicates (request ids are unique
@@ -256,6 +331,8 @@ static void sock_reset(fv_augw *w, int delay_ms)
 	if (w->sock)
 		zmq_close(w->sock);
 	w->sock = NULL;
+	shm_drop_all(w); /* the next client has other memory */
+	w->shm_off = 0;
 	w->reconnect_at = fv_now_ms() + delay_ms;
 }
 
@@ -320,7 +397,10 @@ static void on_request(fv_augw *w, const fv_msg *m, zmq_msg_t *data)
 	j->n = q->n_samples;
 	j->codes = calloc(j->n, sizeof *j->codes);
 	j->reasons = calloc(j->n, sizeof *j->reasons);
-	j->out = pool_get(&w->pool, (size_t)j->n * j->sb);
+	if ((j->shm = shm_get(w, q, (size_t)j->n * j->sb)))
+		j->out = j->shm->addr;
+	else
+		j->out = pool_get(&w->pool, (size_t)j->n * j->sb);
 	if (!j->codes || !j->reasons || !j->out) {
 		send_error(w, q->id, ENOMEM, "out of memory");
 		job_free(w, j);
@@ -371,6 +451,11 @@ static void send_reply(fv_augw *w, job *j)
 		r.n_failed++;
 	}
 	r.failed = failp;
+	if (j->shm) {
+		r.in_shm = 1;
+		send_msg(w, FOVEA__MSG_TYPE__MSG_AUG_REPLY, &r.base, NULL);
+		goto out;
+	}
 	/* zero-copy: zmq frees the output buffer once it is on the wire */
 	if (zmq_msg_init_data(&out, j->out, (size_t)j->n * j->sb, free_out, &w->pool)) {
 		send_error(w, j->req->id, ENOMEM, "out of memory");
@@ -582,6 +667,9 @@ void fv_augw_destroy(fv_augw **pw)
 		zmq_ctx_term(w->ctx);
 	if (w->donefd >= 0)
 		close(w->donefd);
+	for (int i = 0; i < SHM_MAPS; i++)
+		if (w->maps[i].addr)
+			munmap(w->maps[i].addr, w->maps[i].size);
 	for (int i = 0; i < w->pool.n; i++) /* zmq is gone: nothing is in flight */
 		free(w->pool.bufs[i]);
 	pthread_mutex_destroy(&w->pool.mu);

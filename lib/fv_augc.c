@@ -32,6 +32,7 @@ void fv_augc_opts_default(fv_augc_opts *o)
 	o->policy = FV_AUGC_SKIP;
 	o->replace_max = 3;
 	o->max_message = FV_AUG_MAX_DEFAULT;
+	o->shm = 1;
 }
 
 static int opts_check(const fv_augc_opts *o)
@@ -100,10 +101,19 @@ fail:
 	return rc;
 }
 
-static void bat_free(augc_bat *b)
+/* Free a batch; its shared-memory segment goes back to c's pool (c NULL:
+ * the client is gone, so the segment is dropped). Takes c->mu if c. */
+static void bat_free(fv_augc *c, augc_bat *b)
 {
 	if (!b)
 		return;
+	if (b->seg && c) {
+		pthread_mutex_lock(&c->mu);
+		fv_augc_seg_put(c, b->seg);
+		pthread_mutex_unlock(&c->mu);
+	} else {
+		fv_augc_seg_destroy(b->seg);
+	}
 	if (b->has_msg)
 		zmq_msg_close(&b->out_msg);
 	if (b->reasons)
@@ -165,7 +175,9 @@ void fv_augc_destroy(fv_augc **pc)
 	for (augc_req *r = c->fhead, *nx; r; r = nx)
 		nx = r->next, fv_augc_req_free(r);
 	for (augc_bat *b = c->bhead, *nx; b; b = nx)
-		nx = b->next, bat_free(b);
+		nx = b->next, bat_free(NULL, b);
+	for (augc_seg *s = c->free_segs, *nx; s; s = nx)
+		nx = s->next, fv_augc_seg_destroy(s);
 	for (augc_worker *w = c->whead, *nx; w; w = nx)
 		nx = w->next, free(w);
 	if (c->sock)
@@ -235,7 +247,7 @@ static augc_bat *bat_new(int n)
 	b->final = calloc(n, 1);
 	b->reasons = calloc(n, sizeof *b->reasons);
 	if (!b->failed || !b->replaces || !b->final || !b->reasons) {
-		bat_free(b);
+		bat_free(NULL, b);
 		return NULL;
 	}
 	b->pub.failed = b->failed;
@@ -296,7 +308,7 @@ int fv_augc_submit(fv_augc *c, uint64_t epoch, uint64_t batch, const fv_aug_para
 out:
 	free(idx);
 	fv_augc_req_free(r);
-	bat_free(b);
+	bat_free(NULL, b);
 	return rc;
 }
 
@@ -352,7 +364,7 @@ static void replace_failed(fv_augc *c, augc_bat *b)
 		b->pub.nfailed = 0;
 		for (int i = 0; i < n; i++)
 			b->pub.nfailed += b->failed[i];
-		b->pub.data = b->has_msg ? zmq_msg_data(&b->out_msg) : b->out_buf;
+		b->pub.data = augc_bat_out(b);
 		b->state = B_DONE;
 	}
 	for (int j = 0; copies && j < n; j++)
@@ -424,10 +436,9 @@ out:
 
 void fv_augc_release(fv_augc *c, fv_augc_batch **pb)
 {
-	(void)c;
 	if (!*pb)
 		return;
-	bat_free((augc_bat *)*pb); /* pub is the first member */
+	bat_free(c, (augc_bat *)*pb); /* pub is the first member */
 	*pb = NULL;
 }
 

@@ -53,6 +53,7 @@ typedef struct fv_augc_opts {
 	int replace_max;        /* substitutes tried per sample (3) */
 	size_t max_message;     /* largest frame either way (FV_AUG_MAX_DEFAULT) */
 	const char *worker_exe; /* for spawn_local; NULL = fovea-augment beside us */
+	int shm;                /* offer local workers shared memory for outputs (1) */
 } fv_augc_opts;
 
 /* Defaults in parentheses above; endpoint NULL. */
@@ -114,6 +115,7 @@ typedef struct fv_augc_stats {
 	uint64_t failed_samples;  /* samples a worker reported failed */
 	uint64_t replaced;        /* substitutes requested */
 	uint64_t workers_lost;    /* workers declared dead or gone */
+	uint64_t shm_replies;     /* replies written into shared memory (no socket copy) */
 	double wait_ms;           /* time the caller spent blocked in fv_augc_next */
 } fv_augc_stats;
 void fv_augc_stats_get(fv_augc *c, fv_augc_stats *out);

@@ -26,6 +26,7 @@ void fv_augc_req_free(augc_req *r)
 {
 	if (!r)
 		return;
+	fv_augc_seg_destroy(r->seg);
 	zmq_msg_close(&r->blob);
 	free(r->pb);
 	free(r->pbp);
@@ -37,7 +38,7 @@ void fv_augc_req_free(augc_req *r)
 /* Make the batch's output a private buffer we can patch samples into. */
 static int ensure_buf(augc_bat *b)
 {
-	if (b->out_buf)
+	if (b->out_buf || b->seg)
 		return 0;
 	size_t total = (size_t)b->pub.n * b->pub.sample_bytes;
 	if (!(b->out_buf = calloc(1, total ? total : 1)))
@@ -77,7 +78,7 @@ static void finish_batch(fv_augc *c, augc_bat *b)
 		b->pub.nfailed = nfailed;
 		if (!b->pub.rc && nfailed && c->o.policy == FV_AUGC_FAIL)
 			b->pub.rc = FV_E_DECODE;
-		b->pub.data = b->has_msg ? zmq_msg_data(&b->out_msg) : b->out_buf;
+		b->pub.data = augc_bat_out(b);
 		b->state = B_DONE;
 	}
 	pthread_cond_broadcast(&c->cv);
@@ -93,7 +94,7 @@ static void fail_req(fv_augc *c, augc_req *r, int code, const char *why)
 	}
 	for (int k = 0; k < r->count; k++) {
 		int i = r->pb[k].index;
-		memset(b->out_buf + (size_t)i * b->pub.sample_bytes, 0, b->pub.sample_bytes);
+		memset(augc_bat_out(b) + (size_t)i * b->pub.sample_bytes, 0, b->pub.sample_bytes);
 		b->failed[i] = 1;
 		b->final[i] = 1;
 		set_reason(b, i, why);
@@ -113,6 +114,8 @@ static void requeue(fv_augc *c, augc_req *r, const char *why)
 	if (r->w)
 		r->w->inflight--;
 	r->w = NULL;
+	fv_augc_seg_destroy(r->seg); /* its writer may still wake up: never reuse */
+	r->seg = NULL;
 	r->attempt++;
 	if (r->attempt >= c->o.max_attempts) {
 		char msg[160];
@@ -216,7 +219,9 @@ static const char *reply_bad(const augc_req *r, const Fovea__AugReply *rep, size
 	const augc_bat *b = r->b;
 	if (rep->count != (uint32_t)r->count || rep->sample_bytes != b->pub.sample_bytes)
 		return "count or sample size differs from the request";
-	if (dlen != (size_t)r->count * b->pub.sample_bytes)
+	if (rep->in_shm && (!r->seg || dlen))
+		return "claims shared memory that was not offered, or sends a frame too";
+	if (!rep->in_shm && dlen != (size_t)r->count * b->pub.sample_bytes)
 		return "output frame size differs from count * sample_bytes";
 	if (rep->n_failed > (size_t)r->count)
 		return "more failures than samples";
@@ -234,7 +239,12 @@ static void place(fv_augc *c, augc_req *r, const Fovea__AugReply *rep, zmq_msg_t
 {
 	augc_bat *b = r->b;
 	size_t sb = b->pub.sample_bytes;
-	if (r->count == b->pub.n && !b->has_msg && !b->out_buf) {
+	if (rep->in_shm) {
+		/* the whole batch, written in place by a local worker */
+		b->seg = r->seg;
+		r->seg = NULL;
+		c->st.shm_replies++;
+	} else if (r->count == b->pub.n && !b->has_msg && !b->out_buf && !b->seg) {
 		/* the common case: the whole batch in one frame, kept as is */
 		zmq_msg_init(&b->out_msg);
 		zmq_msg_move(&b->out_msg, data);
@@ -242,7 +252,7 @@ static void place(fv_augc *c, augc_req *r, const Fovea__AugReply *rep, zmq_msg_t
 	} else if (!ensure_buf(b)) {
 		const uint8_t *src = zmq_msg_data(data);
 		for (int k = 0; k < r->count; k++)
-			memcpy(b->out_buf + (size_t)r->pb[k].index * sb, src + (size_t)k * sb, sb);
+			memcpy(augc_bat_out(b) + (size_t)r->pb[k].index * sb, src + (size_t)k * sb, sb);
 	} else {
 		fv_err("augc: out of memory placing batch %llu", (unsigned long long)b->pub.index);
 	}
@@ -288,6 +298,8 @@ static void on_reply(fv_augc *c, const fv_msg *m, zmq_msg_t *data)
 	if (r->w)
 		r->w->inflight--;
 	place(c, r, rep, data);
+	fv_augc_seg_put(c, r->seg); /* offered, not used: its writer is done */
+	r->seg = NULL;
 	augc_bat *b = r->b;
 	fv_augc_req_free(r);
 	if (!b->npending)
@@ -310,6 +322,8 @@ static void on_error(fv_augc *c, const fv_msg *m)
 		AUGC_UNLINK(c->fhead, c->ftail, r);
 		if (r->w)
 			r->w->inflight--;
+		fv_augc_seg_put(c, r->seg); /* it answered: it will not write */
+		r->seg = NULL;
 		fail_req(c, r, e->code ? e->code : FV_E_PROTO, e->message);
 	}
 	protobuf_c_message_free_unpacked(&e->base, NULL);
@@ -382,6 +396,15 @@ static void dispatch(fv_augc *c)
 		q.transform = &r->b->tf;
 		q.n_samples = r->count;
 		q.samples = r->pbp;
+		size_t out_bytes = (size_t)r->count * r->b->pub.sample_bytes;
+		if (c->o.shm && r->count == r->b->pub.n && !r->seg &&
+		    fv_augc_seg_get(c, out_bytes, &r->seg))
+			c->o.shm = 0; /* no shared memory here: say so once, use frames */
+		if (r->seg) {
+			q.shm_path = r->seg->path;
+			q.shm_size = r->seg->size;
+			q.shm_id = r->seg->id;
+		}
 		zmq_msg_init(&data);
 		zmq_msg_copy(&data, &r->blob); /* shares the buffer */
 		int rc = fv_augwire_send(c->sock, w->id, w->idlen, FOVEA__MSG_TYPE__MSG_AUG_REQUEST,

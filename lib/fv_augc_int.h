@@ -12,9 +12,24 @@
 
 enum { B_RUNNING, B_REPLACE, B_DONE };
 
+typedef struct augc_seg augc_seg;
 typedef struct augc_worker augc_worker;
 typedef struct augc_bat augc_bat;
 typedef struct augc_req augc_req;
+
+/* A shared-memory output buffer (a memfd) that local workers write a whole
+ * batch into, so the tensor never crosses a socket. Reused only after the
+ * worker it was offered to has answered (a writer is known to be done); a
+ * segment offered to a worker that never answered is dropped, not reused,
+ * so a late writer can only scribble on memory nobody reads. */
+struct augc_seg {
+	int fd;
+	uint8_t *addr;
+	size_t size;
+	uint64_t id;
+	char path[64];
+	augc_seg *next;         /* in the free list */
+};
 
 /* One request to a worker: some samples of one batch (all of them, or the
  * substitutes of failed ones). */
@@ -27,6 +42,7 @@ struct augc_req {
 	Fovea__AugSample **pbp;
 	zmq_msg_t blob;         /* the samples' bytes, shared by resends */
 	augc_worker *w;         /* NULL while queued */
+	augc_seg *seg;          /* shm offered with this send, or NULL */
 	int64_t sent_ms;
 	augc_req *prev, *next;  /* in c->queue or c->flight */
 };
@@ -44,6 +60,7 @@ struct augc_bat {
 	int has_msg;            /* output is out_msg (one whole-batch reply) */
 	zmq_msg_t out_msg;
 	uint8_t *out_buf;       /* or assembled here */
+	augc_seg *seg;          /* or written by a worker into shared memory */
 	augc_bat *prev, *next;  /* undelivered, in submission order */
 };
 
@@ -79,7 +96,16 @@ struct fv_augc {
 	fv_augc_stats st;
 	pid_t *pids;
 	int npids;
+	augc_seg *free_segs;
+	int nfree_segs;
+	uint64_t next_seg_id;
 };
+
+/* Where a batch's output lives now. */
+static inline uint8_t *augc_bat_out(augc_bat *b)
+{
+	return b->seg ? b->seg->addr : b->has_msg ? (uint8_t *)zmq_msg_data(&b->out_msg) : b->out_buf;
+}
 
 /* Doubly linked list helpers over any struct with prev/next. */
 #define AUGC_UNLINK(h, t, x) do { \
@@ -92,6 +118,11 @@ struct fv_augc {
 #define AUGC_PREPEND(h, t, x) do { \
 	(x)->prev = NULL; (x)->next = (h); \
 	if (h) (h)->prev = (x); else (t) = (x); (h) = (x); } while (0)
+
+/* fv_augc_shm.c; call with c->mu held. */
+int fv_augc_seg_get(fv_augc *c, size_t size, augc_seg **out);
+void fv_augc_seg_put(fv_augc *c, augc_seg *s);
+void fv_augc_seg_destroy(augc_seg *s);
 
 /* fv_augc_broker.c */
 void *fv_augc_broker_main(void *arg);

@@ -130,6 +130,8 @@ static void reference(const fv_aug_params *p, const fv_aug_input *in, uint64_t s
 	fv_aug_sample(p, in, seed, out, s);
 }
 
+static int use_shm = 1;
+
 static fv_augc *client_new(const char *name, int window, enum fv_augc_policy pol,
 			   fv_augc_replace_fn fn, void *ctx)
 {
@@ -146,6 +148,7 @@ static fv_augc *client_new(const char *name, int window, enum fv_augc_policy pol
 	o.policy = pol;
 	o.replace = fn;
 	o.replace_ctx = ctx;
+	o.shm = use_shm;
 	int rc = fv_augc_new(&c, &o);
 	FV_CHECK_OK(rc);
 	return c;
@@ -262,10 +265,17 @@ FV_TEST(augc_determinism_1_vs_3_workers)
 	fashion_params(&p);
 	run r1 = { .p = &p, .set = fashion, .nset = NFASHION, .nb = 24, .bs = 32 };
 	run r3 = r1;
+	fv_augc_stats st;
+	/* one worker sending outputs over the socket, three writing them into
+	 * shared memory: the same bytes either way */
+	use_shm = 0;
 	fv_augc *c = client_new("one", 6, FV_AUGC_SKIP, NULL, NULL);
+	use_shm = 1;
 	FV_CHECK_OK(fv_augc_spawn_local(c, 1, 1));
 	FV_CHECK(wait_workers(c, 1, 5000));
 	FV_CHECK_OK(run_batches(c, &r1, 0));
+	fv_augc_stats_get(c, &st);
+	FV_CHECK_EQ(st.shm_replies, 0);
 	fv_augc_destroy(&c);
 	c = client_new("three", 6, FV_AUGC_SKIP, NULL, NULL);
 	FV_CHECK_OK(fv_augc_spawn_local(c, 3, 2));
@@ -274,9 +284,9 @@ FV_TEST(augc_determinism_1_vs_3_workers)
 	fv_augc_workers(c, &cap);
 	FV_CHECK_EQ(cap, 6);
 	FV_CHECK_OK(run_batches(c, &r3, 0));
-	fv_augc_stats st;
 	fv_augc_stats_get(c, &st);
 	FV_CHECK_EQ(st.delivered, 24);
+	FV_CHECK_EQ(st.shm_replies, 24);
 	FV_CHECK_EQ(st.resent, 0);
 	fv_augc_destroy(&c);
 	check_run(&r1);
