@@ -267,6 +267,29 @@ static int sock_open(fv_augw *w)
 	return 0;
 }
 
+/* Only a client's own memfd is written to: a path of the form
+ * /proc/PID/fd/N that opens as "memfd:fovea-augc". Anything else (a file a
+ * confused or hostile client names) is refused. */
+static int shm_open_checked(const char *path)
+{
+	unsigned pid, fdn;
+	char end, link[128], self[64];
+	if (sscanf(path, "/proc/%u/fd/%u%c", &pid, &fdn, &end) != 2)
+		return -1;
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(self, link, sizeof link - 1);
+	link[n > 0 ? n : 0] = 0;
+	if (strncmp(link, "/memfd:fovea-augc", 17)) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}
+
 /* The mapping for a request's shm offer, or NULL to send a frame instead. */
 static shm_map *shm_get(fv_augw *w, const Fovea__AugRequest *q, size_t need)
 {
@@ -287,7 +310,7 @@ static shm_map *shm_get(fv_augw *w, const Fovea__AugRequest *q, size_t need)
 	if (victim->addr)
 		munmap(victim->addr, victim->size);
 	memset(victim, 0, sizeof *victim);
-	int fd = open(q->shm_path, O_RDWR | O_CLOEXEC);
+	int fd = shm_open_checked(q->shm_path);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size < q->shm_size) {
 		fv_info("augment: client memory %s not usable (%s); sending outputs over the socket",

@@ -502,6 +502,8 @@ static void send_raw(void *sock, const void *id, size_t idlen, int nframes, size
 }
 
 /* A request for Fashion samples 0..n-1 as the real client would build it. */
+static const char *req_shm_path; /* offer this as the output memory */
+
 static void send_request(void *sock, const uint8_t *id, size_t idlen, uint64_t rid, int n,
 			 size_t data_len, const fv_aug_params *p)
 {
@@ -526,6 +528,11 @@ static void send_request(void *sock, const uint8_t *id, size_t idlen, uint64_t r
 			memcpy((uint8_t *)zmq_msg_data(&data) + i * 784, fashion_px[i], 784);
 	}
 	q.id = rid;
+	if (req_shm_path) {
+		q.shm_path = (char *)req_shm_path;
+		q.shm_size = 1 << 20;
+		q.shm_id = 1;
+	}
 	q.transform = &tf;
 	q.n_samples = n;
 	q.samples = sp;
@@ -615,6 +622,37 @@ FV_TEST(augc_garbage_to_worker)
 	}
 	fv_msg_clear(&m);
 	zmq_msg_close(&data);
+	/* a request naming some other file as its output memory: refused,
+	 * the output comes as a frame and the file is untouched */
+	char victim[600], fdpath[64];
+	snprintf(victim, sizeof victim, "%s/victim", fv_test_tmpdir());
+	FILE *vf = fopen(victim, "w+");
+	for (int i = 0; i < (1 << 20); i++)
+		fputc('A', vf);
+	fflush(vf);
+	snprintf(fdpath, sizeof fdpath, "/proc/%d/fd/%d", (int)getpid(), fileno(vf));
+	for (int k = 0; k < 2; k++) {
+		req_shm_path = k ? fdpath : victim;
+		send_request(sock, id, idlen, 50 + k, 4, 784 * 4, &p);
+		req_shm_path = NULL;
+		FV_CHECK_EQ(recv_type(sock, 1, &m, &data, 5000), FOVEA__MSG_TYPE__MSG_AUG_REPLY);
+		rep = NULL;
+		FV_CHECK_OK(fv_msg_unpack(&m, &fovea__aug_reply__descriptor, 0,
+					  (ProtobufCMessage **)&rep));
+		if (rep) {
+			FV_CHECK(!rep->in_shm);
+			FV_CHECK_EQ(zmq_msg_size(&data), 4 * sb);
+			protobuf_c_message_free_unpacked(&rep->base, NULL);
+		}
+		fv_msg_clear(&m);
+		zmq_msg_close(&data);
+	}
+	rewind(vf);
+	int untouched = 1;
+	for (int i = 0; i < (1 << 20) && untouched; i++)
+		untouched = fgetc(vf) == 'A';
+	FV_CHECK(untouched);
+	fclose(vf);
 	/* SIGTERM: the worker says bye and exits 0 */
 	kill(pid, SIGTERM);
 	FV_CHECK_EQ(recv_type(sock, 1, &m, &data, 3000), FOVEA__MSG_TYPE__MSG_AUG_BYE);
