@@ -798,3 +798,35 @@ FV_TEST(augc_worker_outlives_clients)
 	waitpid(pid, &status, 0);
 	FV_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
+
+/* Over tcp:// (as for workers on other hosts: no shared memory), unordered
+ * delivery: still every batch exactly once with the reference bytes. */
+FV_TEST(augc_tcp_unordered)
+{
+	fv_aug_params p;
+	fv_augc_opts o;
+	fv_augc *c = NULL;
+	FV_CHECK_OK(load_fashion());
+	fashion_params(&p);
+	fv_augc_opts_default(&o);
+	o.endpoint = "tcp://127.0.0.1:*";
+	o.window = 6;
+	o.heartbeat_ms = 100;
+	o.in_order = 0;
+	o.shm = 0;
+	FV_CHECK_OK(fv_augc_new(&c, &o));
+	if (!c)
+		return;
+	FV_CHECK(!strncmp(fv_augc_endpoint(c), "tcp://127.0.0.1:", 16));
+	FV_CHECK_OK(fv_augc_spawn_local(c, 2, 2));
+	FV_CHECK(wait_workers(c, 2, 5000));
+	run r = { .p = &p, .set = fashion, .nset = NFASHION, .nb = 16, .bs = 16 };
+	FV_CHECK_OK(run_batches(c, &r, 4));
+	fv_augc_stats st;
+	fv_augc_stats_get(c, &st);
+	FV_CHECK_EQ(st.shm_replies, 0);
+	fv_augc_destroy(&c);
+	r.out_of_order = 0; /* allowed here */
+	check_run(&r);
+	run_free(&r);
+}
