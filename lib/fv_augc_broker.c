@@ -398,7 +398,7 @@ static void dispatch(fv_augc *c)
 		q.samples = r->pbp;
 		size_t out_bytes = (size_t)r->count * r->b->pub.sample_bytes;
 		if (c->o.shm && r->count == r->b->pub.n && !r->seg &&
-		    fv_augc_seg_get(c, out_bytes, &r->seg))
+		    fv_augc_seg_get(c, out_bytes, w, &r->seg))
 			c->o.shm = 0; /* no shared memory here: say so once, use frames */
 		if (r->seg) {
 			q.shm_path = r->seg->path;

@@ -18,7 +18,9 @@ typedef struct augc_bat augc_bat;
 typedef struct augc_req augc_req;
 
 /* A shared-memory output buffer (a memfd) that local workers write a whole
- * batch into, so the tensor never crosses a socket. Reused only after the
+ * batch into, so the tensor never crosses a socket. A segment goes back to
+ * the worker that wrote it last when it can: pages mapped by fewer
+ * processes fault less (markedly so under shadow-paging hypervisors). Reused only after the
  * worker it was offered to has answered (a writer is known to be done); a
  * segment offered to a worker that never answered is dropped, not reused,
  * so a late writer can only scribble on memory nobody reads. */
@@ -28,6 +30,8 @@ struct augc_seg {
 	size_t size;
 	uint64_t id;
 	char path[64];
+	uint8_t writer[FV_MSG_MAX_IDENTITY]; /* the worker it was last offered to */
+	size_t writer_len;
 	augc_seg *next;         /* in the free list */
 };
 
@@ -120,7 +124,7 @@ static inline uint8_t *augc_bat_out(augc_bat *b)
 	if (h) (h)->prev = (x); else (t) = (x); (h) = (x); } while (0)
 
 /* fv_augc_shm.c; call with c->mu held. */
-int fv_augc_seg_get(fv_augc *c, size_t size, augc_seg **out);
+int fv_augc_seg_get(fv_augc *c, size_t size, const augc_worker *w, augc_seg **out);
 void fv_augc_seg_put(fv_augc *c, augc_seg *s);
 void fv_augc_seg_destroy(augc_seg *s);
 

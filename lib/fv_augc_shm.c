@@ -22,17 +22,31 @@ void fv_augc_seg_destroy(augc_seg *s)
 	free(s);
 }
 
-int fv_augc_seg_get(fv_augc *c, size_t size, augc_seg **out)
+static int fits(const augc_seg *s, size_t size)
 {
-	augc_seg **pp, *s;
+	return s->size >= size && s->size / 2 <= size;
+}
+
+int fv_augc_seg_get(fv_augc *c, size_t size, const augc_worker *w, augc_seg **out)
+{
+	augc_seg **pp, *s, **any = NULL;
 	*out = NULL;
-	for (pp = &c->free_segs; (s = *pp); pp = &s->next)
-		if (s->size >= size && s->size / 2 <= size) {
-			*pp = s->next;
-			s->next = NULL;
-			c->nfree_segs--;
-			goto found;
-		}
+	for (pp = &c->free_segs; (s = *pp); pp = &s->next) {
+		if (!fits(s, size))
+			continue;
+		if (s->writer_len == w->idlen && !memcmp(s->writer, w->id, w->idlen))
+			break;
+		if (!any)
+			any = pp;
+	}
+	if (!s && any && c->nfree_segs > c->nworkers) /* else make one for w */
+		s = *(pp = any);
+	if (s) {
+		*pp = s->next;
+		s->next = NULL;
+		c->nfree_segs--;
+		goto found;
+	}
 	if (!(s = calloc(1, sizeof *s)))
 		return ENOMEM;
 	s->size = size;
@@ -50,6 +64,8 @@ int fv_augc_seg_get(fv_augc *c, size_t size, augc_seg **out)
 	 * unique once a closed fd number is reused */
 	s->id = ++c->next_seg_id;
 found:
+	memcpy(s->writer, w->id, w->idlen);
+	s->writer_len = w->idlen;
 	*out = s;
 	return 0;
 }
@@ -58,7 +74,7 @@ void fv_augc_seg_put(fv_augc *c, augc_seg *s)
 {
 	if (!s)
 		return;
-	if (c->nfree_segs >= c->o.window + 2) {
+	if (c->nfree_segs >= c->o.window + 2 * c->nworkers + 2) {
 		fv_augc_seg_destroy(s);
 		return;
 	}
