@@ -34,15 +34,25 @@ typedef struct fv_axis {
 	int kf;
 	int *fstart;
 	float *w8;
-	fv_aug_buf bstart, bcnt, bw, bfstart, bw8;
+	/* AVX-512 permute path (resample.c): outputs in blocks of pb (16 or 8;
+	 * 0 = not possible: a block's taps span more than 32 samples); per
+	 * block the first source sample pbase[b], and per tap 16 lane indexes
+	 * into a 32-sample window and 16 weights */
+	int pb, nblk;
+	int *pbase;
+	int32_t *pidx;
+	float *pw;
+	fv_aug_buf bstart, bcnt, bw, bfstart, bw8, bpbase, bpidx, bpw;
 } fv_axis;
 
 /* Plan the antialiased triangle (bilinear) filter mapping the source span
  * [x0, x0 + len) of an axis with in_n samples onto out_n samples, the way
  * PIL's resample does: support scales with the shrink factor, taps outside
  * the source are dropped and the rest renormalized. prefiltered: the source
- * was DCT-scaled (see resample.c). */
-int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered);
+ * was DCT-scaled (see resample.c). horiz: plan the horizontal pass's extra
+ * tables too (fixed taps, permute blocks); the vertical pass needs only kf. */
+int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered,
+		 int horiz);
 
 /* A view of decoded pixels: px is the sample at (x0, y0) of the (possibly
  * DCT-scaled) source image; rows are stride bytes apart, c channels HWC. */
@@ -89,9 +99,6 @@ double fv_rng_uniform(fv_rng *r, double lo, double hi); /* [lo, hi) */
 int fv_rng_int(fv_rng *r, int n);                      /* [0, n) */
 double fv_rng_normal(fv_rng *r);
 
-/* Photometric passes on c float planes of n pixels (0..255 scale). */
-void fv_color_jitter(float *planes, int c, size_t n, const fv_aug_params *p, uint64_t seed);
-void fv_color_lighting(float *planes, int c, size_t n, float std, uint64_t seed);
 /* 3 planes -> luma in plane 0; 1 plane -> replicated into planes 1, 2. */
 void fv_color_to_gray(float *planes, size_t n);
 void fv_color_replicate(float *planes, size_t n);
@@ -100,9 +107,9 @@ void fv_color_replicate(float *planes, size_t n);
  * rectangle when this sample erases. */
 int fv_erase_box(const fv_aug_params *p, uint64_t seed, int *ey, int *ex, int *eh, int *ew);
 
-/* Write planes into out in p's layout: normalize (float layouts), then the
- * erased rectangle becomes 0 after normalization (the mean pixel for u8). */
-void fv_aug_write(void *out, const float *planes, const fv_aug_params *p, int erase, int ey,
-		  int ex, int eh, int ew);
+/* Everything after the resampling: train photometric ops (jitter, lighting)
+ * on the out_c planes (0..255 units, modified in place), then the one write
+ * of out in p's layout (normalized for float layouts), then erasing. */
+void fv_aug_finish(void *out, float *planes, const fv_aug_params *p, uint64_t seed);
 
 #endif

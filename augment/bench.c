@@ -115,6 +115,84 @@ static double run_aug(const fv_aug_params *p, const file *f, int a, int b, void 
 	return now() - t0;
 }
 
+/* Best images/s of decode, train and eval into best[3]. Interleaves the
+ * three at a fine grain (chunks of 16 images) and keeps each chunk's best
+ * time over the passes: other processes on a shared machine then inflate all
+ * three alike or get filtered out. */
+static int measure(tjhandle tj, const file *f, int n, int passes, unsigned char *buf, size_t cap,
+		   const fv_aug_params *tr, const fv_aug_params *ev, void *out, fv_aug_scratch *s,
+		   double best[3])
+{
+	enum { CHUNK = 16 };
+	int nchunks = (n + CHUNK - 1) / CHUNK;
+	double *bestc = malloc(sizeof(double) * 3 * nchunks);
+	for (int i = 0; i < 3 * nchunks; i++)
+		bestc[i] = 1e30;
+	for (int p = 0; p < passes; p++) {
+		for (int c = 0; c < nchunks; c++) {
+			int a = c * CHUNK, b = a + CHUNK < n ? a + CHUNK : n;
+			double t[3];
+			t[0] = run_decode(tj, f, a, b, buf, cap);
+			t[1] = run_aug(tr, f, a, b, out, s);
+			t[2] = run_aug(ev, f, a, b, out, s);
+			for (int k = 0; k < 3; k++) {
+				if (t[k] < 0) {
+					fprintf(stderr, "fovea bench augment: %s failed on an image in %d..%d: %s\n",
+						k ? "transform" : "decode", a, b - 1,
+						k ? fv_err_msg(FV_E_DECODE) : tjGetErrorStr2(tj));
+					free(bestc);
+					return 1;
+				}
+				if (t[k] < bestc[3 * c + k])
+					bestc[3 * c + k] = t[k];
+			}
+		}
+	}
+	for (int k = 0; k < 3; k++) {
+		double sum = 0;
+		for (int c = 0; c < nchunks; c++)
+			sum += bestc[3 * c + k];
+		best[k] = n / sum;
+	}
+	free(bestc);
+	return 0;
+}
+
+static void report(int json, const char *dir, int n, int passes, const double best[3],
+		   const double pw[2])
+{
+	if (json) {
+		printf("{\"images\": %d, \"passes\": %d, \"decode_img_per_s\": %.1f, "
+		       "\"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
+		       "\"train_vs_decode\": %.3f, \"eval_vs_decode\": %.3f",
+		       n, passes, best[0], best[1], best[2], best[1] / best[0], best[2] / best[0]);
+		for (int k = 0; k < 2; k++) {
+			if (pw[k] >= 0)
+				printf(", \"pipeline_img_per_s_%dw\": %.1f", k + 1, pw[k]);
+			else
+				printf(", \"pipeline_img_per_s_%dw\": null", k + 1);
+		}
+		printf("}\n");
+	} else {
+		printf("augment bench: %d JPEGs from %s, best of %d passes per 16-image chunk, interleaved, 1 thread\n", n,
+		       dir, passes);
+		printf("  decode only (TurboJPEG full RGB)   %8.1f img/s  (reference)\n", best[0]);
+		printf("  train RRC+flip+jitter -> 3x224x224 %8.1f img/s  %.2fx decode\n", best[1],
+		       best[1] / best[0]);
+		printf("  eval 256->224 center crop          %8.1f img/s  %.2fx decode\n", best[2],
+		       best[2] / best[0]);
+		if (!fv_aug_bench_workers)
+			printf("  pipeline through workers: not built (fv_aug_bench_workers absent)\n");
+		else
+			for (int k = 0; k < 2; k++)
+				if (pw[k] < 0)
+					printf("  pipeline, %d worker%s               failed\n", k + 1, k ? "s" : " ");
+				else
+					printf("  pipeline, %d worker%s               %8.1f img/s  %.2fx decode\n",
+					       k + 1, k ? "s" : " ", pw[k], pw[k] / best[0]);
+	}
+}
+
 static void usage(FILE *o)
 {
 	fprintf(o, "usage: fovea bench augment [--images DIR] [--passes N] [--max N] [--json]\n"
@@ -166,74 +244,14 @@ int fv_bench_augment(int argc, char **argv)
 	double best[3] = { 0, 0, 0 };
 	if ((rc = fv_aug_scratch_new(&s)))
 		goto out;
-	/* Interleave the three at a fine grain (chunks of 16 images) and keep
-	 * each chunk's best time over the passes: other processes on a shared
-	 * machine then inflate all three alike or get filtered out. */
-	enum { CHUNK = 16 };
-	int nchunks = (n + CHUNK - 1) / CHUNK;
-	double *bestc = malloc(sizeof(double) * 3 * nchunks);
-	for (int i = 0; i < 3 * nchunks; i++)
-		bestc[i] = 1e30;
-	for (int p = 0; p < passes; p++) {
-		for (int c = 0; c < nchunks; c++) {
-			int a = c * CHUNK, b = a + CHUNK < n ? a + CHUNK : n;
-			double t[3];
-			t[0] = run_decode(tj, f, a, b, buf, cap);
-			t[1] = run_aug(&tr, f, a, b, out, s);
-			t[2] = run_aug(&ev, f, a, b, out, s);
-			for (int k = 0; k < 3; k++) {
-				if (t[k] < 0) {
-					fprintf(stderr, "fovea bench augment: %s failed on an image in %d..%d: %s\n",
-						k ? "transform" : "decode", a, b - 1,
-						k ? fv_err_msg(FV_E_DECODE) : tjGetErrorStr2(tj));
-					free(bestc);
-					rc = 1;
-					goto out;
-				}
-				if (t[k] < bestc[3 * c + k])
-					bestc[3 * c + k] = t[k];
-			}
-		}
-	}
-	for (int k = 0; k < 3; k++) {
-		double sum = 0;
-		for (int c = 0; c < nchunks; c++)
-			sum += bestc[3 * c + k];
-		best[k] = n / sum;
-	}
-	free(bestc);
+	if ((rc = measure(tj, f, n, passes, buf, cap, &tr, &ev, out, s, best)))
+		goto out;
 	double pw[2] = { -1, -1 };
 	if (fv_aug_bench_workers)
 		for (int k = 0; k < 2; k++)
 			if (fv_aug_bench_workers(dir, k + 1, &pw[k]))
 				pw[k] = -1;
-	if (json) {
-		printf("{\"images\": %d, \"passes\": %d, \"decode_img_per_s\": %.1f, "
-		       "\"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
-		       "\"train_vs_decode\": %.3f, \"eval_vs_decode\": %.3f",
-		       n, passes, best[0], best[1], best[2], best[1] / best[0], best[2] / best[0]);
-		for (int k = 0; k < 2; k++) {
-			if (pw[k] >= 0)
-				printf(", \"pipeline_img_per_s_%dw\": %.1f", k + 1, pw[k]);
-			else
-				printf(", \"pipeline_img_per_s_%dw\": null", k + 1);
-		}
-		printf("}\n");
-	} else {
-		printf("augment bench: %d JPEGs from %s, best of %d passes per 16-image chunk, interleaved, 1 thread\n", n,
-		       dir, passes);
-		printf("  decode only (TurboJPEG full RGB)   %8.1f img/s  (reference)\n", best[0]);
-		printf("  train RRC+flip+jitter -> 3x224x224 %8.1f img/s  %.2fx decode\n", best[1],
-		       best[1] / best[0]);
-		printf("  eval 256->224 center crop          %8.1f img/s  %.2fx decode\n", best[2],
-		       best[2] / best[0]);
-		if (!fv_aug_bench_workers)
-			printf("  pipeline through workers: not built (fv_aug_bench_workers absent)\n");
-		else
-			for (int k = 0; k < 2; k++)
-				printf("  pipeline, %d worker%s               %8.1f img/s  %.2fx decode\n",
-				       k + 1, k ? "s" : " ", pw[k], pw[k] / best[0]);
-	}
+	report(json, dir, n, passes, best, pw);
 out:
 	fv_aug_scratch_destroy(&s);
 	tjDestroy(tj);

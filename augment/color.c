@@ -8,7 +8,9 @@
  * pixel range after each op; gray is 0.2989 R + 0.587 G + 0.114 B. Lighting
  * is AlexNet's PCA noise with the ImageNet eigenvalues/vectors (not clamped,
  * as in fb.resnet.torch). On one channel, saturation, hue and lighting do
- * nothing. */
+ * nothing. Everything after the resampling runs in blocks of BLK pixels
+ * (L1-sized): at most one pass to reach contrast's mean, then one pass that
+ * applies the rest and writes the output. */
 #include <math.h>
 #include <string.h>
 #if defined(__F16C__)
@@ -42,35 +44,29 @@ static void blend(float *restrict x, size_t n, float f, float other)
 		x[i] = hi255(lo0(x[i] * f + b));
 }
 
-static void contrast(float *planes, int c, size_t n, float f)
+/* Gray sum of L pixels into 16 fixed lanes (double): vectorizes, and the
+ * order of the sum is fixed by the code, not by the compiler or thread. */
+static void gray_sum(const float *restrict r, const float *restrict g, const float *restrict b,
+		     int c, size_t L, double *restrict lane, double *tail)
 {
-	/* 16 fixed lanes in double: vectorizes, and the order of the sum is
-	 * fixed by the code, not by the compiler or the thread */
-	double lane[16] = { 0 }, sum = 0;
 	size_t i = 0;
-	const float *r = planes, *g = planes + n, *b = planes + 2 * n;
 	if (c == 3) {
-		for (; i + 16 <= n; i += 16)
+		for (; i + 16 <= L; i += 16)
 			for (int k = 0; k < 16; k++)
 				lane[k] += 0.2989f * r[i + k] + 0.587f * g[i + k] + 0.114f * b[i + k];
-		for (; i < n; i++)
-			sum += 0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i];
+		for (; i < L; i++)
+			*tail += 0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i];
 	} else {
-		for (; i + 16 <= n; i += 16)
+		for (; i + 16 <= L; i += 16)
 			for (int k = 0; k < 16; k++)
 				lane[k] += r[i + k];
-		for (; i < n; i++)
-			sum += r[i];
+		for (; i < L; i++)
+			*tail += r[i];
 	}
-	for (int k = 0; k < 16; k++)
-		sum += lane[k];
-	float mean = (float)(sum / (double)n);
-	blend(planes, n * c, f, mean);
 }
 
-static void saturation(float *planes, size_t n, float f)
+static void saturation(float *restrict r, float *restrict g, float *restrict b, size_t n, float f)
 {
-	float *restrict r = planes, *restrict g = planes + n, *restrict b = planes + 2 * n;
 	for (size_t i = 0; i < n; i++) {
 		float gray = (1.f - f) * (0.2989f * r[i] + 0.587f * g[i] + 0.114f * b[i]);
 		r[i] = hi255(lo0(r[i] * f + gray));
@@ -85,9 +81,8 @@ static inline float clampv(float x, float v)
 }
 
 /* torchvision's _rgb2hsv / _hsv2rgb, per pixel */
-static void hue(float *planes, size_t n, float shift)
+static void hue(float *r, float *g, float *b, size_t n, float shift)
 {
-	float *r = planes, *g = planes + n, *b = planes + 2 * n;
 	for (size_t i = 0; i < n; i++) {
 		float R = r[i], G = g[i], B = b[i];
 		float maxc = R > G ? R : G, minc = R < G ? R : G;
@@ -129,45 +124,42 @@ static void hue(float *planes, size_t n, float shift)
 	}
 }
 
-void fv_color_jitter(float *planes, int c, size_t n, const fv_aug_params *p, uint64_t seed)
+/* The jitter ops this sample applies, in order, with their factors. */
+typedef struct jitter {
+	int op[4], nop;
+	float f[4];   /* brightness, contrast, saturation factors; hue shift */
+	int contrast; /* index of contrast in op[], or -1 */
+} jitter;
+
+static void jitter_draw(jitter *j, const fv_aug_params *p, int c, uint64_t seed)
 {
 	fv_rng r;
 	fv_rng_seed(&r, seed, FV_STREAM_JITTER);
 	int order[4] = { 0, 1, 2, 3 };
 	for (int i = 3; i > 0; i--) {
-		int j = fv_rng_int(&r, i + 1);
+		int k = fv_rng_int(&r, i + 1);
 		int t = order[i];
-		order[i] = order[j];
-		order[j] = t;
+		order[i] = order[k];
+		order[k] = t;
 	}
 	/* every factor is drawn, used or not, so the stream never shifts */
-	float fb = (float)fv_rng_uniform(&r, fmax(0, 1 - p->brightness), 1 + p->brightness);
-	float fc = (float)fv_rng_uniform(&r, fmax(0, 1 - p->contrast), 1 + p->contrast);
-	float fs = (float)fv_rng_uniform(&r, fmax(0, 1 - p->saturation), 1 + p->saturation);
-	float fh = (float)fv_rng_uniform(&r, -p->hue, p->hue);
-	for (int i = 0; i < 4; i++) {
-		switch (order[i]) {
-		case 0:
-			if (p->brightness > 0)
-				brightness(planes, n * c, fb);
-			break;
-		case 1:
-			if (p->contrast > 0)
-				contrast(planes, c, n, fc);
-			break;
-		case 2:
-			if (p->saturation > 0 && c == 3)
-				saturation(planes, n, fs);
-			break;
-		default:
-			if (p->hue > 0 && c == 3)
-				hue(planes, n, fh);
-			break;
+	j->f[0] = (float)fv_rng_uniform(&r, fmax(0, 1 - p->brightness), 1 + p->brightness);
+	j->f[1] = (float)fv_rng_uniform(&r, fmax(0, 1 - p->contrast), 1 + p->contrast);
+	j->f[2] = (float)fv_rng_uniform(&r, fmax(0, 1 - p->saturation), 1 + p->saturation);
+	j->f[3] = (float)fv_rng_uniform(&r, -p->hue, p->hue);
+	const int on[4] = { p->brightness > 0, p->contrast > 0, p->saturation > 0 && c == 3,
+			    p->hue > 0 && c == 3 };
+	j->nop = 0;
+	j->contrast = -1;
+	for (int i = 0; i < 4; i++)
+		if (on[order[i]]) {
+			if (order[i] == 1)
+				j->contrast = j->nop;
+			j->op[j->nop++] = order[i];
 		}
-	}
 }
 
-void fv_color_lighting(float *planes, int c, size_t n, float std, uint64_t seed)
+static void lighting_draw(float add[3], float std, uint64_t seed)
 {
 	static const float eigval[3] = { 0.2175f, 0.0188f, 0.0045f };
 	static const float eigvec[3][3] = {
@@ -175,21 +167,41 @@ void fv_color_lighting(float *planes, int c, size_t n, float std, uint64_t seed)
 		{ -0.5808f, -0.0045f, -0.8140f },
 		{ -0.5836f, -0.6948f, 0.4203f },
 	};
-	if (c != 3 || std <= 0)
-		return;
 	fv_rng r;
 	fv_rng_seed(&r, seed, FV_STREAM_LIGHT);
 	float alpha[3];
 	for (int i = 0; i < 3; i++)
 		alpha[i] = (float)fv_rng_normal(&r) * std;
 	for (int ch = 0; ch < 3; ch++) {
-		float add = 0;
+		add[ch] = 0;
 		for (int i = 0; i < 3; i++)
-			add += eigvec[ch][i] * alpha[i] * eigval[i];
-		add *= 255.f;
-		float *restrict x = planes + ch * n;
-		for (size_t i = 0; i < n; i++)
-			x[i] += add;
+			add[ch] += eigvec[ch][i] * alpha[i] * eigval[i];
+		add[ch] *= 255.f;
+	}
+}
+
+/* Apply ops [from, to) of j to one block of L pixels. */
+static void jitter_block(const jitter *j, int from, int to, float *r, float *g, float *b, int c,
+			 size_t L, float mean)
+{
+	float *ch[3] = { r, g, b };
+	for (int i = from; i < to; i++) {
+		switch (j->op[i]) {
+		case 0:
+			for (int k = 0; k < c; k++)
+				brightness(ch[k], L, j->f[0]);
+			break;
+		case 1:
+			for (int k = 0; k < c; k++)
+				blend(ch[k], L, j->f[1], mean);
+			break;
+		case 2:
+			saturation(r, g, b, L, j->f[2]);
+			break;
+		default:
+			hue(r, g, b, L, j->f[3]);
+			break;
+		}
 	}
 }
 
@@ -272,43 +284,94 @@ static void write_f32(float *restrict o, const float *restrict x, size_t n, floa
 		o[i] = (x[i] - sub) * mul;
 }
 
-void fv_aug_write(void *out, const float *planes, const fv_aug_params *p, int erase, int ey,
-		  int ex, int eh, int ew)
+/* Write pixels [off, off + L) of the planes into out in p's layout. */
+static void write_block(void *out, const float *planes, size_t n, size_t off, size_t L,
+			const fv_aug_params *p)
 {
-	int c = p->out_c, W = p->out_w, H = p->out_h;
-	size_t n = (size_t)W * H;
+	int c = p->out_c;
 	if (p->layout == FV_OUT_U8_NHWC) {
-		uint8_t *restrict o = out;
+		uint8_t *restrict o = (uint8_t *)out + off * c;
 		for (int ch = 0; ch < c; ch++) {
-			const float *restrict x = planes + ch * n;
-			for (size_t i = 0; i < n; i++) {
-				float v = x[i] < 0.f ? 0.f : x[i] > 255.f ? 255.f : x[i];
-				o[i * c + ch] = (uint8_t)(v + 0.5f);
-			}
+			const float *restrict x = planes + ch * n + off;
+			for (size_t i = 0; i < L; i++)
+				o[i * c + ch] = (uint8_t)(hi255(lo0(x[i])) + 0.5f);
 		}
-		if (erase)
-			for (int y = ey; y < ey + eh; y++)
-				for (int x = ex; x < ex + ew; x++)
-					for (int ch = 0; ch < c; ch++) {
-						float m = hi255(lo0(p->mean[ch]));
-						o[((size_t)y * W + x) * c + ch] = (uint8_t)(m + 0.5f);
-					}
 		return;
 	}
 	for (int ch = 0; ch < c; ch++) {
 		float mul = 1.f / p->std[ch], sub = p->mean[ch];
-		if (p->layout == FV_OUT_F32_NCHW) {
-			float *o = (float *)out + ch * n;
-			write_f32(o, planes + ch * n, n, sub, mul);
-			if (erase)
-				for (int y = ey; y < ey + eh; y++)
-					memset(o + (size_t)y * W + ex, 0, sizeof(float) * ew);
-		} else {
-			uint16_t *o = (uint16_t *)out + ch * n;
-			write_half(o, planes + ch * n, n, sub, mul);
-			if (erase)
-				for (int y = ey; y < ey + eh; y++)
-					memset(o + (size_t)y * W + ex, 0, sizeof(uint16_t) * ew);
-		}
+		if (p->layout == FV_OUT_F32_NCHW)
+			write_f32((float *)out + ch * n + off, planes + ch * n + off, L, sub, mul);
+		else
+			write_half((uint16_t *)out + ch * n + off, planes + ch * n + off, L, sub, mul);
 	}
+}
+
+/* The erased rectangle reads 0 after normalization: 0 in the float layouts,
+ * the mean pixel in u8 (what the client's normalization maps to 0). */
+static void erase_rect(void *out, const fv_aug_params *p, int ey, int ex, int eh, int ew)
+{
+	int c = p->out_c, W = p->out_w;
+	size_t n = (size_t)W * p->out_h;
+	for (int y = ey; y < ey + eh; y++)
+		for (int ch = 0; ch < c; ch++) {
+			size_t at = (size_t)y * W + ex;
+			if (p->layout == FV_OUT_F32_NCHW)
+				memset((float *)out + ch * n + at, 0, sizeof(float) * ew);
+			else if (p->layout == FV_OUT_F16_NCHW)
+				memset((uint16_t *)out + ch * n + at, 0, sizeof(uint16_t) * ew);
+			else
+				for (int x = 0; x < ew; x++)
+					((uint8_t *)out)[(at + x) * c + ch] =
+						(uint8_t)(hi255(lo0(p->mean[ch])) + 0.5f);
+		}
+}
+
+/* Blocks small enough that every op on one stays in L1. */
+#define BLK 1024
+
+void fv_aug_finish(void *out, float *planes, const fv_aug_params *p, uint64_t seed)
+{
+	int c = p->out_c;
+	size_t n = (size_t)p->out_w * p->out_h;
+	jitter j = { .nop = 0, .contrast = -1 };
+	float add[3] = { 0, 0, 0 };
+	int light = 0, erase = 0, ey = 0, ex = 0, eh = 0, ew = 0;
+	if (p->mode == FV_AUG_TRAIN) {
+		if (p->brightness > 0 || p->contrast > 0 || p->saturation > 0 || p->hue > 0)
+			jitter_draw(&j, p, c, seed);
+		if ((light = c == 3 && p->pca_lighting > 0))
+			lighting_draw(add, p->pca_lighting, seed);
+		erase = fv_erase_box(p, seed, &ey, &ex, &eh, &ew);
+	}
+	float *r = planes, *g = planes + n, *b = planes + 2 * n;
+	float mean = 0;
+	int from = 0;
+	if (j.contrast >= 0) {
+		/* contrast blends with the mean gray of the image as the ops
+		 * before it left it: one pass to get there and sum */
+		double lane[16] = { 0 }, sum = 0;
+		for (size_t off = 0; off < n; off += BLK) {
+			size_t L = n - off < BLK ? n - off : BLK;
+			jitter_block(&j, 0, j.contrast, r + off, g + off, b + off, c, L, 0);
+			gray_sum(r + off, g + off, b + off, c, L, lane, &sum);
+		}
+		for (int k = 0; k < 16; k++)
+			sum += lane[k];
+		mean = (float)(sum / (double)n);
+		from = j.contrast;
+	}
+	for (size_t off = 0; off < n; off += BLK) {
+		size_t L = n - off < BLK ? n - off : BLK;
+		jitter_block(&j, from, j.nop, r + off, g + off, b + off, c, L, mean);
+		if (light)
+			for (int k = 0; k < 3; k++) {
+				float *restrict x = planes + k * n + off, a = add[k];
+				for (size_t i = 0; i < L; i++)
+					x[i] += a;
+			}
+		write_block(out, planes, n, off, L, p);
+	}
+	if (erase)
+		erase_rect(out, p, ey, ex, eh, ew);
 }

@@ -394,8 +394,8 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 			fv_jpeg_scaled_size(s->jpeg, denom, &sw, &sh);
 		/* scaled pixel k covers source pixels [k*d, (k+1)*d) */
 		double fx = 1.0 / denom, fy = 1.0 / denom;
-		if ((rc = fv_axis_plan(&s->ax, b.x0 * fx, b.w * fx, p->out_w, sw, denom > 1)) ||
-		    (rc = fv_axis_plan(&s->ay, b.y0 * fy, b.h * fy, p->out_h, sh, denom > 1)))
+		if ((rc = fv_axis_plan(&s->ax, b.x0 * fx, b.w * fx, p->out_w, sw, denom > 1, 1)) ||
+		    (rc = fv_axis_plan(&s->ay, b.y0 * fy, b.h * fy, p->out_h, sh, denom > 1, 0)))
 			goto fail;
 		if (in->encoding != FV_ENC_PNG && (rc = decode(in, s, denom, &s->ax, &s->ay, &v)))
 			goto fail;
@@ -407,19 +407,15 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 	else if (v.c == 1 && p->out_c == 3)
 		fv_color_replicate(planes, n);
 
-	int erase = 0, ey = 0, ex = 0, eh = 0, ew = 0;
-	if (p->mode == FV_AUG_TRAIN) {
-		if (p->brightness > 0 || p->contrast > 0 || p->saturation > 0 || p->hue > 0)
-			fv_color_jitter(planes, p->out_c, n, p, seed);
-		fv_color_lighting(planes, p->out_c, n, p->pca_lighting, seed);
-		erase = fv_erase_box(p, seed, &ey, &ex, &eh, &ew);
-	}
-	fv_aug_write(out, planes, p, erase, ey, ex, eh, ew);
+	fv_aug_finish(out, planes, p, seed);
 	return 0;
 fail:
 	if (in->encoding == FV_ENC_JPEG && s)
 		fv_jpeg_abort(s->jpeg);
-	if (out && p->out_w > 0 && p->out_h > 0 && (p->out_c == 1 || p->out_c == 3))
+	/* zero only a shape the caller can have sized its buffer for */
+	if (out && p->out_w > 0 && p->out_h > 0 && p->out_w <= 8192 && p->out_h <= 8192 &&
+	    (p->out_c == 1 || p->out_c == 3) &&
+	    (p->layout == FV_OUT_F32_NCHW || p->layout == FV_OUT_F16_NCHW || p->layout == FV_OUT_U8_NHWC))
 		memset(out, 0, fv_aug_out_bytes(p));
 	return rc;
 }
