@@ -267,13 +267,14 @@ static int sock_open(fv_augw *w)
 	return 0;
 }
 
-/* Only a client's own memfd is written to: a path of the form
- * /proc/PID/fd/N that opens as "memfd:fovea-augc". Anything else (a file a
- * confused or hostile client names) is refused. */
-static int shm_open_checked(const char *path)
+/* Only the client's memfd for this very segment is written to: a path of
+ * the form /proc/PID/fd/N that opens as "memfd:fovea-augc-<id>". Anything
+ * else is refused: a file a confused or hostile client names, or a newer
+ * segment that took over the fd number of the one a late request names. */
+static int shm_open_checked(const char *path, uint64_t id)
 {
 	unsigned pid, fdn;
-	char end, link[128], self[64];
+	char end, link[128], self[64], want[64];
 	if (sscanf(path, "/proc/%u/fd/%u%c", &pid, &fdn, &end) != 2)
 		return -1;
 	int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -282,9 +283,10 @@ static int shm_open_checked(const char *path)
 	snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
 	ssize_t n = readlink(self, link, sizeof link - 1);
 	link[n > 0 ? n : 0] = 0;
-	if (strncmp(link, "/memfd:fovea-augc", 17)) {
+	int len = snprintf(want, sizeof want, "/memfd:fovea-augc-%llu", (unsigned long long)id);
+	if (strncmp(link, want, len) || (link[len] && link[len] != ' ')) {
 		close(fd);
-		errno = EPERM;
+		errno = ESTALE;
 		return -1;
 	}
 	return fd;
@@ -310,14 +312,17 @@ static shm_map *shm_get(fv_augw *w, const Fovea__AugRequest *q, size_t need)
 	if (victim->addr)
 		munmap(victim->addr, victim->size);
 	memset(victim, 0, sizeof *victim);
-	int fd = shm_open_checked(q->shm_path);
+	int fd = shm_open_checked(q->shm_path, q->shm_id);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size < q->shm_size) {
-		fv_info("augment: client memory %s not usable (%s); sending outputs over the socket",
-			q->shm_path, fd < 0 ? strerror(errno) : "too small");
+		int err = fd < 0 ? errno : EINVAL;
 		if (fd >= 0)
 			close(fd);
-		w->shm_off = fd < 0; /* a remote or foreign client: do not retry */
+		/* remote or foreign: stop trying; stale (a late request): just this once */
+		w->shm_off = err != ESTALE;
+		if (w->shm_off)
+			fv_info("augment: client memory %s not usable (%s); sending outputs "
+				"over the socket", q->shm_path, strerror(err));
 		return NULL;
 	}
 	void *addr = mmap(NULL, q->shm_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

@@ -50,7 +50,14 @@ int fv_augc_seg_get(fv_augc *c, size_t size, const augc_worker *w, augc_seg **ou
 	if (!(s = calloc(1, sizeof *s)))
 		return ENOMEM;
 	s->size = size;
-	s->fd = memfd_create("fovea-augc", MFD_CLOEXEC);
+	/* workers key their mappings on the id, and check it in the memfd's
+	 * name: the /proc path alone is not unique once a closed fd number is
+	 * reused, and a request read late could otherwise name a newer
+	 * segment */
+	s->id = ++c->next_seg_id;
+	char name[48];
+	snprintf(name, sizeof name, "fovea-augc-%llu", (unsigned long long)s->id);
+	s->fd = memfd_create(name, MFD_CLOEXEC);
 	if (s->fd < 0 || ftruncate(s->fd, (off_t)size) ||
 	    (s->addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0)) == MAP_FAILED) {
 		int rc = errno;
@@ -60,9 +67,6 @@ int fv_augc_seg_get(fv_augc *c, size_t size, const augc_worker *w, augc_seg **ou
 				  strerror(rc));
 	}
 	snprintf(s->path, sizeof s->path, "/proc/%d/fd/%d", (int)getpid(), s->fd);
-	/* workers key their mappings on the id: the path alone is not
-	 * unique once a closed fd number is reused */
-	s->id = ++c->next_seg_id;
 found:
 	memcpy(s->writer, w->id, w->idlen);
 	s->writer_len = w->idlen;

@@ -240,7 +240,21 @@ static void check_run(const run *r)
 		once += r->seen[b] == 1;
 		for (int i = 0; i < r->bs; i++) {
 			reference(r->p, sample_of(r, b, i), seed_of(b, i), ref);
-			same += !memcmp(ref, r->out + ((size_t)b * r->bs + i) * r->sb, r->sb);
+			int eq = !memcmp(ref, r->out + ((size_t)b * r->bs + i) * r->sb, r->sb);
+			if (!eq && same == b * r->bs + i) {
+				const uint8_t *got = r->out + ((size_t)b * r->bs + i) * r->sb;
+				size_t nz = 0;
+				for (size_t k = 0; k < r->sb; k++)
+					nz += got[k] != 0;
+				fprintf(stderr, "first difference: batch %d sample %d (%zu nonzero bytes)\n", b, i, nz);
+				for (int b2 = 0; b2 < r->nb; b2++) {
+					reference(r->p, sample_of(r, b2, i), seed_of(b2, i), ref);
+					if (!memcmp(ref, got, r->sb))
+						fprintf(stderr, "  it is batch %d's\n", b2);
+				}
+				reference(r->p, sample_of(r, b, i), seed_of(b, i), ref);
+			}
+			same += eq;
 		}
 	}
 	FV_CHECK_EQ(once, r->nb);
@@ -296,10 +310,16 @@ FV_TEST(augc_determinism_1_vs_3_workers)
 	run_free(&r3);
 }
 
+/* Stop worker 0 first, so that the batches submitted right after this hook
+ * returns reach it (an idle worker gets the next request) and it surely
+ * holds one; then kill it. */
 static void kill_after_3(run *r, fv_augc *c)
 {
-	pid_t pids[4];
-	if (r->delivered == 3 && fv_augc_local_pids(c, pids, 4) == 2)
+	pid_t *pids = r->ctx;
+	(void)c;
+	if (r->delivered == 3)
+		kill(pids[0], SIGSTOP);
+	else if (r->delivered == 4)
 		kill(pids[0], SIGKILL);
 }
 
@@ -309,10 +329,13 @@ FV_TEST(augc_worker_sigkill_mid_run)
 	if (load_jpegs() < 8)
 		return fv_test_fail(__FILE__, __LINE__, "no jpeg-bench photos");
 	jpeg_params(&p, 64);
-	run r = { .p = &p, .set = jpegs, .nset = njpegs, .nb = 16, .bs = 8, .hook = kill_after_3 };
+	pid_t pids[2];
+	run r = { .p = &p, .set = jpegs, .nset = njpegs, .nb = 16, .bs = 8, .hook = kill_after_3,
+		  .ctx = pids };
 	fv_augc *c = client_new("kill", 8, FV_AUGC_SKIP, NULL, NULL);
 	FV_CHECK_OK(fv_augc_spawn_local(c, 2, 1));
 	FV_CHECK(wait_workers(c, 2, 5000));
+	FV_CHECK_EQ(fv_augc_local_pids(c, pids, 2), 2);
 	FV_CHECK_OK(run_batches(c, &r, 7));
 	fv_augc_stats st;
 	fv_augc_stats_get(c, &st);
@@ -325,14 +348,17 @@ FV_TEST(augc_worker_sigkill_mid_run)
 	run_free(&r);
 }
 
-/* Stop worker 0 past the heartbeat; let the others carry on; resume it. */
+/* Stop worker 0 (the batches submitted right after this hook returns reach
+ * it if it was idle, so it surely holds a request); once the client has
+ * declared it dead, resume it: its late reply must be dropped, and it must
+ * rejoin. */
 static void stop_then_cont(run *r, fv_augc *c)
 {
 	pid_t *pids = r->ctx;
 	if (r->delivered == 2) {
 		kill(pids[0], SIGSTOP);
-		sleep_ms(600); /* > 3 x 100 ms */
 	} else if (r->delivered == 6) {
+		FV_CHECK(wait_workers(c, 1, 3000));
 		kill(pids[0], SIGCONT);
 		FV_CHECK(wait_workers(c, 2, 3000));
 		/* now take the other worker away: the rest must come from pids[0] */
@@ -347,9 +373,8 @@ FV_TEST(augc_worker_sigstop_rejoins)
 	if (load_jpegs() < 8)
 		return fv_test_fail(__FILE__, __LINE__, "no jpeg-bench photos");
 	jpeg_params(&p, 64);
-	/* window 8 > capacity 2: both workers hold a request when one is
-	 * stopped, so the stopped one has a reply to send late; the 16 batches
-	 * submitted after the other is stopped can only come from it */
+	/* the 16 batches submitted after the other worker is stopped can only
+	 * come from the rejoined one */
 	run r = { .p = &p, .set = jpegs, .nset = njpegs, .nb = 30, .bs = 8,
 		  .hook = stop_then_cont, .ctx = pids };
 	fv_augc *c = client_new("stop", 8, FV_AUGC_SKIP, NULL, NULL);
