@@ -6,3 +6,6 @@ LIB_SRCS += $(AUG_XFORM_SRCS)
 BENCH_SRCS += augment/bench.c
 # hot loops: let gcc vectorize fully
 $(patsubst %.c,$(OBJ)/%.o,$(AUG_XFORM_SRCS)): CFLAGS += -O3
+# the worker program and its end-to-end benchmark (aug-proto)
+$(eval $(call fv_program,fovea-augment,augment/main.c augment/worker.c))
+BENCH_SRCS += augment/bench_workers.c
