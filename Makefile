@@ -27,7 +27,7 @@ BIN      := $(BUILD)/bin
 OBJ      := $(BUILD)/obj
 GEN      := $(BUILD)/gen
 WERROR   ?= -Werror
-ARCH     ?= -march=native
+ARCH     ?= -march=x86-64-v3
 
 CPPFLAGS += -D_GNU_SOURCE -I. -Ilib -Itests -I$(GEN) -MMD -MP
 CFLAGS   ?= -O2 -g

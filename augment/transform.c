@@ -158,9 +158,10 @@ int fv_aug_scratch_new(fv_aug_scratch **out)
 
 static void axis_free(fv_axis *a)
 {
-	free(a->bstart.p);
-	free(a->bcnt.p);
-	free(a->bw.p);
+	fv_aug_buf *all[] = { &a->bstart, &a->bcnt, &a->bw, &a->bfstart, &a->bw8,
+			      &a->bpbase, &a->bpidx, &a->bpw };
+	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+		free(all[i]->p);
 }
 
 void fv_aug_scratch_destroy(fv_aug_scratch **p)
