@@ -65,7 +65,7 @@ int fv_model_mobilenetv2(fv_mb *b, int classes)
 	for (int s = 0; s < 7; s++)
 		for (int i = 0; i < cfg[s][2]; i++, idx++)
 			x = inverted(b, x, cfg[s][0], cfg[s][1], i == 0 ? cfg[s][3] : 1, idx);
-	char p[32];
+	char p[48];
 	snprintf(p, sizeof p, "features.%d", idx);
 	x = cba(b, x, 1280, 1, 1, 1, FV_ACT_RELU6, p);
 	x = fv_mb_dropout(b, fv_mb_flatten(b, fv_mb_gap(b, x)), 0.2f);
@@ -115,7 +115,7 @@ int fv_model_efficientnet(fv_mb *b, int phi, int classes)
 	for (int s = 0; s < 7; s++) {
 		int n = (int)ceil(cfg[s][4] * d), out = divisible8(cfg[s][3] * w);
 		for (int i = 0; i < n; i++) {
-			char p[32];
+			char p[48];
 			snprintf(p, sizeof p, "features.%d.%d", s + 1, i);
 			x = mbconv(b, x, cfg[s][0], cfg[s][1], i == 0 ? cfg[s][2] : 1, out, p);
 		}

@@ -55,7 +55,7 @@ int fv_model_resnet_cifar(fv_mb *b, int depth, int classes)
 	x = fv_mb_act(b, fv_mb_bn(b, x, "bn1"), FV_ACT_RELU);
 	for (int s = 0; s < 3; s++) {
 		for (int i = 0; i < n; i++) {
-			char p[32];
+			char p[48];
 			snprintf(p, sizeof p, "layer%d.%d", s + 1, i);
 			x = basic(b, x, widths[s], s > 0 && i == 0 ? 2 : 1, p);
 		}
@@ -90,7 +90,7 @@ int fv_model_resnet(fv_mb *b, int depth, int classes)
 	}
 	for (int s = 0; s < 4; s++) {
 		for (int i = 0; i < cfg[k].blocks[s]; i++) {
-			char p[32];
+			char p[48];
 			int stride = s > 0 && i == 0 ? 2 : 1;
 			snprintf(p, sizeof p, "layer%d.%d", s + 1, i);
 			x = cfg[k].bottleneck ? bottleneck(b, x, 64 << s, stride, p)

@@ -14,6 +14,10 @@
 
 #define MAX_DEPTH 16
 #define MAX_REPEAT 1000
+#define MAX_LAYERS 20000 /* efficientnet-b7 written out is ~1,000 */
+
+#define FV_STR_(x) #x
+#define FV_STR(x) FV_STR_(x)
 
 enum tk { T_WORD, T_SEMI, T_LBRACE, T_RBRACE, T_BAR, T_END };
 
@@ -30,6 +34,7 @@ typedef struct parser {
 	tok t;         /* current token */
 	int classes;
 	int depth;
+	int layers;    /* layers added so far, bounded: repeats multiply */
 } parser;
 
 /* ---- lexing ---------------------------------------------------------------- */
@@ -194,6 +199,8 @@ static int layer(parser *ps, int x, const char *name)
 	tok kw = ps->t;
 	args a;
 	int y = -1;
+	if (++ps->layers > MAX_LAYERS)
+		return fail(ps, &kw, "spec has more than " FV_STR(MAX_LAYERS) " layers at");
 	next(ps);
 #define ARGS(maxp, need, opts) do { if (read_args(ps, &kw, maxp, need, opts, &a)) return -1; } while (0)
 	if (word_is(&kw, "conv")) {

@@ -255,6 +255,35 @@ FV_TEST(spec_covers_layers)
 	fv_net_destroy(&net);
 }
 
+FV_TEST(spec_survives_garbage)
+{
+	/* resnet20's spec with random bytes overwritten, cut, or repeats blown
+	 * up: each either builds or fails with FV_E_CONFIG, never crashes */
+	size_t len = strlen(resnet20_spec);
+	char buf[1024];
+	const char alphabet[] = "x0123456789;{}|# \nresconvbnlinearsp";
+	int built = 0;
+	for (int t = 0; t < 400; t++) {
+		memcpy(buf, resnet20_spec, len + 1);
+		for (int k = 0, n = 1 + (int)(fv_test_rand() % 4); k < n; k++)
+			buf[fv_test_rand() % len] = alphabet[fv_test_rand() % (sizeof alphabet - 1)];
+		if (t % 10 == 0)
+			buf[fv_test_rand() % len] = 0;
+		fv_net *net = NULL;
+		int rc = fv_model_build(buf, 1, 28, 28, 10, &net);
+		FV_CHECK_MSG(rc == 0 || rc == FV_E_CONFIG, "rc %d (%s) for:\n%s", rc,
+			     fv_err_msg(rc), buf);
+		FV_CHECK((rc == 0) == (net != NULL));
+		built += rc == 0;
+		fv_net_destroy(&net);
+	}
+	FV_CHECK(built > 0 && built < 400); /* the mutations do reach both paths */
+	fv_net *net = NULL;
+	FV_CHECK_EQ(fv_model_build("1000x { 1000x { 1000x relu } }; linear", 1, 8, 8, 10, &net),
+		    FV_E_CONFIG);
+	FV_CHECK(strstr(fv_err_msg(FV_E_CONFIG), "more than 20000 layers") != NULL);
+}
+
 /* Each bad spec fails with FV_E_CONFIG and a detail naming `token`. */
 static void bad(const char *spec, const char *token)
 {
