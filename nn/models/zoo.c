@@ -116,14 +116,17 @@ static int build_named(fv_mb *b, const struct entry *e, int classes)
 	return fv_mb_fail(b, FV_E_INTERNAL, "model table: bad family");
 }
 
-/* One word without spec punctuation: meant as a model name. */
-static int is_word(const char *s)
+/* One word without spec punctuation (surrounding blanks allowed): meant as
+ * a model name. Copies the word into w. */
+static int is_word(const char *s, char *w, size_t cap)
 {
-	if (!*s)
+	size_t n;
+	s += strspn(s, " \t\r\n");
+	n = strcspn(s, " \t\r\n;{}|#");
+	if (!n || n >= cap || s[n + strspn(s + n, " \t\r\n")])
 		return 0;
-	for (; *s; s++)
-		if (strchr(" \t\r\n;{}|#", *s))
-			return 0;
+	memcpy(w, s, n);
+	w[n] = 0;
 	return 1;
 }
 
@@ -140,6 +143,7 @@ int fv_model_build(const char *spec, int in_c, int in_h, int in_w, int classes,
 {
 	fv_mb b = { NULL, 0 };
 	const struct entry *e = NULL;
+	char word[64];
 	int rc, y;
 	*out = NULL;
 	if (!spec || !*spec)
@@ -147,12 +151,14 @@ int fv_model_build(const char *spec, int in_c, int in_h, int in_w, int classes,
 	if (in_c < 1 || in_h < 1 || in_w < 1 || classes < 1)
 		return fv_err_set(FV_E_CONFIG, "model %s: bad input %dx%dx%d or %d classes",
 				  spec, in_c, in_h, in_w, classes);
-	if (is_word(spec) && !is_layer_word(spec)) {
-		e = find(spec);
+	if (is_word(spec, word, sizeof word) && !is_layer_word(word)) {
+		e = find(word);
 		if (!e)
-			return fv_err_set(FV_E_CONFIG, "model: unknown model '%s' at 1 (a name "
+			return fv_err_set(FV_E_CONFIG, "model: unknown model '%s' at %d (a name "
 					  "such as resnet20, resnet50, mobilenetv2, "
-					  "efficientnet-b0, or a text spec)", spec);
+					  "efficientnet-b0, or a text spec)", word,
+					  (int)strspn(spec, " \t\r\n") + 1);
+		spec = e->info.name;
 	}
 	rc = fv_net_new(&b.net, in_c, in_h, in_w);
 	if (rc)

@@ -249,6 +249,9 @@ FV_TEST(spec_covers_layers)
 				   "res { conv 64 3 s2; bn; relu; conv 64 3; bn }; relu\n"
 				   "gap; linear", 3, 32, 32, 10, &net));
 	fv_net_destroy(&net);
+	/* a name with blanks around it is still a name */
+	FV_CHECK_OK(fv_model_build(" resnet20\n", 1, 28, 28, 10, &net));
+	fv_net_destroy(&net);
 	/* "linear" alone is a spec (a linear classifier), not a model name */
 	FV_CHECK_OK(fv_model_build("linear", 1, 28, 28, 10, &net));
 	FV_CHECK_EQ(fv_net_param_count(net), 784 * 10 + 10);
@@ -299,6 +302,7 @@ static void bad(const char *spec, const char *token)
 FV_TEST(spec_errors)
 {
 	bad("resnet21", "'resnet21' at 1");
+	bad("  resnet21\n", "'resnet21' at 3");
 	bad("conv 16 3; bn; relu; gapp; linear", "'gapp' at 22");
 	bad("conv x 3; linear", "'x' at 6");
 	bad("conv 16; linear", "conv needs 2 numbers before ';' at 8");
