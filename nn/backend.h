@@ -73,9 +73,9 @@ typedef struct fv_backend {
 	/* host NCHW floats <-> tensor (n <= t->n images) */
 	int (*tensor_import)(fv_backend_ctx *ctx, fv_tensor *t, const float *host, int n);
 	int (*tensor_export)(fv_backend_ctx *ctx, float *host, const fv_tensor *t, int n);
-	/* dst += src over whole tensors of the same shape and layout; zero fill */
+	/* dst += src / dst = src over whole tensors of one shape and layout */
 	int (*add_into)(fv_backend_ctx *ctx, fv_tensor *dst, const fv_tensor *src);
-	int (*zero)(fv_backend_ctx *ctx, fv_tensor *t);
+	int (*copy)(fv_backend_ctx *ctx, fv_tensor *dst, const fv_tensor *src);
 
 	int (*plan_new)(fv_backend_ctx *ctx, const fv_op_desc *d, fv_plan **out);
 	void (*plan_destroy)(fv_plan **p);

@@ -26,6 +26,8 @@ typedef struct fv_node {
 	float p;               /* dropout probability */
 	/* filled by compile */
 	int consumers;         /* nodes reading this one */
+	int need;              /* backward: a gradient must flow into this node */
+	int gready;            /* backward: dy holds this step's gradient */
 	fv_tensor y, dy;       /* output and its gradient (backend memory) */
 	void *plan;            /* backend plan for this node's op */
 	void *aux;             /* extra backend memory (workspace, mask, stats) */
@@ -47,7 +49,10 @@ struct fv_net {
 	void *dparams, *dgrads; /* backend copies (== pdata/gdata on the CPU) */
 	float *logits;          /* host, batch x classes */
 	float *dlogits;         /* host, batch x classes */
-	void *scratch;          /* backend: largest activation, for fan-out sums */
+	size_t *poff;           /* float offset of each param in the blocks */
+	fv_tensor scr[2];       /* largest-activation scratch, for fan-out sums */
+	int plan_n;             /* the batch size the plans are made for */
+	int have_loss;          /* a loss seeded dy of the output since the last forward */
 	uint64_t step;          /* dropout seed stream */
 };
 

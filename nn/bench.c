@@ -1,0 +1,1 @@
+/* nn/bench.c — placeholder */
