@@ -235,11 +235,8 @@ static int copy(fv_backend_ctx *ctx, fv_tensor *dst, const fv_tensor *src)
 
 /* ---- plans ---------------------------------------------------------------- */
 
-static void plan_destroy(fv_plan **pp)
+void fv_plan_reset(fv_plan *p)
 {
-	if (!pp || !*pp)
-		return;
-	fv_plan *p = *pp;
 	dnnl_primitive_t prims[] = { p->fwd, p->fwdt, p->bwd, p->bwdw, p->wre_f, p->wre_b, p->dwre };
 	for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++)
 		if (prims[i])
@@ -249,7 +246,19 @@ static void plan_destroy(fv_plan **pp)
 			dnnl_memory_destroy(p->m[i]);
 	free(p->wf), free(p->wb), free(p->dwb), free(p->ws);
 	free(p->mean), free(p->var), free(p->dss);
-	free(p);
+	fv_op_desc d = p->d;
+	fv_backend_ctx *ctx = p->ctx;
+	size_t count = p->count;
+	memset(p, 0, sizeof *p);
+	p->d = d, p->ctx = ctx, p->count = count;
+}
+
+static void plan_destroy(fv_plan **pp)
+{
+	if (!pp || !*pp)
+		return;
+	fv_plan_reset(*pp);
+	free(*pp);
 	*pp = NULL;
 }
 
