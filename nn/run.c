@@ -115,10 +115,16 @@ static void *G(fv_net *net, const fv_node *n, int k)
 
 /* ---- compile ------------------------------------------------------------------ */
 
+/* Layouts: the input and the feature vectors of flatten/linear are plain;
+ * a convolution's output takes the backend's preferred layout; every other
+ * op keeps its input's layout (they are elementwise or per-channel). */
 static int node_fmt(fv_net *net, const fv_node *n, int id)
 {
-	int plain = id == FV_NET_INPUT || n->op == FV_OP_FLATTEN || n->op == FV_OP_LINEAR;
-	return net->be->tensor_fmt(net->ctx, n->c, n->h, n->w, plain);
+	if (id == FV_NET_INPUT || n->op == FV_OP_FLATTEN || n->op == FV_OP_LINEAR)
+		return FV_FMT_PLAIN;
+	if (n->op == FV_OP_CONV)
+		return net->be->tensor_fmt(net->ctx, n->c, n->h, n->w, 0);
+	return net->nodes[n->in[0]].y.fmt;
 }
 
 static int alloc_tensors(fv_net *net)

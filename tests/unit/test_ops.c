@@ -145,3 +145,70 @@ FV_TEST(grad_loss_soft_targets)
 	fv_loss_opts lo = { .smoothing = 0.05f, .soft_targets = t, .soft_weight = 0.7f };
 	check_op(3, 4, 4, 8, op_gap, &lo);
 }
+
+static int op_conv_wino(fv_net *n, int x)
+{
+	return fv_net_conv(n, x, "c", 16, 3, 1, 1, 1, 1, 0); /* Winograd where available */
+}
+FV_TEST(grad_conv_3x3_16ch) { check_op(3, 6, 7, 16, op_conv_wino, NULL); }
+
+static int op_dropout(fv_net *n, int x)
+{
+	return fv_net_dropout(n, x, 0.3f);
+}
+
+/* Dropout: a train forward zeroes about p of the activations and scales the
+ * rest by 1/(1-p); two forwards draw different masks; eval is the identity. */
+FV_TEST(dropout_mask)
+{
+	fv_net *net;
+	FV_CHECK_OK(fv_net_new(&net, 16, 8, 8));
+	int x = fv_net_flatten(net, op_dropout(net, FV_NET_INPUT));
+	FV_CHECK_OK(fv_net_set_output(net, x));
+	FV_CHECK_OK(fv_net_compile(net, &(fv_net_opts){ .batch = 4, .threads = 1, .seed = 3 }));
+	size_t nx = 4 * 16 * 8 * 8;
+	float *in = malloc(nx * sizeof *in), *a = malloc(nx * sizeof *a);
+	for (size_t i = 0; i < nx; i++)
+		in[i] = 1.0f + (float)(i % 13);
+	FV_CHECK_OK(fv_net_forward(net, in, 4, 1));
+	memcpy(a, fv_net_logits(net), nx * sizeof *a);
+	size_t zeros = 0, same = 0;
+	for (size_t i = 0; i < nx; i++) {
+		if (a[i] == 0)
+			zeros++;
+		else
+			FV_CHECK_NEAR(a[i], in[i] / 0.7, 1e-4 * in[i]);
+	}
+	FV_CHECK_MSG(zeros > nx * 0.25 && zeros < nx * 0.35, "%zu of %zu dropped", zeros, nx);
+	FV_CHECK_OK(fv_net_forward(net, in, 4, 1));
+	for (size_t i = 0; i < nx; i++)
+		same += (a[i] == 0) == (fv_net_logits(net)[i] == 0);
+	FV_CHECK(same < nx);
+	FV_CHECK_OK(fv_net_forward(net, in, 4, 0));
+	FV_CHECK(!memcmp(fv_net_logits(net), in, nx * sizeof *in));
+	free(in), free(a);
+	fv_net_destroy(&net);
+}
+
+/* Dropout backward: with the loss seeded, the gradient reaching the pre conv
+ * passes only through kept units. Checked by FD with a fixed mask: p = 0
+ * must equal no dropout at all. */
+static int op_dropout0(fv_net *n, int x)
+{
+	return fv_net_dropout(n, x, 0.0f);
+}
+FV_TEST(grad_dropout_p0) { check_op(3, 4, 5, 8, op_dropout0, NULL); }
+
+static int op_conv_1x1_s2(fv_net *n, int x)
+{
+	return fv_net_conv(n, x, "c", 16, 1, 2, 0, 1, 1, 0);
+}
+FV_TEST(grad_conv_1x1_stride2) { check_op(3, 8, 8, 16, op_conv_1x1_s2, NULL); }
+
+static int op_two_convs(fv_net *n, int x)
+{
+	/* fan-out into two convolutions, as a ResNet downsampling block */
+	return fv_net_add(n, fv_net_conv(n, x, "c", 16, 1, 2, 0, 1, 1, 0),
+			  fv_net_conv(n, x, "d", 16, 3, 2, 1, 1, 1, 0));
+}
+FV_TEST(grad_fanout_two_convs) { check_op(3, 8, 8, 16, op_two_convs, NULL); }
