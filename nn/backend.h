@@ -50,6 +50,7 @@ typedef struct fv_op_desc {
 	int pool_max;          /* pooling: 1 = max, 0 = average (padding excluded) */
 	int act;               /* enum fv_act */
 	float eps;             /* batch norm */
+	int fuse_relu;         /* batch norm: y = relu(bn(x)); backward takes relu's dy */
 	float p;               /* dropout */
 	int train;             /* plan must support backward */
 } fv_op_desc;

@@ -212,3 +212,25 @@ static int op_two_convs(fv_net *n, int x)
 			  fv_net_conv(n, x, "d", 16, 3, 2, 1, 1, 1, 0));
 }
 FV_TEST(grad_fanout_two_convs) { check_op(3, 8, 8, 16, op_two_convs, NULL); }
+
+static int op_bn_relu(fv_net *n, int x)
+{
+	/* fused by compile: BN applies the ReLU (dnnl_fuse_norm_relu) */
+	return fv_net_act(n, fv_net_bn(n, x, "bn"), FV_ACT_RELU);
+}
+FV_TEST(grad_bn_relu_fused) { check_op(3, 5, 6, 16, op_bn_relu, NULL); }
+
+static int op_add_self(fv_net *n, int x)
+{
+	return fv_net_add(n, x, x);
+}
+FV_TEST(grad_add_self) { check_op(3, 4, 5, 8, op_add_self, NULL); }
+
+static int op_add_twice(fv_net *n, int x)
+{
+	/* x is read by a later add too, so its gradient is ready when the
+	 * first add's backward runs */
+	int s = fv_net_add(n, x, fv_net_conv(n, x, "c", 8, 3, 1, 1, 1, 1, 0));
+	return fv_net_add(n, s, x);
+}
+FV_TEST(grad_add_fanout3) { check_op(3, 5, 5, 8, op_add_twice, NULL); }
