@@ -59,6 +59,9 @@ typedef struct fv_backend {
 	const char *name;
 	int (*ctx_new)(fv_backend_ctx **out, int threads);
 	void (*ctx_destroy)(fv_backend_ctx **p);
+	/* called on the calling thread at the start of each step function
+	 * (thread settings are per thread with OpenMP) */
+	void (*enter)(fv_backend_ctx *ctx);
 
 	/* memory: bytes on the device; to_device/to_host copy host floats */
 	int (*alloc)(fv_backend_ctx *ctx, size_t bytes, void **out);

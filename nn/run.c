@@ -355,6 +355,8 @@ int fv_net_forward(fv_net *net, const float *x, int n, int train)
 	if (train && !net->train_ok)
 		return fv_err_set(FV_E_CONFIG, "forward: net compiled for inference only");
 	int rc = 0;
+	if (net->be->enter)
+		net->be->enter(net->ctx);
 	if (n != net->plan_n && (rc = make_plans(net, n)))
 		return rc;
 	net->last_n = n;
@@ -512,6 +514,8 @@ int fv_net_backward(fv_net *net)
 {
 	if (!net->have_loss)
 		return fv_err_set(FV_E_CONFIG, "backward: no loss since the last forward");
+	if (net->be->enter)
+		net->be->enter(net->ctx);
 	mark_need(net);
 	net->nodes[net->output].gready = 1;
 	int rc = 0;

@@ -155,6 +155,11 @@ static void ctx_destroy(fv_backend_ctx **p)
 	*p = NULL;
 }
 
+static void enter(fv_backend_ctx *ctx)
+{
+	omp_set_num_threads(ctx->threads);
+}
+
 static int cpu_alloc(fv_backend_ctx *ctx, size_t bytes, void **out)
 {
 	(void)ctx;
@@ -322,6 +327,7 @@ const fv_backend fv_backend_cpu = {
 	.name = "cpu",
 	.ctx_new = ctx_new,
 	.ctx_destroy = ctx_destroy,
+	.enter = enter,
 	.alloc = cpu_alloc,
 	.free = cpu_free,
 	.to_device = cpu_copy_bytes,
