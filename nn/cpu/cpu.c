@@ -16,7 +16,7 @@
  *  - softmax cross-entropy runs on host logits (nn/loss.c): N x K is tiny.
  * Threads: Debian's libdnnl uses OpenMP, so omp_set_num_threads() at context
  * creation sets the count for oneDNN and our loops alike.
- * Measured figures are in nn/cpu/README. */
+ * Measured figures and the reasons behind these choices: nn/cpu/README. */
 #include <errno.h>
 #include <omp.h>
 #include <stdlib.h>
