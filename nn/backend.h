@@ -50,7 +50,7 @@ typedef struct fv_op_desc {
 	int pool_max;          /* pooling: 1 = max, 0 = average (padding excluded) */
 	int act;               /* enum fv_act */
 	float eps;             /* batch norm */
-	int fuse_relu;         /* batch norm: y = relu(bn(x)); backward takes relu's dy */
+	int fuse_relu;         /* bn / add: y = relu(op(x)); backward takes relu's dy */
 	float p;               /* dropout */
 	int train;             /* plan must support backward */
 } fv_op_desc;
@@ -112,8 +112,10 @@ typedef struct fv_backend {
 			      fv_plan *p);
 	int (*linear_backward)(fv_tensor *dx, void *dw, void *db, const fv_tensor *dy,
 			       const fv_tensor *x, const void *w, fv_plan *p);
-	/* elementwise: y = a + b; y = x * s (s is n x c x 1 x 1) */
+	/* elementwise: y = a + b (relu(a + b) when fuse_relu); y = x * s (s is
+	 * n x c x 1 x 1). add_relu_backward masks dy in place where y == 0. */
 	int (*add_forward)(fv_tensor *y, const fv_tensor *a, const fv_tensor *b, fv_plan *p);
+	int (*add_relu_backward)(fv_tensor *dy, const fv_tensor *y, fv_plan *p);
 	int (*scale_forward)(fv_tensor *y, const fv_tensor *x, const fv_tensor *s, fv_plan *p);
 	int (*scale_backward)(fv_tensor *dx, fv_tensor *ds, const fv_tensor *dy,
 			      const fv_tensor *x, const fv_tensor *s, fv_plan *p);

@@ -204,9 +204,9 @@ static int make_plans(fv_net *net, int batch)
 	return 0;
 }
 
-/* BN -> ReLU where the ReLU is the BN's only reader: oneDNN's BN applies the
- * ReLU itself (dnnl_fuse_norm_relu), saving the activation's memory passes
- * forward and backward. FV_NET_NOFUSE=1 turns it off (for measuring). */
+/* BN -> ReLU and add -> ReLU where the ReLU is the only reader: the BN
+ * (dnnl_fuse_norm_relu) or the add applies the ReLU itself, saving the
+ * activation's memory passes. FV_NET_NOFUSE=1 turns it off (for measuring). */
 static void fuse(fv_net *net)
 {
 	const char *env = getenv("FV_NET_NOFUSE");
@@ -215,8 +215,9 @@ static void fuse(fv_net *net)
 		n->fused = x->fuse_relu = 0;
 		if (env && !strcmp(env, "1"))
 			continue;
-		if (n->op == FV_OP_ACT && n->act == FV_ACT_RELU && x->op == FV_OP_BN &&
-		    x->consumers == 1 && i != net->output)
+		if (n->op == FV_OP_ACT && n->act == FV_ACT_RELU &&
+		    (x->op == FV_OP_BN || x->op == FV_OP_ADD) && x->consumers == 1 &&
+		    i != net->output)
 			n->fused = x->fuse_relu = 1;
 	}
 }
@@ -477,7 +478,9 @@ static int backward_node(fv_net *net, fv_node *n)
 		/* both inputs get dy. b first: a fresh b copies dy when a will
 		 * still read it, else takes dy's buffer; then a takes the buffer
 		 * when fresh, or adds dy in (fan-out, or x + x) */
-		if (net->nodes[b].need) {
+		if (n->fuse_relu)
+			rc = be->add_relu_backward(dy, &n->y, p);
+		if (!rc && net->nodes[b].need) {
 			fv_tensor *db = gdst(net, b, 1);
 			int own = db == &net->nodes[b].dy;
 			if (own && xa->need)

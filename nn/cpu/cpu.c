@@ -315,6 +315,7 @@ int fv_cpu_linear_forward(fv_tensor *, const fv_tensor *, const void *, const vo
 int fv_cpu_linear_backward(fv_tensor *, void *, void *, const fv_tensor *, const fv_tensor *,
 			   const void *, fv_plan *);
 int fv_cpu_add_forward(fv_tensor *, const fv_tensor *, const fv_tensor *, fv_plan *);
+int fv_cpu_add_relu_backward(fv_tensor *, const fv_tensor *, fv_plan *);
 int fv_cpu_scale_forward(fv_tensor *, const fv_tensor *, const fv_tensor *, fv_plan *);
 int fv_cpu_scale_backward(fv_tensor *, fv_tensor *, const fv_tensor *, const fv_tensor *,
 			  const fv_tensor *, fv_plan *);
@@ -354,6 +355,7 @@ const fv_backend fv_backend_cpu = {
 	.linear_forward = fv_cpu_linear_forward,
 	.linear_backward = fv_cpu_linear_backward,
 	.add_forward = fv_cpu_add_forward,
+	.add_relu_backward = fv_cpu_add_relu_backward,
 	.scale_forward = fv_cpu_scale_forward,
 	.scale_backward = fv_cpu_scale_backward,
 	.dropout_forward = fv_cpu_dropout_forward,

@@ -234,3 +234,11 @@ static int op_add_twice(fv_net *n, int x)
 	return fv_net_add(n, s, x);
 }
 FV_TEST(grad_add_fanout3) { check_op(3, 5, 5, 8, op_add_twice, NULL); }
+
+static int op_add_relu(fv_net *n, int x)
+{
+	/* fused by compile: the add applies the ReLU */
+	return fv_net_act(n, fv_net_add(n, x, fv_net_conv(n, x, "c", 8, 3, 1, 1, 1, 1, 0)),
+			  FV_ACT_RELU);
+}
+FV_TEST(grad_add_relu_fused) { check_op(3, 5, 6, 8, op_add_relu, NULL); }
