@@ -242,3 +242,36 @@ static int op_add_relu(fv_net *n, int x)
 			  FV_ACT_RELU);
 }
 FV_TEST(grad_add_relu_fused) { check_op(3, 5, 6, 8, op_add_relu, NULL); }
+
+#include "nn/loss.h"
+
+/* Loss values against closed forms. Equal logits: every -log p is log K, so
+ * with weights w and smoothing e the loss is log K * ((1-e) sum_i w_yi +
+ * n e/K sum_c w_c) / sum_i w_yi (PyTorch's weighted mean). A confident
+ * logit: (1-e)(lse - z_y) + e/K sum_c (lse - z_c). */
+FV_TEST(loss_values)
+{
+	float z[2 * 4] = { 0 }, g[2 * 4], l;
+	int lab[2] = { 1, 3 };
+	float cw[4] = { 1, 2, 3, 4 };
+	FV_CHECK_OK(fv_softmax_xent_forward(&l, g, z, lab, &(fv_loss_opts){ .smoothing = 0.2f,
+		    .class_weights = cw }, 2, 4));
+	FV_CHECK_NEAR(l, log(4.0) * (0.8 * 6 + 2 * 0.2 / 4 * 10) / 6, 1e-6);
+	FV_CHECK_OK(fv_softmax_xent_forward(&l, g, z, lab, NULL, 2, 4));
+	FV_CHECK_NEAR(l, log(4.0), 1e-6);
+	float z2[4] = { 0, 5, 0, 0 };
+	FV_CHECK_OK(fv_softmax_xent_forward(&l, g, z2, lab, &(fv_loss_opts){ .smoothing = 0.1f },
+					    1, 4));
+	double lse = log(exp(5.0) + 3), want = 0.9 * (lse - 5) + 0.1 / 4 * (4 * lse - 5);
+	FV_CHECK_NEAR(l, want, 1e-5);
+	/* gradient rows sum to zero (softmax minus a distribution) */
+	FV_CHECK_NEAR(g[0] + g[1] + g[2] + g[3], 0, 1e-6);
+	/* soft targets equal to the one-hot label give the hard loss */
+	float t[4] = { 0, 1, 0, 0 };
+	float l2;
+	FV_CHECK_OK(fv_softmax_xent_forward(&l2, g, z2, NULL, &(fv_loss_opts){ .soft_targets = t },
+					    1, 4));
+	FV_CHECK_NEAR(l2, lse - 5, 1e-5);
+	int bad = 4;
+	FV_CHECK(fv_softmax_xent_forward(&l, g, z2, &bad, NULL, 1, 4) != 0);
+}
