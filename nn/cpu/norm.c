@@ -106,15 +106,14 @@ int fv_cpu_bn_forward_infer(fv_tensor *y, const fv_tensor *x, const void *gamma,
 int fv_cpu_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, const fv_tensor *dy,
 		       const fv_tensor *x, const void *gamma, const void *beta, fv_plan *p)
 {
-	(void)beta;
 	/* uses the batch statistics of the last training forward */
 	fv_cpu_arg a[] = { { DNNL_ARG_SRC, M_X, x->data }, { DNNL_ARG_DIFF_DST, M_DY, dy->data },
-			   { DNNL_ARG_SCALE, M_W, gamma }, { DNNL_ARG_MEAN, M_AUX, p->mean },
-			   { DNNL_ARG_VARIANCE, M_AUX2, p->var },
+			   { DNNL_ARG_SCALE, M_W, gamma }, { DNNL_ARG_SHIFT, M_B, beta },
+			   { DNNL_ARG_MEAN, M_AUX, p->mean }, { DNNL_ARG_VARIANCE, M_AUX2, p->var },
 			   { DNNL_ARG_DIFF_SRC, M_DX, dx->data },
 			   { DNNL_ARG_DIFF_SCALE, M_DW, dgamma ? dgamma : p->dss },
 			   { DNNL_ARG_DIFF_SHIFT, M_DB, dbeta ? dbeta : p->dss + p->d.c } };
-	return fv_cpu_exec(p, p->bwd, 8, a);
+	return fv_cpu_exec(p, p->bwd, 9, a);
 }
 
 /* ---- activations ----------------------------------------------------------- */
