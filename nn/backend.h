@@ -12,6 +12,10 @@
  * nothing. A backend is a const struct of function pointers chosen at run
  * time by name (fv_backend_find), never by #ifdef.
  *
+ * Softmax cross-entropy is not here: it runs on host logits (nn/loss.c,
+ * N x K floats, copied with tensor_export/import), the same for every
+ * backend, so CPU and GPU losses agree exactly.
+ *
  * Op signatures follow the house rule: outputs first, then inputs, then the
  * plan (which carries the shape). Backward ops overwrite din (the graph sums
  * fan-out with add_into) and overwrite parameter gradients; a NULL gradient
