@@ -12,6 +12,10 @@
  * nothing. A backend is a const struct of function pointers chosen at run
  * time by name (fv_backend_find), never by #ifdef.
  *
+ * Softmax cross-entropy is not here: it runs on host logits (nn/loss.c,
+ * N x K floats, copied with tensor_export/import), the same for every
+ * backend, so CPU and GPU losses agree exactly.
+ *
  * Op signatures follow the house rule: outputs first, then inputs, then the
  * plan (which carries the shape). Backward ops overwrite din (the graph sums
  * fan-out with add_into) and overwrite parameter gradients; a NULL gradient
@@ -50,6 +54,7 @@ typedef struct fv_op_desc {
 	int pool_max;          /* pooling: 1 = max, 0 = average (padding excluded) */
 	int act;               /* enum fv_act */
 	float eps;             /* batch norm */
+	int fuse_relu;         /* bn / add: y = relu(op(x)); backward takes relu's dy */
 	float p;               /* dropout */
 	int train;             /* plan must support backward */
 } fv_op_desc;
@@ -58,6 +63,9 @@ typedef struct fv_backend {
 	const char *name;
 	int (*ctx_new)(fv_backend_ctx **out, int threads);
 	void (*ctx_destroy)(fv_backend_ctx **p);
+	/* called on the calling thread at the start of each step function
+	 * (thread settings are per thread with OpenMP) */
+	void (*enter)(fv_backend_ctx *ctx);
 
 	/* memory: bytes on the device; to_device/to_host copy host floats */
 	int (*alloc)(fv_backend_ctx *ctx, size_t bytes, void **out);
@@ -108,8 +116,10 @@ typedef struct fv_backend {
 			      fv_plan *p);
 	int (*linear_backward)(fv_tensor *dx, void *dw, void *db, const fv_tensor *dy,
 			       const fv_tensor *x, const void *w, fv_plan *p);
-	/* elementwise: y = a + b; y = x * s (s is n x c x 1 x 1) */
+	/* elementwise: y = a + b (relu(a + b) when fuse_relu); y = x * s (s is
+	 * n x c x 1 x 1). add_relu_backward masks dy in place where y == 0. */
 	int (*add_forward)(fv_tensor *y, const fv_tensor *a, const fv_tensor *b, fv_plan *p);
+	int (*add_relu_backward)(fv_tensor *dy, const fv_tensor *y, fv_plan *p);
 	int (*scale_forward)(fv_tensor *y, const fv_tensor *x, const fv_tensor *s, fv_plan *p);
 	int (*scale_backward)(fv_tensor *dx, fv_tensor *ds, const fv_tensor *dy,
 			      const fv_tensor *x, const fv_tensor *s, fv_plan *p);

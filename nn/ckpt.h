@@ -17,7 +17,20 @@
  *
  * Writes go to ".<name>.tmp-<pid>" in the target's directory, are fsynced,
  * renamed over the target, and the directory is fsynced: a crash at any
- * moment leaves either the old or the new file, never a torn one.
+ * moment leaves either the old or the new file, never a torn one. Opening
+ * maps the file read-only and verifies it whole before anything is parsed.
+ *
+ * Saving and resuming a run exactly (model, optimizer state, EMA):
+ *   fv_param *st = fv_sgd_state_params(sgd, &ns);   // "<p>.momentum", "ema.<p>"
+ *   all = net params followed by st;  steps = fv_sgd_steps(sgd);
+ *   fv_ckpt_path(path, sizeof path, dir, step);
+ *   fv_ckpt_write(path, &info, all, np + ns, (fv_ckpt_blob[]){
+ *           { "optim.steps", &steps, 8 }, { "rng", ... }, { "plan", ... } }, 3);
+ *   ... later: fv_ckpt_latest(dir, path, sizeof path, &step); fv_ckpt_open(&c, path);
+ *   fv_ckpt_load_params(c, net params, np, NULL, NULL);      // strict
+ *   fv_ckpt_load_params(c, fv_sgd_state_params(sgd2, &ns), ns, NULL, NULL);
+ *   fv_ckpt_blob_get(c, "optim.steps", ...); fv_sgd_set_steps(sgd2, steps);
+ * The evaluator loads the EMA weights with .prefix = "ema.".
  *
  * Name patterns (freezing, skipping on load): a comma-separated list of
  * fnmatch(3) globs over parameter names ('*' also matches '.', so "layer1.*"
@@ -136,8 +149,13 @@ int fv_ckpt_path(char *path, size_t cap, const char *dir, uint64_t step);
  * since writes are atomic. Returns 0, FV_E_NOTFOUND when there is none, an
  * errno, or ENAMETOOLONG. *step (may be NULL) gets its step. */
 int fv_ckpt_latest(const char *dir, char *path, size_t cap, uint64_t *step);
+/* Steps of every checkpoint in dir, ascending, in a malloc'd array the
+ * caller frees (NULL-safe; *n may be 0). For falling back to an older
+ * checkpoint when the newest fails to open. Returns 0, an errno, ENOMEM. */
+int fv_ckpt_list(const char *dir, uint64_t **steps, size_t *n);
 /* Delete all but the keep_last newest checkpoints in dir, and temp files
- * left by writers that no longer run. Other files are left alone. Returns
+ * left by writers that no longer run (or untouched for an hour). Other files
+ * are left alone. Returns
  * 0, EINVAL (keep_last < 1) or an errno. */
 int fv_ckpt_prune(const char *dir, int keep_last);
 

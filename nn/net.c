@@ -148,13 +148,14 @@ int fv_net_conv(fv_net *net, int in, const char *name, int out_ch, int k, int st
 	if (x->h + 2 * pad - dil * (k - 1) - 1 < 0 || x->w + 2 * pad - dil * (k - 1) - 1 < 0)
 		return neg(fv_err_set(FV_E_MISMATCH, "%s: %dx%d kernel (dilation %d) larger than "
 				      "padded %dx%d input", name, k, k, dil, x->h, x->w));
+	int in_c = x->c; /* add_node may move the node array */
 	int id = add_node(net, FV_OP_CONV, in, -1, out_ch, oh, ow);
 	if (id < 0)
 		return id;
 	fv_node *n = &net->nodes[id];
 	n->k = k, n->stride = stride, n->pad = pad, n->dil = dil, n->groups = groups;
 	n->bias = !!bias;
-	rc = add_param(net, name, "weight", FV_PARAM_WEIGHT, 4, out_ch, x->c / groups, k, k);
+	rc = add_param(net, name, "weight", FV_PARAM_WEIGHT, 4, out_ch, in_c / groups, k, k);
 	if (!rc && bias)
 		rc = add_param(net, name, "bias", FV_PARAM_BIAS, 1, out_ch, 0, 0, 0);
 	if (rc) {

@@ -41,11 +41,14 @@ int fv_net_conv(fv_net *net, int in, const char *name, int out_ch, int k, int st
 		int pad, int dilation, int groups, int bias);
 int fv_net_bn(fv_net *net, int in, const char *name); /* momentum/eps from fv_net_opts */
 int fv_net_act(fv_net *net, int in, enum fv_act act);
+/* Pooling windows floor the output size; average pooling counts the zero
+ * padding (PyTorch's defaults). */
 int fv_net_maxpool(fv_net *net, int in, int k, int stride, int pad);
 int fv_net_avgpool(fv_net *net, int in, int k, int stride, int pad);
 int fv_net_gap(fv_net *net, int in);           /* N,C,H,W -> N,C,1,1 */
 int fv_net_flatten(fv_net *net, int in);       /* N,C,H,W -> N,C*H*W,1,1 */
-int fv_net_linear(fv_net *net, int in, const char *name, int out_features); /* with bias */
+/* With bias; an input that is not C x 1 x 1 is flattened first. */
+int fv_net_linear(fv_net *net, int in, const char *name, int out_features);
 int fv_net_add(fv_net *net, int a, int b);     /* residual add, same shapes */
 int fv_net_scale(fv_net *net, int x, int s);   /* x[n,c,h,w] * s[n,c,1,1] (squeeze-excitation) */
 int fv_net_dropout(fv_net *net, int in, float p);
@@ -74,10 +77,17 @@ typedef struct fv_net_opts {
 	uint64_t seed;        /* weight init (He normal for conv/linear) and dropout */
 } fv_net_opts;
 
+/* Plans every op for opts->batch, allocates activations, parameters (one
+ * block) and gradients (another), initialises weights from the seed. An
+ * output that is not a linear or flatten node gets a flatten appended. A BN
+ * or residual add whose only reader is a ReLU applies it itself (same
+ * results, fewer memory passes). The net can then no longer be extended. */
 int fv_net_compile(fv_net *net, const fv_net_opts *opts);
 
 /* Forward n <= batch images x (n, C, H, W host floats). train != 0 uses batch
- * statistics and updates running stats, and applies dropout. */
+ * statistics and updates running stats, and applies dropout (a fresh mask
+ * per training forward, from the seed). A batch size other than the last
+ * one re-plans the ops once (allocation-free afterwards). */
 int fv_net_forward(fv_net *net, const float *x, int n, int train);
 /* Logits of the last forward: n x classes host floats, valid until the next
  * forward. */

@@ -115,10 +115,16 @@ static void *G(fv_net *net, const fv_node *n, int k)
 
 /* ---- compile ------------------------------------------------------------------ */
 
+/* Layouts: the input and the feature vectors of flatten/linear are plain;
+ * a convolution's output takes the backend's preferred layout; every other
+ * op keeps its input's layout (they are elementwise or per-channel). */
 static int node_fmt(fv_net *net, const fv_node *n, int id)
 {
-	int plain = id == FV_NET_INPUT || n->op == FV_OP_FLATTEN || n->op == FV_OP_LINEAR;
-	return net->be->tensor_fmt(net->ctx, n->c, n->h, n->w, plain);
+	if (id == FV_NET_INPUT || n->op == FV_OP_FLATTEN || n->op == FV_OP_LINEAR)
+		return FV_FMT_PLAIN;
+	if (n->op == FV_OP_CONV)
+		return net->be->tensor_fmt(net->ctx, n->c, n->h, n->w, 0);
+	return net->nodes[n->in[0]].y.fmt;
 }
 
 static int alloc_tensors(fv_net *net)
@@ -136,7 +142,10 @@ static int alloc_tensors(fv_net *net)
 		if (n->op == FV_OP_ADD && net->nodes[n->in[0]].y.fmt != net->nodes[n->in[1]].y.fmt)
 			return fv_err_set(FV_E_UNSUPPORTED, "add: inputs %d and %d in different "
 					  "layouts", n->in[0], n->in[1]);
-		rc = be->alloc(net->ctx, b, &n->y.data);
+		if (n->fused)
+			n->y.data = net->nodes[n->in[0]].y.data; /* the BN writes relu(bn(x)) */
+		else
+			rc = be->alloc(net->ctx, b, &n->y.data);
 		if (!rc && net->train_ok && i != FV_NET_INPUT)
 			rc = be->alloc(net->ctx, b, &n->dy.data);
 	}
@@ -153,6 +162,7 @@ static fv_op_desc describe(fv_net *net, const fv_node *n, int batch)
 		.fmt_x = x->y.fmt, .fmt_y = n->y.fmt, .r = n->k, .stride = n->stride, .pad = n->pad,
 		.dil = n->dil, .groups = n->groups, .bias = n->bias, .act = n->act,
 		.eps = net->opts.bn_eps, .p = n->p, .train = net->train_ok,
+		.fuse_relu = n->fuse_relu,
 	};
 	switch (n->op) {
 	case FV_OP_CONV: d.kind = FV_K_CONV; break;
@@ -194,6 +204,24 @@ static int make_plans(fv_net *net, int batch)
 	return 0;
 }
 
+/* BN -> ReLU and add -> ReLU where the ReLU is the only reader: the BN
+ * (dnnl_fuse_norm_relu) or the add applies the ReLU itself, saving the
+ * activation's memory passes. FV_NET_NOFUSE=1 turns it off (for measuring). */
+static void fuse(fv_net *net)
+{
+	const char *env = getenv("FV_NET_NOFUSE");
+	for (int i = 1; i < net->nnodes; i++) {
+		fv_node *n = &net->nodes[i], *x = &net->nodes[n->in[0]];
+		n->fused = x->fuse_relu = 0;
+		if (env && !strcmp(env, "1"))
+			continue;
+		if (n->op == FV_OP_ACT && n->act == FV_ACT_RELU &&
+		    (x->op == FV_OP_BN || x->op == FV_OP_ADD) && x->consumers == 1 &&
+		    i != net->output)
+			n->fused = x->fuse_relu = 1;
+	}
+}
+
 void fv_net_release(fv_net *net)
 {
 	if (!net->be)
@@ -201,7 +229,8 @@ void fv_net_release(fv_net *net)
 	const fv_backend *be = net->be;
 	drop_plans(net);
 	for (int i = 0; i < net->nnodes; i++) {
-		be->free(net->ctx, net->nodes[i].y.data);
+		if (!net->nodes[i].fused)
+			be->free(net->ctx, net->nodes[i].y.data);
 		be->free(net->ctx, net->nodes[i].dy.data);
 		net->nodes[i].y.data = net->nodes[i].dy.data = NULL;
 	}
@@ -261,6 +290,7 @@ int fv_net_compile(fv_net *net, const fv_net_opts *opts)
 		for (int j = 0; j < 2; j++)
 			if (net->nodes[i].in[j] >= 0)
 				net->nodes[net->nodes[i].in[j]].consumers++;
+	fuse(net);
 	net->logits = calloc((size_t)net->batch * k, sizeof(float));
 	net->dlogits = calloc((size_t)net->batch * k, sizeof(float));
 	if (!net->logits || !net->dlogits)
@@ -296,7 +326,7 @@ static int forward_node(fv_net *net, fv_node *n, int train)
 		return be->bn_forward_infer(&n->y, x, P(net, n, 0), P(net, n, 1), P(net, n, 2),
 					    P(net, n, 3), p);
 	case FV_OP_ACT:
-		return be->act_forward(&n->y, x, p);
+		return n->fused ? 0 : be->act_forward(&n->y, x, p);
 	case FV_OP_MAXPOOL: case FV_OP_AVGPOOL: case FV_OP_GAP:
 		return be->pool_forward(&n->y, x, p, train);
 	case FV_OP_FLATTEN:
@@ -326,6 +356,8 @@ int fv_net_forward(fv_net *net, const float *x, int n, int train)
 	if (train && !net->train_ok)
 		return fv_err_set(FV_E_CONFIG, "forward: net compiled for inference only");
 	int rc = 0;
+	if (net->be->enter)
+		net->be->enter(net->ctx);
 	if (n != net->plan_n && (rc = make_plans(net, n)))
 		return rc;
 	net->last_n = n;
@@ -397,6 +429,15 @@ static void mark_need(fv_net *net)
 	}
 }
 
+/* Exchange two same-sized gradient buffers (a node's dy is dead once its
+ * backward ran, so passing it on beats copying it). */
+static void swap(fv_tensor *a, fv_tensor *b)
+{
+	void *t = a->data;
+	a->data = b->data;
+	b->data = t;
+}
+
 static int backward_node(fv_net *net, fv_node *n)
 {
 	const fv_backend *be = net->be;
@@ -419,7 +460,10 @@ static int backward_node(fv_net *net, fv_node *n)
 				     P(net, n, 0), P(net, n, 1), p);
 		break;
 	case FV_OP_ACT:
-		rc = da ? be->act_backward(da, dy, x, &n->y, p) : 0;
+		if (da && n->fused) /* the BN takes relu's dy: hand the buffer over */
+			swap(da, dy);
+		else if (da)
+			rc = be->act_backward(da, dy, x, &n->y, p);
 		break;
 	case FV_OP_MAXPOOL: case FV_OP_AVGPOOL: case FV_OP_GAP:
 		rc = da ? be->pool_backward(da, dy, p) : 0;
@@ -431,14 +475,25 @@ static int backward_node(fv_net *net, fv_node *n)
 		rc = be->linear_backward(da, G(net, n, 0), G(net, n, 1), dy, x, P(net, n, 0), p);
 		break;
 	case FV_OP_ADD:
-		if (da)
-			rc = da == &xa->dy ? be->copy(net->ctx, da, dy) : (da = dy, 0);
+		/* both inputs get dy. b first: a fresh b copies dy when a will
+		 * still read it, else takes dy's buffer; then a takes the buffer
+		 * when fresh, or adds dy in (fan-out, or x + x) */
+		if (n->fuse_relu)
+			rc = be->add_relu_backward(dy, &n->y, p);
 		if (!rc && net->nodes[b].need) {
 			fv_tensor *db = gdst(net, b, 1);
-			rc = db == &net->nodes[b].dy ? be->copy(net->ctx, db, dy) : 0;
+			int own = db == &net->nodes[b].dy;
+			if (own && xa->need)
+				rc = be->copy(net->ctx, db, dy);
+			else if (own)
+				swap(db, dy);
 			if (!rc)
-				rc = gdone(net, b, db == &net->nodes[b].dy ? db : dy);
+				rc = gdone(net, b, own ? db : dy);
 		}
+		if (da && da == &xa->dy && a != b)
+			swap(da, dy);
+		else if (da)
+			da = dy;
 		break;
 	case FV_OP_SCALE: {
 		fv_tensor *ds = net->nodes[b].need ? gdst(net, b, 1) : NULL;
@@ -462,6 +517,8 @@ int fv_net_backward(fv_net *net)
 {
 	if (!net->have_loss)
 		return fv_err_set(FV_E_CONFIG, "backward: no loss since the last forward");
+	if (net->be->enter)
+		net->be->enter(net->ctx);
 	mark_need(net);
 	net->nodes[net->output].gready = 1;
 	int rc = 0;

@@ -16,7 +16,7 @@
  *  - softmax cross-entropy runs on host logits (nn/loss.c): N x K is tiny.
  * Threads: Debian's libdnnl uses OpenMP, so omp_set_num_threads() at context
  * creation sets the count for oneDNN and our loops alike.
- * Measured figures are in nn/cpu/README. */
+ * Measured figures and the reasons behind these choices: nn/cpu/README. */
 #include <errno.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -155,6 +155,11 @@ static void ctx_destroy(fv_backend_ctx **p)
 	*p = NULL;
 }
 
+static void enter(fv_backend_ctx *ctx)
+{
+	omp_set_num_threads(ctx->threads);
+}
+
 static int cpu_alloc(fv_backend_ctx *ctx, size_t bytes, void **out)
 {
 	(void)ctx;
@@ -235,11 +240,8 @@ static int copy(fv_backend_ctx *ctx, fv_tensor *dst, const fv_tensor *src)
 
 /* ---- plans ---------------------------------------------------------------- */
 
-static void plan_destroy(fv_plan **pp)
+void fv_plan_reset(fv_plan *p)
 {
-	if (!pp || !*pp)
-		return;
-	fv_plan *p = *pp;
 	dnnl_primitive_t prims[] = { p->fwd, p->fwdt, p->bwd, p->bwdw, p->wre_f, p->wre_b, p->dwre };
 	for (size_t i = 0; i < sizeof prims / sizeof prims[0]; i++)
 		if (prims[i])
@@ -249,7 +251,19 @@ static void plan_destroy(fv_plan **pp)
 			dnnl_memory_destroy(p->m[i]);
 	free(p->wf), free(p->wb), free(p->dwb), free(p->ws);
 	free(p->mean), free(p->var), free(p->dss);
-	free(p);
+	fv_op_desc d = p->d;
+	fv_backend_ctx *ctx = p->ctx;
+	size_t count = p->count;
+	memset(p, 0, sizeof *p);
+	p->d = d, p->ctx = ctx, p->count = count;
+}
+
+static void plan_destroy(fv_plan **pp)
+{
+	if (!pp || !*pp)
+		return;
+	fv_plan_reset(*pp);
+	free(*pp);
 	*pp = NULL;
 }
 
@@ -301,6 +315,7 @@ int fv_cpu_linear_forward(fv_tensor *, const fv_tensor *, const void *, const vo
 int fv_cpu_linear_backward(fv_tensor *, void *, void *, const fv_tensor *, const fv_tensor *,
 			   const void *, fv_plan *);
 int fv_cpu_add_forward(fv_tensor *, const fv_tensor *, const fv_tensor *, fv_plan *);
+int fv_cpu_add_relu_backward(fv_tensor *, const fv_tensor *, fv_plan *);
 int fv_cpu_scale_forward(fv_tensor *, const fv_tensor *, const fv_tensor *, fv_plan *);
 int fv_cpu_scale_backward(fv_tensor *, fv_tensor *, const fv_tensor *, const fv_tensor *,
 			  const fv_tensor *, fv_plan *);
@@ -313,6 +328,7 @@ const fv_backend fv_backend_cpu = {
 	.name = "cpu",
 	.ctx_new = ctx_new,
 	.ctx_destroy = ctx_destroy,
+	.enter = enter,
 	.alloc = cpu_alloc,
 	.free = cpu_free,
 	.to_device = cpu_copy_bytes,
@@ -339,6 +355,7 @@ const fv_backend fv_backend_cpu = {
 	.linear_forward = fv_cpu_linear_forward,
 	.linear_backward = fv_cpu_linear_backward,
 	.add_forward = fv_cpu_add_forward,
+	.add_relu_backward = fv_cpu_add_relu_backward,
 	.scale_forward = fv_cpu_scale_forward,
 	.scale_backward = fv_cpu_scale_backward,
 	.dropout_forward = fv_cpu_dropout_forward,

@@ -28,6 +28,7 @@ struct fv_plan {
 	void *ws;                               /* pooling workspace, dropout mask */
 	float *mean, *var, *dss;                /* batch norm: batch stats, scratch gradients */
 	size_t count;                           /* elements (padded) of the output */
+	dnnl_alg_kind_t alg;                    /* convolution algorithm */
 };
 
 /* memory roles */
@@ -51,6 +52,8 @@ int fv_cpu_block(int fmt);
 int fv_cpu_cpad(int c, int fmt);
 
 int fv_cpu_conv_plan(fv_plan *p);
+/* Free everything a plan holds but its description (to retry another way). */
+void fv_plan_reset(fv_plan *p);
 int fv_cpu_bn_plan(fv_plan *p);
 int fv_cpu_act_plan(fv_plan *p);
 int fv_cpu_pool_plan(fv_plan *p);

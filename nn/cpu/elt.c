@@ -61,9 +61,28 @@ int fv_cpu_add_forward(fv_tensor *y, const fv_tensor *a, const fv_tensor *b, fv_
 	float *yd = y->data;
 	const float *ad = a->data, *bd = b->data;
 	long n = (long)p->count;
+	if (p->d.fuse_relu) {
+#pragma omp parallel for simd schedule(static)
+		for (long i = 0; i < n; i++) {
+			float v = ad[i] + bd[i];
+			yd[i] = v > 0 ? v : 0;
+		}
+		return 0;
+	}
 #pragma omp parallel for simd schedule(static)
 	for (long i = 0; i < n; i++)
 		yd[i] = ad[i] + bd[i];
+	return 0;
+}
+
+int fv_cpu_add_relu_backward(fv_tensor *dy, const fv_tensor *y, fv_plan *p)
+{
+	float *g = dy->data;
+	const float *yd = y->data;
+	long n = (long)p->count;
+#pragma omp parallel for simd schedule(static)
+	for (long i = 0; i < n; i++)
+		g[i] = yd[i] > 0 ? g[i] : 0;
 	return 0;
 }
 

@@ -25,7 +25,7 @@ int fv_cpu_bn_plan(fv_plan *p)
 {
 	const fv_op_desc *d = &p->d;
 	dnnl_memory_desc_t x = fv_cpu_md(d->n, d->c, d->h, d->w, d->fmt_x), v = vec(d->c);
-	unsigned fl = dnnl_use_scale | dnnl_use_shift;
+	unsigned fl = dnnl_use_scale | dnnl_use_shift | (d->fuse_relu ? dnnl_fuse_norm_relu : 0);
 	dnnl_batch_normalization_desc_t bd;
 	dnnl_primitive_desc_t pd = NULL, tpd = NULL;
 	int rc = 0;
@@ -56,6 +56,13 @@ int fv_cpu_bn_plan(fv_plan *p)
 		rc = fv_cpu_pd(&tpd, &bd, p->ctx, NULL, "bn training");
 	if (!rc)
 		rc = fv_cpu_check(dnnl_primitive_create(&p->fwdt, tpd), "bn training");
+	const dnnl_memory_desc_t *ws = rc ? NULL
+		: dnnl_primitive_desc_query_md(tpd, dnnl_query_workspace_md, 0);
+	if (ws && ws->ndims > 0) { /* the fused ReLU's mask */
+		rc = fv_cpu_mem(p, M_WB, ws);
+		if (!rc && !(p->ws = fv_cpu_alloc(dnnl_memory_desc_get_size(ws))))
+			rc = ENOMEM;
+	}
 	if (!rc)
 		rc = fv_cpu_check(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward,
 			&x, &x, d->eps, fl), "bn backward desc");
@@ -78,8 +85,9 @@ int fv_cpu_bn_forward_train(fv_tensor *y, const fv_tensor *x, const void *gamma,
 {
 	fv_cpu_arg a[] = { { DNNL_ARG_SRC, M_X, x->data }, { DNNL_ARG_DST, M_Y, y->data },
 			   { DNNL_ARG_SCALE, M_W, gamma }, { DNNL_ARG_SHIFT, M_B, beta },
-			   { DNNL_ARG_MEAN, M_AUX, p->mean }, { DNNL_ARG_VARIANCE, M_AUX2, p->var } };
-	int rc = fv_cpu_exec(p, p->fwdt, 6, a);
+			   { DNNL_ARG_MEAN, M_AUX, p->mean }, { DNNL_ARG_VARIANCE, M_AUX2, p->var },
+			   { DNNL_ARG_WORKSPACE, M_WB, p->ws } };
+	int rc = fv_cpu_exec(p, p->fwdt, p->ws ? 7 : 6, a);
 	if (rc)
 		return rc;
 	/* running statistics: PyTorch's convention, unbiased variance */
@@ -112,8 +120,9 @@ int fv_cpu_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, const fv_tensor
 			   { DNNL_ARG_MEAN, M_AUX, p->mean }, { DNNL_ARG_VARIANCE, M_AUX2, p->var },
 			   { DNNL_ARG_DIFF_SRC, M_DX, dx->data },
 			   { DNNL_ARG_DIFF_SCALE, M_DW, dgamma ? dgamma : p->dss },
-			   { DNNL_ARG_DIFF_SHIFT, M_DB, dbeta ? dbeta : p->dss + p->d.c } };
-	return fv_cpu_exec(p, p->bwd, 9, a);
+			   { DNNL_ARG_DIFF_SHIFT, M_DB, dbeta ? dbeta : p->dss + p->d.c },
+			   { DNNL_ARG_WORKSPACE, M_WB, p->ws } };
+	return fv_cpu_exec(p, p->bwd, p->ws ? 10 : 9, a);
 }
 
 /* ---- activations ----------------------------------------------------------- */

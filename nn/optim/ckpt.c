@@ -1,7 +1,7 @@
 /* nn/optim/ckpt.c — writing, verifying and loading checkpoint files (format
  * in nn/ckpt.h). Writing serializes twice through one emitter: a counting
  * pass to learn the file size stored in the preamble, then the real pass
- * into a temp file. Opening reads the whole file, checks magic, size,
+ * into a temp file. Opening maps (or reads) the whole file, checks magic, size,
  * checksum and version in an order that names the real fault, then indexes
  * tensors and blobs with bounds checks, so garbage never crashes a reader. */
 #include "nn/ckpt.h"
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -39,9 +40,9 @@ typedef struct writer {
 
 static void put(writer *w, const void *p, size_t len)
 {
-	if (w->f && !w->err) {
+	if (w->f && !w->err && len) { /* crc32(.., NULL, 0) would reset the sum */
 		w->crc = crc32_z(w->crc, p, len);
-		if (len && fwrite(p, 1, len, w->f) != len)
+		if (fwrite(p, 1, len, w->f) != len)
 			w->err = errno ? errno : EIO;
 	}
 	w->off += len;
@@ -261,6 +262,7 @@ typedef struct blob_ent {
 struct fv_ckpt {
 	char *path;
 	uint8_t *buf;
+	int mapped;                 /* buf is an mmap of the file, not malloc'd */
 	size_t size;
 	fv_ckpt_info info;
 	const char **class_names;
@@ -406,10 +408,14 @@ static int parse_tensors(fv_ckpt *k, cursor *c)
 		for (uint32_t d = 0; d < ndim; d++) {
 			uint32_t v = get_u32(c);
 			t->dims[d] = (int)v;
-			numel = v > INT32_MAX || numel > (UINT64_MAX >> 32) ? UINT64_MAX : numel * v;
+			/* numel * 4 must fit: a crafted size must not wrap to a small one */
+			if (v > INT32_MAX || (v && numel > (UINT64_MAX >> 2) / v))
+				c->bad = 1;
+			else
+				numel *= v;
 		}
 		uint64_t bytes = get_u64(c);
-		if (c->bad || numel == UINT64_MAX || bytes != numel * 4)
+		if (c->bad || bytes != numel * 4)
 			return malformed(k, "tensor shape");
 		get_pad(c);
 		t->numel = (size_t)numel;
@@ -487,6 +493,16 @@ static int read_all(fv_ckpt *k)
 		goto out;
 	}
 	k->size = (size_t)st.st_size;
+	/* Map rather than read: no copy and no fresh anonymous pages to fault
+	 * in. Safe because checkpoints are replaced by rename and deleted by
+	 * unlink, never truncated in place, so the mapped inode stays whole. */
+	void *m = k->size ? mmap(NULL, k->size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0)
+			  : MAP_FAILED;
+	if (m != MAP_FAILED) {
+		k->buf = m;
+		k->mapped = 1;
+		goto out;
+	}
 	if (posix_memalign((void **)&k->buf, ALIGN, k->size ? k->size : 1)) {
 		k->buf = NULL;
 		rc = ENOMEM;
@@ -538,7 +554,10 @@ void fv_ckpt_close(fv_ckpt **p)
 	if (!k)
 		return;
 	free(k->path);
-	free(k->buf);
+	if (k->mapped)
+		munmap(k->buf, k->size);
+	else
+		free(k->buf);
 	free(k->class_names);
 	free(k->meta_copy);
 	free(k->meta_kv);
@@ -658,7 +677,8 @@ int fv_ckpt_load_params(const fv_ckpt *c, fv_param *params, size_t n,
 		const fv_ckpt_tensor *t = NULL;
 		if (judge(c, &params[i], o, &t, msg, sizeof msg) != FV_CKPT_LOADED)
 			continue;
-		memcpy(params[i].data, t->data, t->numel * sizeof(float));
+		if (t->numel)
+			memcpy(params[i].data, t->data, t->numel * sizeof(float));
 		count++;
 	}
 	if (loaded)

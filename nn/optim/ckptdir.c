@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fv_error.h"
@@ -37,17 +39,22 @@ static int name_step(const char *name, uint64_t *step)
 	return 0;
 }
 
-/* A temp file ".<name>.tmp-<pid>" whose writer is gone. */
-static int stale_temp(const char *name)
+/* A temp file ".<name>.tmp-<pid>" whose writer is gone, or untouched for
+ * an hour (a restarted writer can reuse the pid, as pid 1 in a container
+ * does; a live writer updates mtime with every write). */
+static int stale_temp(int dfd, const char *name)
 {
 	const char *t = strstr(name, ".tmp-");
+	struct stat st;
 	if (name[0] != '.' || !t || strncmp(name + 1, "ckpt-", 5))
 		return 0;
 	char *end;
 	long pid = strtol(t + 5, &end, 10);
 	if (*end || pid <= 0)
 		return 0;
-	return kill((pid_t)pid, 0) && errno == ESRCH;
+	if (kill((pid_t)pid, 0) && errno == ESRCH)
+		return 1;
+	return !fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) && st.st_mtime < time(NULL) - 3600;
 }
 
 typedef struct entry { uint64_t step; char *name; } entry;
@@ -73,7 +80,7 @@ static int list(const char *dir, entry **out, size_t *n, int prune_temps)
 		return fv_err_set(errno, "%s: cannot list checkpoints: %s", dir, strerror(errno));
 	while ((de = readdir(d))) {
 		uint64_t step;
-		if (prune_temps && stale_temp(de->d_name))
+		if (prune_temps && stale_temp(dirfd(d), de->d_name))
 			unlinkat(dirfd(d), de->d_name, 0);
 		if (name_step(de->d_name, &step))
 			continue;
@@ -92,7 +99,8 @@ static int list(const char *dir, entry **out, size_t *n, int prune_temps)
 		v[(*n)++].step = step;
 	}
 	closedir(d);
-	qsort(v, *n, sizeof *v, cmp_entry);
+	if (*n)
+		qsort(v, *n, sizeof *v, cmp_entry);
 	*out = v;
 	return rc;
 }
@@ -120,6 +128,22 @@ int fv_ckpt_latest(const char *dir, char *path, size_t cap, uint64_t *step)
 			*step = v[n - 1].step;
 	}
 	free_list(v, n);
+	return rc;
+}
+
+int fv_ckpt_list(const char *dir, uint64_t **steps, size_t *n)
+{
+	entry *v = NULL;
+	int rc = list(dir, &v, n, 0);
+
+	*steps = NULL;
+	if (!rc && !(*steps = malloc((*n ? *n : 1) * sizeof **steps)))
+		rc = ENOMEM;
+	for (size_t i = 0; !rc && i < *n; i++)
+		(*steps)[i] = v[i].step;
+	free_list(v, *n);
+	if (rc)
+		*n = 0;
 	return rc;
 }
 

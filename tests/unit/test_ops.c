@@ -145,3 +145,133 @@ FV_TEST(grad_loss_soft_targets)
 	fv_loss_opts lo = { .smoothing = 0.05f, .soft_targets = t, .soft_weight = 0.7f };
 	check_op(3, 4, 4, 8, op_gap, &lo);
 }
+
+static int op_conv_wino(fv_net *n, int x)
+{
+	return fv_net_conv(n, x, "c", 16, 3, 1, 1, 1, 1, 0); /* Winograd where available */
+}
+FV_TEST(grad_conv_3x3_16ch) { check_op(3, 6, 7, 16, op_conv_wino, NULL); }
+
+static int op_dropout(fv_net *n, int x)
+{
+	return fv_net_dropout(n, x, 0.3f);
+}
+
+/* Dropout: a train forward zeroes about p of the activations and scales the
+ * rest by 1/(1-p); two forwards draw different masks; eval is the identity. */
+FV_TEST(dropout_mask)
+{
+	fv_net *net;
+	FV_CHECK_OK(fv_net_new(&net, 16, 8, 8));
+	int x = fv_net_flatten(net, op_dropout(net, FV_NET_INPUT));
+	FV_CHECK_OK(fv_net_set_output(net, x));
+	FV_CHECK_OK(fv_net_compile(net, &(fv_net_opts){ .batch = 4, .threads = 1, .seed = 3 }));
+	size_t nx = 4 * 16 * 8 * 8;
+	float *in = malloc(nx * sizeof *in), *a = malloc(nx * sizeof *a);
+	for (size_t i = 0; i < nx; i++)
+		in[i] = 1.0f + (float)(i % 13);
+	FV_CHECK_OK(fv_net_forward(net, in, 4, 1));
+	memcpy(a, fv_net_logits(net), nx * sizeof *a);
+	size_t zeros = 0, same = 0;
+	for (size_t i = 0; i < nx; i++) {
+		if (a[i] == 0)
+			zeros++;
+		else
+			FV_CHECK_NEAR(a[i], in[i] / 0.7, 1e-4 * in[i]);
+	}
+	FV_CHECK_MSG(zeros > nx * 0.25 && zeros < nx * 0.35, "%zu of %zu dropped", zeros, nx);
+	FV_CHECK_OK(fv_net_forward(net, in, 4, 1));
+	for (size_t i = 0; i < nx; i++)
+		same += (a[i] == 0) == (fv_net_logits(net)[i] == 0);
+	FV_CHECK(same < nx);
+	FV_CHECK_OK(fv_net_forward(net, in, 4, 0));
+	FV_CHECK(!memcmp(fv_net_logits(net), in, nx * sizeof *in));
+	free(in), free(a);
+	fv_net_destroy(&net);
+}
+
+/* Dropout backward: with the loss seeded, the gradient reaching the pre conv
+ * passes only through kept units. Checked by FD with a fixed mask: p = 0
+ * must equal no dropout at all. */
+static int op_dropout0(fv_net *n, int x)
+{
+	return fv_net_dropout(n, x, 0.0f);
+}
+FV_TEST(grad_dropout_p0) { check_op(3, 4, 5, 8, op_dropout0, NULL); }
+
+static int op_conv_1x1_s2(fv_net *n, int x)
+{
+	return fv_net_conv(n, x, "c", 16, 1, 2, 0, 1, 1, 0);
+}
+FV_TEST(grad_conv_1x1_stride2) { check_op(3, 8, 8, 16, op_conv_1x1_s2, NULL); }
+
+static int op_two_convs(fv_net *n, int x)
+{
+	/* fan-out into two convolutions, as a ResNet downsampling block */
+	return fv_net_add(n, fv_net_conv(n, x, "c", 16, 1, 2, 0, 1, 1, 0),
+			  fv_net_conv(n, x, "d", 16, 3, 2, 1, 1, 1, 0));
+}
+FV_TEST(grad_fanout_two_convs) { check_op(3, 8, 8, 16, op_two_convs, NULL); }
+
+static int op_bn_relu(fv_net *n, int x)
+{
+	/* fused by compile: BN applies the ReLU (dnnl_fuse_norm_relu) */
+	return fv_net_act(n, fv_net_bn(n, x, "bn"), FV_ACT_RELU);
+}
+FV_TEST(grad_bn_relu_fused) { check_op(3, 5, 6, 16, op_bn_relu, NULL); }
+
+static int op_add_self(fv_net *n, int x)
+{
+	return fv_net_add(n, x, x);
+}
+FV_TEST(grad_add_self) { check_op(3, 4, 5, 8, op_add_self, NULL); }
+
+static int op_add_twice(fv_net *n, int x)
+{
+	/* x is read by a later add too, so its gradient is ready when the
+	 * first add's backward runs */
+	int s = fv_net_add(n, x, fv_net_conv(n, x, "c", 8, 3, 1, 1, 1, 1, 0));
+	return fv_net_add(n, s, x);
+}
+FV_TEST(grad_add_fanout3) { check_op(3, 5, 5, 8, op_add_twice, NULL); }
+
+static int op_add_relu(fv_net *n, int x)
+{
+	/* fused by compile: the add applies the ReLU */
+	return fv_net_act(n, fv_net_add(n, x, fv_net_conv(n, x, "c", 8, 3, 1, 1, 1, 1, 0)),
+			  FV_ACT_RELU);
+}
+FV_TEST(grad_add_relu_fused) { check_op(3, 5, 6, 8, op_add_relu, NULL); }
+
+#include "nn/loss.h"
+
+/* Loss values against closed forms. Equal logits: every -log p is log K, so
+ * with weights w and smoothing e the loss is log K * ((1-e) sum_i w_yi +
+ * n e/K sum_c w_c) / sum_i w_yi (PyTorch's weighted mean). A confident
+ * logit: (1-e)(lse - z_y) + e/K sum_c (lse - z_c). */
+FV_TEST(loss_values)
+{
+	float z[2 * 4] = { 0 }, g[2 * 4], l;
+	int lab[2] = { 1, 3 };
+	float cw[4] = { 1, 2, 3, 4 };
+	FV_CHECK_OK(fv_softmax_xent_forward(&l, g, z, lab, &(fv_loss_opts){ .smoothing = 0.2f,
+		    .class_weights = cw }, 2, 4));
+	FV_CHECK_NEAR(l, log(4.0) * (0.8 * 6 + 2 * 0.2 / 4 * 10) / 6, 1e-6);
+	FV_CHECK_OK(fv_softmax_xent_forward(&l, g, z, lab, NULL, 2, 4));
+	FV_CHECK_NEAR(l, log(4.0), 1e-6);
+	float z2[4] = { 0, 5, 0, 0 };
+	FV_CHECK_OK(fv_softmax_xent_forward(&l, g, z2, lab, &(fv_loss_opts){ .smoothing = 0.1f },
+					    1, 4));
+	double lse = log(exp(5.0) + 3), want = 0.9 * (lse - 5) + 0.1 / 4 * (4 * lse - 5);
+	FV_CHECK_NEAR(l, want, 1e-5);
+	/* gradient rows sum to zero (softmax minus a distribution) */
+	FV_CHECK_NEAR(g[0] + g[1] + g[2] + g[3], 0, 1e-6);
+	/* soft targets equal to the one-hot label give the hard loss */
+	float t[4] = { 0, 1, 0, 0 };
+	float l2;
+	FV_CHECK_OK(fv_softmax_xent_forward(&l2, g, z2, NULL, &(fv_loss_opts){ .soft_targets = t },
+					    1, 4));
+	FV_CHECK_NEAR(l2, lse - 5, 1e-5);
+	int bad = 4;
+	FV_CHECK(fv_softmax_xent_forward(&l, g, z2, &bad, NULL, 1, 4) != 0);
+}
