@@ -361,6 +361,9 @@ FV_TEST(spec_errors)
 	bad("res { }; linear", "'}' at 7");
 	bad("", "empty");
 	bad("conv 16 3; bn; @; linear", "'@' at 16");
+	bad("conv 16 3; bn; \x01; linear", "byte 0x01 at 16");
+	bad("res\n{ relu }; linear", "end of line at 4");
+	bad("{{{{{{{{{{{{{{{{{{ relu }}}}}}}}}}}}}}}}}}; linear", "nested too deep");
 }
 
 /* ---- learning: resnet20 overfits 256 Fashion-MNIST images ------------------- */
