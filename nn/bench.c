@@ -99,8 +99,53 @@ static double sgemm_peak(float *a, int reps, double *best_cpu)
 	return best;
 }
 
+typedef struct {
+	double best, best_cpu;  /* seconds per step: wall, process CPU */
+	double peak, peak_cpu;  /* sgemm GFLOP/s: wall, process CPU */
+} timing;
+
+/* Times o->repeat runs of o->steps steps, with sgemm peak runs between
+ * them so both see the same machine load; keeps the best of each. */
+static int measure(fv_net *net, fv_sgd *sgd, const float *x, const int *lab, bopts *o,
+		   int train, timing *tm)
+{
+	float *g = malloc(sizeof(float) * 3 * GN * GN);
+	if (!g)
+		return ENOMEM;
+	for (size_t i = 0; i < (size_t)3 * GN * GN; i++)
+		g[i] = (float)(i % 7) * 0.1f;
+	int rc = 0;
+	tm->best = tm->best_cpu = 1e30;
+	tm->peak_cpu = 0;
+	tm->peak = sgemm_peak(g, 1, &tm->peak_cpu);
+	for (int r = 0; r < o->repeat && !rc; r++) {
+		double p = sgemm_peak(g, 2, &tm->peak_cpu);
+		tm->peak = p > tm->peak ? p : tm->peak;
+		double t0 = 0, c0 = 0;
+		for (int s = 0; s < o->warmup + o->steps && !rc; s++) {
+			if (s == o->warmup)
+				t0 = now_s(), c0 = cpu_s();
+			float loss;
+			rc = fv_net_forward(net, x, o->batch, train);
+			if (!rc && train)
+				rc = fv_net_loss(net, lab, NULL, &loss);
+			if (!rc && train)
+				rc = fv_net_backward(net);
+			if (!rc && train)
+				rc = fv_sgd_step(sgd, 0.01f);
+		}
+		double dt = (now_s() - t0) / o->steps, dc = (cpu_s() - c0) / o->steps;
+		tm->best = dt < tm->best ? dt : tm->best;
+		tm->best_cpu = dc < tm->best_cpu ? dc : tm->best_cpu;
+		o->warmup = 1;
+	}
+	free(g);
+	return rc;
+}
+
 static int run(int argc, char **argv, int train)
 {
+	timing tm;
 	bopts o;
 	int rc = parse(argc, argv, &o);
 	if (rc)
@@ -129,42 +174,12 @@ static int run(int argc, char **argv, int train)
 		x[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
 	for (int i = 0; i < o.batch; i++)
 		lab[i] = i % o.classes;
-	/* the peak is measured between the timed runs, so both see the same
-	 * machine load; each figure is the best of its samples */
-	float *g = malloc(sizeof(float) * 3 * GN * GN);
-	if (!g) {
-		rc = ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < (size_t)3 * GN * GN; i++)
-		g[i] = (float)(i % 7) * 0.1f;
-	double best = 1e30, best_cpu = 1e30, peak_cpu = 0, peak = sgemm_peak(g, 1, &peak_cpu);
-	for (int r = 0; r < o.repeat && !rc; r++) {
-		double p = sgemm_peak(g, 2, &peak_cpu);
-		peak = p > peak ? p : peak;
-		double t0 = 0, c0 = 0;
-		for (int s = 0; s < o.warmup + o.steps && !rc; s++) {
-			if (s == o.warmup)
-				t0 = now_s(), c0 = cpu_s();
-			float loss;
-			rc = fv_net_forward(net, x, o.batch, train);
-			if (!rc && train)
-				rc = fv_net_loss(net, lab, NULL, &loss);
-			if (!rc && train)
-				rc = fv_net_backward(net);
-			if (!rc && train)
-				rc = fv_sgd_step(sgd, 0.01f);
-		}
-		double dt = (now_s() - t0) / o.steps, dc = (cpu_s() - c0) / o.steps;
-		best = dt < best ? dt : best;
-		best_cpu = dc < best_cpu ? dc : best_cpu;
-		o.warmup = 1;
-	}
-	free(g);
+	rc = measure(net, sgd, x, lab, &o, train, &tm);
 	if (rc) {
 		fprintf(stderr, "bench %s: step: %s\n", o.model, fv_err_msg(rc));
 		goto out;
 	}
+	double best = tm.best, best_cpu = tm.best_cpu, peak = tm.peak, peak_cpu = tm.peak_cpu;
 	double flops = (train ? 3.0 : 1.0) * 2.0 * fv_net_macs(net) * o.batch;
 	double gf = flops / best / 1e9, ips = o.batch / best, gfc = flops / best_cpu / 1e9;
 	if (o.json)
@@ -176,7 +191,8 @@ static int run(int argc, char **argv, int train)
 		       100 * gf / peak, gfc, peak_cpu, 100 * gfc / peak_cpu);
 	else
 		printf("%s %s %dx%dx%d batch %d threads %d: %.2f ms/step, %.1f img/s, %.2f GFLOP/s "
-		       "= %.1f%% of sgemm peak %.2f GFLOP/s (best of %d x %d steps; peak best of %d sgemms in between)\n",
+		       "= %.1f%% of sgemm peak %.2f GFLOP/s (best of %d x %d steps; peak best of "
+		       "%d sgemms in between)\n",
 		       train ? "train" : "infer", o.model, o.c, o.h, o.w, o.batch, o.threads,
 		       best * 1e3, ips, gf, 100 * gf / peak, peak, o.repeat, o.steps, 2 * o.repeat + 1);
 	if (!o.json)

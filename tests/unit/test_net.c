@@ -242,3 +242,23 @@ FV_TEST(partial_batch_and_inference_only)
 	fv_net_destroy(&a);
 	fv_net_destroy(&b);
 }
+
+/* Compile errors reach the caller as codes with a message, and leave the
+ * net compilable. */
+FV_TEST(compile_errors)
+{
+	fv_net *net;
+	FV_CHECK_OK(build_small(&net, 3, 5, 5, 3));
+	FV_CHECK(fv_net_compile(net, &(fv_net_opts){ .batch = 2, .device = "tpu" }) != 0);
+	FV_CHECK(fv_net_compile(net, &(fv_net_opts){ .batch = 0 }) != 0);
+	FV_CHECK(fv_net_forward(net, NULL, 1, 0) != 0); /* not compiled */
+	FV_CHECK_OK(fv_net_compile(net, &(fv_net_opts){ .batch = 2, .threads = 1 }));
+	FV_CHECK(fv_net_compile(net, &(fv_net_opts){ .batch = 2 }) != 0); /* twice */
+	FV_CHECK(fv_net_backward(net) != 0);                                /* no loss yet */
+	FV_CHECK(fv_net_conv(net, FV_NET_INPUT, "late", 4, 3, 1, 1, 1, 1, 0) < 0);
+	fv_net_destroy(&net);
+	fv_net *empty;
+	FV_CHECK_OK(fv_net_new(&empty, 1, 4, 4));
+	FV_CHECK(fv_net_compile(empty, &(fv_net_opts){ .batch = 1 }) != 0); /* no output */
+	fv_net_destroy(&empty);
+}
