@@ -7,13 +7,17 @@
  *  resnet20/32/44/56/110  CIFAR ResNets (He et al. 2015, sec. 4.2): 3x3 stem of
  *      16, three stages of 16/32/64 channels with n = (depth-2)/6 basic blocks
  *      each, global average pool, linear. Shortcuts that change shape use a
- *      1x1 conv + BN projection (option B), so resnet20 has 275,226 parameters
- *      at 3 channels / 10 classes instead of option A's 272,474. Any input.
- *  resnet18/34/50/101     ImageNet ResNets with torchvision's layout and
+ *      1x1 conv + BN projection (option B), so resnet20 has 272,474 parameters
+ *      at 3 channels / 10 classes (option A's zero-padding gives 269,722).
+ *      Any input size and channel count.
+ *  resnet18/34/50/101/152 ImageNet ResNets with torchvision's layout and
  *      parameter names ("layer1.0.conv1.weight", "layer1.0.downsample.0.weight",
  *      "fc.bias"); bottlenecks from 50 up, stride on the 3x3 conv (v1.5).
  *  alexnet                torchvision's AlexNet (no LRN): features, 6x6
- *      average pool, dropout/linear classifier. Needs inputs >= 63 px.
+ *      average pool, dropout/linear classifier. Needs inputs >= 63 px; the
+ *      adaptive pool becomes a plain one that yields 6x6 for square feature
+ *      maps >= 6 (exact when 6 divides the size); smaller or non-square maps
+ *      feed the classifier whole, so its first layer grows or shrinks.
  *  mobilenetv2            width 1.0, inverted residuals, ReLU6.
  *  efficientnet-b0..b7    MBConv blocks with squeeze-excitation and SiLU.
  *      bN applies compound scaling with phi = N: depth d = 1.2^N, width
@@ -21,7 +25,9 @@
  *      are rounded to multiples of 8 as in the reference implementation and
  *      repeats are ceil(d * repeats). Note the published B1..B7 checkpoints
  *      use hand-rounded (w, d, size) instead of the formula, so only b0 has
- *      their exact architecture.
+ *      their exact architecture. Stochastic depth is left out (no
+ *      parameters); torchvision's BN eps 1e-3 is a compile option
+ *      (fv_net_opts.bn_eps), not part of the model.
  *
  * Small inputs: the ImageNet-style nets (resnet18+, mobilenetv2, efficientnet)
  * downsample 32x. For inputs under 64 px on the short side they keep more
@@ -64,8 +70,9 @@
  *   res { conv 64 3 s2; bn; relu; conv 64 3; bn }; relu
  *   gap; linear
  *
- * Errors (unknown model or bad spec) are FV_E_CONFIG with one line of detail
- * naming the offending token and its position (1-based character offset).
+ * Errors (unknown model, bad spec, or a layer that does not fit its input)
+ * are FV_E_CONFIG with one line of detail naming the offending token and its
+ * position (1-based character offset): "model spec: unknown layer 'gapp' at 22".
  */
 #ifndef FV_MODELS_H
 #define FV_MODELS_H

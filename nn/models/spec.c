@@ -85,12 +85,20 @@ static int pos(const parser *ps, const tok *t)
 	return (int)(t->s - ps->src) + 1;
 }
 
-/* Fail at token t (the builder keeps the first failure only). */
+/* Fail at token t (the builder keeps the first failure only). The detail
+ * stays on one line: a newline or an unprintable byte is spelled out. */
 static int fail(parser *ps, const tok *t, const char *what)
 {
+	unsigned char c = (unsigned char)t->s[0];
 	if (t->kind == T_END)
 		return fv_mb_fail(ps->b, FV_E_CONFIG, "model spec: %s at end (position %d)",
 				  what, pos(ps, t));
+	if (c == '\n')
+		return fv_mb_fail(ps->b, FV_E_CONFIG, "model spec: %s end of line at %d", what,
+				  pos(ps, t));
+	if (t->len == 1 && !isprint(c))
+		return fv_mb_fail(ps->b, FV_E_CONFIG, "model spec: %s byte 0x%02x at %d", what,
+				  c, pos(ps, t));
 	return fv_mb_fail(ps->b, FV_E_CONFIG, "model spec: %s '%.*s' at %d", what, t->len,
 			  t->s, pos(ps, t));
 }

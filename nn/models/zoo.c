@@ -16,7 +16,7 @@
  * f (f = 6 at 224 px: no pool). Otherwise (f < 6 or not square) the
  * classifier takes the whole 256 x fh x fw map, so its first layer's size
  * differs from torchvision's. */
-static int alexnet(fv_mb *b, int classes)
+int fv_model_alexnet(fv_mb *b, int classes)
 {
 	int h = fv_mb_h(b, FV_NET_INPUT), w = fv_mb_w(b, FV_NET_INPUT);
 	if (h < 63 || w < 63)
@@ -40,72 +40,81 @@ static int alexnet(fv_mb *b, int classes)
 	return fv_mb_linear(b, x, classes, "classifier.6");
 }
 
-int fv_model_alexnet(fv_mb *b, int classes)
-{
-	return alexnet(b, classes);
-}
-
 /* ---- the table ------------------------------------------------------------ */
 
 enum family { CIFAR, RESNET, ALEX, MOBILE2, EFFNET };
 
-static const struct entry {
-	fv_model_info info;
+/* Two parallel tables, so the public one is a plain const array. The
+ * EfficientNet sizes are round(224 * 1.15^N) (fv_model_efficientnet_size;
+ * the tests hold the two together). */
+static const fv_model_info infos[] = {
+	{ "resnet20", "CIFAR ResNet-20, 16/32/64 channels, projection shortcuts", 32 },
+	{ "resnet32", "CIFAR ResNet-32", 32 },
+	{ "resnet44", "CIFAR ResNet-44", 32 },
+	{ "resnet56", "CIFAR ResNet-56", 32 },
+	{ "resnet110", "CIFAR ResNet-110", 32 },
+	{ "resnet18", "ImageNet ResNet-18 (torchvision layout)", 224 },
+	{ "resnet34", "ImageNet ResNet-34", 224 },
+	{ "resnet50", "ImageNet ResNet-50 v1.5 (bottlenecks)", 224 },
+	{ "resnet101", "ImageNet ResNet-101 v1.5", 224 },
+	{ "resnet152", "ImageNet ResNet-152 v1.5", 224 },
+	{ "alexnet", "AlexNet (torchvision, no LRN), inputs >= 63 px", 224 },
+	{ "mobilenetv2", "MobileNetV2 width 1.0, ReLU6", 224 },
+	{ "efficientnet-b0", "EfficientNet-B0, SE + SiLU", 224 },
+	{ "efficientnet-b1", "EfficientNet phi=1 (d=1.2, w=1.1)", 258 },
+	{ "efficientnet-b2", "EfficientNet phi=2 (d=1.44, w=1.21)", 296 },
+	{ "efficientnet-b3", "EfficientNet phi=3 (d=1.73, w=1.33)", 341 },
+	{ "efficientnet-b4", "EfficientNet phi=4 (d=2.07, w=1.46)", 392 },
+	{ "efficientnet-b5", "EfficientNet phi=5 (d=2.49, w=1.61)", 451 },
+	{ "efficientnet-b6", "EfficientNet phi=6 (d=2.99, w=1.77)", 518 },
+	{ "efficientnet-b7", "EfficientNet phi=7 (d=3.58, w=1.95)", 596 },
+};
+
+static const struct how {
 	enum family family;
 	int arg;
-} zoo[] = {
-	{ { "resnet20", "CIFAR ResNet-20, 16/32/64 channels, projection shortcuts", 32 }, CIFAR, 20 },
-	{ { "resnet32", "CIFAR ResNet-32", 32 }, CIFAR, 32 },
-	{ { "resnet44", "CIFAR ResNet-44", 32 }, CIFAR, 44 },
-	{ { "resnet56", "CIFAR ResNet-56", 32 }, CIFAR, 56 },
-	{ { "resnet110", "CIFAR ResNet-110", 32 }, CIFAR, 110 },
-	{ { "resnet18", "ImageNet ResNet-18 (torchvision layout)", 224 }, RESNET, 18 },
-	{ { "resnet34", "ImageNet ResNet-34", 224 }, RESNET, 34 },
-	{ { "resnet50", "ImageNet ResNet-50 v1.5 (bottlenecks)", 224 }, RESNET, 50 },
-	{ { "resnet101", "ImageNet ResNet-101 v1.5", 224 }, RESNET, 101 },
-	{ { "resnet152", "ImageNet ResNet-152 v1.5", 224 }, RESNET, 152 },
-	{ { "alexnet", "AlexNet (torchvision, no LRN), inputs >= 63 px", 224 }, ALEX, 0 },
-	{ { "mobilenetv2", "MobileNetV2 width 1.0, ReLU6", 224 }, MOBILE2, 0 },
-	{ { "efficientnet-b0", "EfficientNet-B0, SE + SiLU", 224 }, EFFNET, 0 },
-	{ { "efficientnet-b1", "EfficientNet phi=1 (d=1.2, w=1.1)", 258 }, EFFNET, 1 },
-	{ { "efficientnet-b2", "EfficientNet phi=2 (d=1.44, w=1.21)", 296 }, EFFNET, 2 },
-	{ { "efficientnet-b3", "EfficientNet phi=3 (d=1.73, w=1.33)", 341 }, EFFNET, 3 },
-	{ { "efficientnet-b4", "EfficientNet phi=4 (d=2.07, w=1.46)", 392 }, EFFNET, 4 },
-	{ { "efficientnet-b5", "EfficientNet phi=5 (d=2.49, w=1.61)", 451 }, EFFNET, 5 },
-	{ { "efficientnet-b6", "EfficientNet phi=6 (d=2.99, w=1.77)", 518 }, EFFNET, 6 },
-	{ { "efficientnet-b7", "EfficientNet phi=7 (d=3.58, w=1.95)", 596 }, EFFNET, 7 },
+} hows[] = {
+	{ CIFAR, 20 }, /* resnet20 */
+	{ CIFAR, 32 }, /* resnet32 */
+	{ CIFAR, 44 }, /* resnet44 */
+	{ CIFAR, 56 }, /* resnet56 */
+	{ CIFAR, 110 }, /* resnet110 */
+	{ RESNET, 18 }, /* resnet18 */
+	{ RESNET, 34 }, /* resnet34 */
+	{ RESNET, 50 }, /* resnet50 */
+	{ RESNET, 101 }, /* resnet101 */
+	{ RESNET, 152 }, /* resnet152 */
+	{ ALEX, 0 }, /* alexnet */
+	{ MOBILE2, 0 }, /* mobilenetv2 */
+	{ EFFNET, 0 }, /* efficientnet-b0 */
+	{ EFFNET, 1 }, /* efficientnet-b1 */
+	{ EFFNET, 2 }, /* efficientnet-b2 */
+	{ EFFNET, 3 }, /* efficientnet-b3 */
+	{ EFFNET, 4 }, /* efficientnet-b4 */
+	{ EFFNET, 5 }, /* efficientnet-b5 */
+	{ EFFNET, 6 }, /* efficientnet-b6 */
+	{ EFFNET, 7 }, /* efficientnet-b7 */
 };
-#define NZOO (sizeof zoo / sizeof zoo[0])
-
-/* The info table is a copy of the entries' first members, built once. */
-static fv_model_info infos[NZOO];
+#define NZOO (sizeof infos / sizeof infos[0])
+_Static_assert(sizeof hows / sizeof hows[0] == NZOO, "one build recipe per model");
 
 const fv_model_info *fv_model_list(size_t *n)
 {
-	if (!infos[0].name)
-		for (size_t i = 0; i < NZOO; i++)
-			infos[i] = zoo[i].info;
 	*n = NZOO;
 	return infos;
 }
 
-static const struct entry *find(const char *name)
+const fv_model_info *fv_model_find(const char *name)
 {
 	for (size_t i = 0; i < NZOO; i++)
-		if (!strcmp(zoo[i].info.name, name))
-			return &zoo[i];
+		if (!strcmp(infos[i].name, name))
+			return &infos[i];
 	return NULL;
 }
 
-const fv_model_info *fv_model_find(const char *name)
+static int build_named(fv_mb *b, const fv_model_info *m, int classes)
 {
-	const struct entry *e = find(name);
-	size_t n;
-	return e ? &fv_model_list(&n)[e - zoo] : NULL;
-}
-
-static int build_named(fv_mb *b, const struct entry *e, int classes)
-{
+	const struct how *e = &hows[m - infos];
 	switch (e->family) {
 	case CIFAR: return fv_model_resnet_cifar(b, e->arg, classes);
 	case RESNET: return fv_model_resnet(b, e->arg, classes);
@@ -142,7 +151,7 @@ int fv_model_build(const char *spec, int in_c, int in_h, int in_w, int classes,
 		   fv_net **out)
 {
 	fv_mb b = { NULL, 0 };
-	const struct entry *e = NULL;
+	const fv_model_info *e = NULL;
 	char word[64];
 	int rc, y;
 	*out = NULL;
@@ -152,13 +161,13 @@ int fv_model_build(const char *spec, int in_c, int in_h, int in_w, int classes,
 		return fv_err_set(FV_E_CONFIG, "model %s: bad input %dx%dx%d or %d classes",
 				  spec, in_c, in_h, in_w, classes);
 	if (is_word(spec, word, sizeof word) && !is_layer_word(word)) {
-		e = find(word);
+		e = fv_model_find(word);
 		if (!e)
 			return fv_err_set(FV_E_CONFIG, "model: unknown model '%s' at %d (a name "
 					  "such as resnet20, resnet50, mobilenetv2, "
 					  "efficientnet-b0, or a text spec)", word,
 					  (int)strspn(spec, " \t\r\n") + 1);
-		spec = e->info.name;
+		spec = e->name;
 	}
 	rc = fv_net_new(&b.net, in_c, in_h, in_w);
 	if (rc)

@@ -178,6 +178,44 @@ FV_TEST(models_output_shapes)
 	}
 }
 
+FV_TEST(models_forward_small_inputs)
+{
+	/* one of each family runs (inference) on two 1x28x28 images (alexnet on
+	 * 3x63x63, its smallest) and yields 2 x 10 finite logits, not all equal;
+	 * the rest share their code, and their shapes are checked above */
+	static const char *const names[] = { "resnet20", "resnet32", "resnet44", "resnet56",
+		"resnet110", "resnet18", "resnet50", "alexnet", "mobilenetv2", "efficientnet-b0" };
+	static float x[2 * 3 * 63 * 63];
+	for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+		x[i] = (float)(fv_test_uniform() * 2 - 1);
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		const fv_model_info *m = fv_model_find(names[i]);
+		FV_CHECK(m != NULL);
+		if (!m)
+			continue;
+		int alex = !strcmp(m->name, "alexnet"), c = alex ? 3 : 1, s = alex ? 63 : 28;
+		fv_net *net = NULL;
+		FV_CHECK_OK(fv_model_build(m->name, c, s, s, 10, &net));
+		if (!net)
+			continue;
+		int rc = fv_net_compile(net, &(fv_net_opts){ .batch = 2, .threads = 2,
+							    .inference_only = 1, .seed = 3 });
+		if (!rc)
+			rc = fv_net_forward(net, x, 2, 0);
+		FV_CHECK_MSG(rc == 0, "%s: %s", m->name, fv_err_msg(rc));
+		if (!rc) {
+			const float *lg = fv_net_logits(net);
+			int finite = 1, varied = 0;
+			for (int k = 0; k < 20; k++) {
+				finite &= isfinite(lg[k]);
+				varied |= lg[k] != lg[0];
+			}
+			FV_CHECK_MSG(finite && varied, "%s: logits %g %g ...", m->name, lg[0], lg[1]);
+		}
+		fv_net_destroy(&net);
+	}
+}
+
 FV_TEST(models_small_input_stem)
 {
 	/* below 64 px the ImageNet resnets use a 3x3 stride-1 stem */
@@ -323,6 +361,9 @@ FV_TEST(spec_errors)
 	bad("res { }; linear", "'}' at 7");
 	bad("", "empty");
 	bad("conv 16 3; bn; @; linear", "'@' at 16");
+	bad("conv 16 3; bn; \x01; linear", "byte 0x01 at 16");
+	bad("res\n{ relu }; linear", "end of line at 4");
+	bad("{{{{{{{{{{{{{{{{{{ relu }}}}}}}}}}}}}}}}}}; linear", "nested too deep");
 }
 
 /* ---- learning: resnet20 overfits 256 Fashion-MNIST images ------------------- */
