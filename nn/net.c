@@ -270,8 +270,12 @@ int fv_net_linear(fv_net *net, int in, const char *name, int out_features)
 		return neg(fv_err_set(FV_E_CONFIG, "linear: needs a name"));
 	if (out_features < 1)
 		return neg(fv_err_set(FV_E_CONFIG, "%s: %d outputs", name, out_features));
-	if (net->nodes[in].h != 1 || net->nodes[in].w != 1)
-		in = fv_net_flatten(net, in); /* linear reads features: flatten implicitly */
+	/* linear reads plain feature vectors: flatten anything that may be in a
+	 * backend's blocked layout, even C x 1 x 1 (a blocked GAP output pads C) */
+	const fv_node *src = &net->nodes[in];
+	if (src->h != 1 || src->w != 1 ||
+	    (in != FV_NET_INPUT && src->op != FV_OP_FLATTEN && src->op != FV_OP_LINEAR))
+		in = fv_net_flatten(net, in);
 	if (in < 0)
 		return in;
 	int c = net->nodes[in].c;

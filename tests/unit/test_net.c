@@ -262,3 +262,35 @@ FV_TEST(compile_errors)
 	FV_CHECK(fv_net_compile(empty, &(fv_net_opts){ .batch = 1 }) != 0); /* no output */
 	fv_net_destroy(&empty);
 }
+
+/* A linear straight after a GAP whose channel count is not a multiple of the
+ * CPU block: each image's logits in a batch equal those of a batch of one
+ * (a blocked GAP output once leaked padding into the next image's features). */
+FV_TEST(linear_after_gap_odd_channels_per_image)
+{
+	enum { B = 3, C = 12 };
+	fv_net *net, *one;
+	float x[B * 2 * 6 * 6], ref[B][5];
+	for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+		x[i] = (float)fv_test_uniform() - 0.5f;
+	for (int pass = 0; pass < 2; pass++) {
+		fv_net **p = pass ? &one : &net;
+		FV_CHECK_OK(fv_net_new(p, 2, 6, 6));
+		int h = fv_net_conv(*p, FV_NET_INPUT, "c", C, 3, 1, 1, 1, 1, 0);
+		h = fv_net_linear(*p, fv_net_gap(*p, fv_net_act(*p, h, FV_ACT_RELU)), "fc", 5);
+		FV_CHECK(h > 0);
+		fv_net_set_output(*p, h);
+		FV_CHECK_OK(fv_net_compile(*p, &(fv_net_opts){ .batch = pass ? 1 : B, .threads = 1, .seed = 9 }));
+	}
+	for (int i = 0; i < B; i++) {
+		FV_CHECK_OK(fv_net_forward(one, x + i * 2 * 36, 1, 0));
+		for (int k = 0; k < 5; k++)
+			ref[i][k] = fv_net_logits(one)[k];
+	}
+	FV_CHECK_OK(fv_net_forward(net, x, B, 0));
+	for (int i = 0; i < B; i++)
+		for (int k = 0; k < 5; k++)
+			FV_CHECK_NEAR(fv_net_logits(net)[i * 5 + k], ref[i][k], 1e-5);
+	fv_net_destroy(&net);
+	fv_net_destroy(&one);
+}
