@@ -13,6 +13,10 @@ void fv_log_set_level(int level);
 /* Parse "error", "warn", "info", "debug" into a level; -1 if unknown. */
 int fv_log_level_parse(const char *s);
 
+/* Also append every line to this file (e.g. RUNDIR/trainer.log), with the
+ * timestamp form; NULL stops. Returns 0 or errno. */
+int fv_log_tee(const char *path);
+
 void fv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define fv_err(...)   fv_log(FV_LOG_ERR, __VA_ARGS__)

@@ -5,8 +5,11 @@
  * smoothing, sample i with label y and p = softmax(z_i):
  *   hard_i = (1-eps) w_y (-log p_y) + eps/k sum_c w_c (-log p_c)
  *   hard   = sum_i hard_i / sum_i w_{y_i}               (PyTorch's "mean")
- *   soft   = mean_i sum_c -t_ic log p_ic
+ *   soft   = T^2 mean_i sum_c -t_ic log q_ic,  q = softmax(z_i / T)
  *   loss   = (1-a) hard + a soft,  a = soft_weight (1 when labels are NULL)
+ * T is the distillation temperature (1 when 0): Hinton et al.'s T^2 keeps the
+ * soft term's gradient, T (q - t), on the scale of the hard one. The soft
+ * term is KL(t || q) up to the constant entropy of t.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@ int fv_softmax_xent_forward(float *loss, float *dlogits, const float *logits, co
 		o = &none;
 	const float *cw = o->class_weights, *t = o->soft_targets;
 	double eps = o->smoothing, a = t ? (labels ? o->soft_weight : 1.0) : 0.0;
+	double temp = o->temperature > 0 ? o->temperature : 1.0;
 	if (!labels && !t)
 		return fv_err_set(FV_E_CONFIG, "loss: neither labels nor soft targets");
 	if (eps < 0 || eps >= 1)
@@ -66,10 +70,14 @@ int fv_softmax_xent_forward(float *loss, float *dlogits, const float *logits, co
 		}
 		if (t) {
 			const float *ti = t + (size_t)i * k;
+			double tmx = mx / temp, tse = 0;
+			for (int c = 0; c < k; c++)
+				tse += exp(z[c] / temp - tmx);
+			double tlse = tmx + log(tse);
 			for (int c = 0; c < k; c++) {
-				double lp = z[c] - lse;
-				soft += ti[c] * -lp;
-				g[c] += (float)(a * (exp(lp) - ti[c]) / n);
+				double lq = z[c] / temp - tlse;
+				soft += temp * temp * ti[c] * -lq;
+				g[c] += (float)(a * temp * (exp(lq) - ti[c]) / n);
 			}
 		}
 	}

@@ -103,6 +103,8 @@ typedef struct fv_loss_opts {
 	const float *class_weights;
 	const float *soft_targets;
 	float soft_weight;
+	float temperature;   /* distillation: the soft term compares softmax(z/T)
+			      * with soft_targets and is scaled by T^2 (0 = 1) */
 } fv_loss_opts;
 int fv_net_loss(fv_net *net, const int *labels, const fv_loss_opts *o, float *loss);
 

@@ -35,3 +35,62 @@ wait_for() {
 	return 1
 }
 fv_done() { exit $((FV_FAILS > 0)); }
+
+# fashion_subset train|t10k N DIR [SKIP]: write the first N images (after SKIP)
+# of the real Fashion-MNIST file and their labels as DIR/<name>-{images-idx3,
+# labels-idx1}-ubyte.gz, so tests ingest a real subset quickly.
+fashion_subset() {
+	python3 - "$FASHION" "$1" "$2" "$3" "${4:-0}" <<'PY'
+import gzip, struct, sys, os
+src, which, n, out, skip = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+os.makedirs(out, exist_ok=True)
+with gzip.open(f"{src}/{which}-images-idx3-ubyte.gz") as f:
+    magic, total, rows, cols = struct.unpack(">IIII", f.read(16))
+    f.read(skip * rows * cols)
+    pix = f.read(n * rows * cols)
+with gzip.open(f"{src}/{which}-labels-idx1-ubyte.gz") as f:
+    f.read(8 + skip)
+    lab = f.read(n)
+with gzip.open(f"{out}/{which}-images-idx3-ubyte.gz", "wb") as f:
+    f.write(struct.pack(">IIII", magic, n, rows, cols) + pix)
+with gzip.open(f"{out}/{which}-labels-idx1-ubyte.gz", "wb") as f:
+    f.write(struct.pack(">II", 2049, n) + lab)
+PY
+}
+
+# json_get FILE KEY...: a value from a JSON object (nested keys), printed.
+json_get() {
+	python3 - "$@" <<'PY'
+import json, sys
+with open(sys.argv[1]) as f:
+    v = json.load(f)
+for k in sys.argv[2:]:
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(v)
+PY
+}
+
+# fashion_pngs N DIR CLASSES...: N real Fashion-MNIST train images of the
+# given class labels written as DIR/<label>/<i>.png (an ImageFolder tree).
+fashion_pngs() {
+	python3 - "$FASHION" "$@" <<'PY'
+import gzip, struct, sys, os, zlib
+src, n, out, classes = sys.argv[1], int(sys.argv[2]), sys.argv[3], set(int(c) for c in sys.argv[4:])
+def png(path, w, h, pix):
+    raw = b"".join(b"\0" + pix[y*w:(y+1)*w] for y in range(h))
+    def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+with gzip.open(f"{src}/train-images-idx3-ubyte.gz") as f:
+    _, total, rows, cols = struct.unpack(">IIII", f.read(16)); pix = f.read()
+with gzip.open(f"{src}/train-labels-idx1-ubyte.gz") as f:
+    f.read(8); lab = f.read()
+written = 0
+for i in range(total):
+    if written == n: break
+    if lab[i] in classes:
+        d = f"{out}/{lab[i]}"; os.makedirs(d, exist_ok=True)
+        png(f"{d}/{i}.png", cols, rows, pix[i*rows*cols:(i+1)*rows*cols]); written += 1
+PY
+}

@@ -144,6 +144,8 @@ FV_TEST(grad_loss_soft_targets)
 	}
 	fv_loss_opts lo = { .smoothing = 0.05f, .soft_targets = t, .soft_weight = 0.7f };
 	check_op(3, 4, 4, 8, op_gap, &lo);
+	lo.temperature = 2; /* distillation: the soft term at temperature T */
+	check_op(3, 4, 4, 8, op_gap, &lo);
 }
 
 static int op_conv_wino(fv_net *n, int x)

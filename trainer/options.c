@@ -1,0 +1,68 @@
+/* trainer/options.c — the trainer's option table (defaults: a Fashion-MNIST
+ * sized recipe that also makes sense for ImageNet-style data). */
+#include "trainer/options.h"
+
+#include <stddef.h>
+
+#define O(f) offsetof(fv_train_opts, f)
+#define NOBOUND 1, 0
+
+const fv_cfg_opt fv_train_table[] = {
+	{ "db", FV_CFG_STR, O(db), NULL, NOBOUND, NULL, "dataset directory written by fovea ingest (required)" },
+	{ "out", FV_CFG_STR, O(out), NULL, NOBOUND, NULL, "run directory: config, metrics.jsonl, checkpoints/, trainer.log (required)" },
+	{ "resume", FV_CFG_STR, O(resume), NULL, NOBOUND, NULL, "continue the run in this run directory from its last checkpoint" },
+	{ "model", FV_CFG_STR, O(model), "resnet20", NOBOUND, NULL, "model name (resnet20, resnet18, mobilenetv2, ...) or text spec" },
+	{ "input", FV_CFG_STR, O(input), "", NOBOUND, NULL, "network input CxHxW; empty = the dataset's image size" },
+	{ "epochs", FV_CFG_INT, O(epochs), "10", 1, 100000, NULL, "epochs to train" },
+	{ "max-steps", FV_CFG_INT, O(max_steps), "0", 0, 1e12, NULL, "stop after this many steps in total (0 = no limit)" },
+	{ "batch", FV_CFG_INT, O(batch), "128", 1, 65536, NULL, "batch size" },
+	{ "lr", FV_CFG_DOUBLE, O(lr), "0.1", 0, 100, NULL, "base learning rate per 256 images (linear scaling rule: lr x batch/256)" },
+	{ "lr-min", FV_CFG_DOUBLE, O(lr_min), "0", 0, 100, NULL, "floor of cosine schedules" },
+	{ "schedule", FV_CFG_STR, O(schedule), "cosine", NOBOUND, NULL, "constant | step:EPOCHS:GAMMA | multistep:E1,E2:GAMMA | cosine | sgdr:T0:TMULT" },
+	{ "warmup-epochs", FV_CFG_DOUBLE, O(warmup_epochs), "0", 0, 1000, NULL, "linear warmup length in epochs" },
+	{ "momentum", FV_CFG_DOUBLE, O(momentum), "0.9", 0, 1, NULL, "SGD momentum" },
+	{ "nesterov", FV_CFG_BOOL, O(nesterov), "true", 0, 0, NULL, "Nesterov momentum" },
+	{ "weight-decay", FV_CFG_DOUBLE, O(weight_decay), "5e-4", 0, 1, NULL, "L2 weight decay" },
+	{ "decay-bn-bias", FV_CFG_BOOL, O(decay_bn_bias), "false", 0, 0, NULL, "also decay batch-norm parameters and biases" },
+	{ "decoupled-wd", FV_CFG_BOOL, O(decoupled_wd), "false", 0, 0, NULL, "decoupled weight decay (SGDW)" },
+	{ "clip-norm", FV_CFG_DOUBLE, O(clip_norm), "0", 0, 1e9, NULL, "clip gradients to this global norm (0 = off)" },
+	{ "ema", FV_CFG_DOUBLE, O(ema), "0", 0, 1, NULL, "EMA decay of weights (0 = off); evaluation uses the EMA weights" },
+	{ "label-smoothing", FV_CFG_DOUBLE, O(label_smoothing), "0", 0, 1, NULL, "label smoothing epsilon" },
+	{ "sampler", FV_CFG_ENUM, O(sampler), "uniform", 0, 0, "uniform|balanced|weighted", "uniform shuffle; balanced = oversample by class frequency; weighted = class-weighted loss" },
+	{ "bad-samples", FV_CFG_ENUM, O(bad_sample_policy), "replace", 0, 0, "replace|skip|fail", "a record that fails to decode: replace with another of its class, skip it, or stop" },
+	{ "seed", FV_CFG_INT, O(seed), "1", 0, 1e18, NULL, "seed of weights, epoch plans and augmentation" },
+	{ "threads", FV_CFG_INT, O(threads), "0", 0, 1024, NULL, "compute threads (0 = all cores)" },
+	{ "workers", FV_CFG_INT, O(workers), "2", 0, 256, NULL, "local augment workers to start when none connects within 3 s (0 = never)" },
+	{ "worker-threads", FV_CFG_INT, O(worker_threads), "1", 1, 256, NULL, "threads of each local worker" },
+	{ "window", FV_CFG_INT, O(window), "8", 1, 1024, NULL, "batches in flight to the augment workers" },
+	{ "augment-bind", FV_CFG_STR, O(augment_bind), "", NOBOUND, NULL, "broker endpoint workers connect to (default ipc://RUNDIR/augment.sock)" },
+	{ "pub", FV_CFG_STR, O(pub), "", NOBOUND, NULL, "PUB endpoint for TrainProgress/CheckpointReady (default ipc://RUNDIR/events.sock)" },
+	{ "pad", FV_CFG_INT, O(pad), "-1", -1, 1024, NULL, "train: pad-and-random-crop padding (-1 = 4 for images under 64 px, else 0)" },
+	{ "rrc", FV_CFG_ENUM, O(rrc), "auto", 0, 0, "auto|on|off", "train: RandomResizedCrop (auto: on for images of 64 px and more)" },
+	{ "scale-min", FV_CFG_DOUBLE, O(scale_min), "0.08", 0.01, 1, NULL, "train: RandomResizedCrop smallest area fraction" },
+	{ "flip", FV_CFG_DOUBLE, O(flip_p), "0.5", 0, 1, NULL, "train: horizontal flip probability" },
+	{ "brightness", FV_CFG_DOUBLE, O(brightness), "0", 0, 1, NULL, "train: ColorJitter brightness" },
+	{ "contrast", FV_CFG_DOUBLE, O(contrast), "0", 0, 1, NULL, "train: ColorJitter contrast" },
+	{ "saturation", FV_CFG_DOUBLE, O(saturation), "0", 0, 1, NULL, "train: ColorJitter saturation" },
+	{ "hue", FV_CFG_DOUBLE, O(hue), "0", 0, 0.5, NULL, "train: ColorJitter hue" },
+	{ "pca-lighting", FV_CFG_DOUBLE, O(pca_lighting), "0", 0, 10, NULL, "train: AlexNet PCA lighting noise std" },
+	{ "erase", FV_CFG_DOUBLE, O(erase_p), "0", 0, 1, NULL, "train: random erasing probability" },
+	{ "resize-shorter", FV_CFG_INT, O(resize_shorter), "-1", -1, 100000, NULL, "eval: resize shorter side before the center crop (-1 = 8/7 of input for 64 px and more, else none)" },
+	{ "mean", FV_CFG_STR, O(mean), "auto", NOBOUND, NULL, "per-channel mean in pixel units, e.g. 123.7,116.3,103.5; auto = measured on the train split" },
+	{ "std", FV_CFG_STR, O(std), "auto", NOBOUND, NULL, "per-channel std in pixel units; auto = measured on the train split" },
+	{ "ckpt-steps", FV_CFG_INT, O(ckpt_steps), "0", 0, 1e12, NULL, "checkpoint every N steps (0 = off)" },
+	{ "ckpt-minutes", FV_CFG_DOUBLE, O(ckpt_minutes), "10", 0, 1e6, NULL, "checkpoint every N minutes (0 = off); always at each epoch end" },
+	{ "keep-last", FV_CFG_INT, O(keep_last), "5", 1, 100000, NULL, "checkpoints kept in RUNDIR/checkpoints" },
+	{ "log-steps", FV_CFG_INT, O(log_steps), "50", 1, 1e9, NULL, "a metrics line every N steps" },
+	{ "eval-every", FV_CFG_INT, O(eval_every), "1", 0, 100000, NULL, "evaluate on the val split every N epochs (0 = only at the end)" },
+	{ "init", FV_CFG_STR, O(init), "", NOBOUND, NULL, "initialize from this checkpoint by parameter name (transfer learning)" },
+	{ "init-skip", FV_CFG_STR, O(init_skip), "", NOBOUND, NULL, "patterns of parameters not to load with --init (mismatched shapes are always skipped)" },
+	{ "freeze", FV_CFG_STR, O(freeze), "", NOBOUND, NULL, "freeze parameters matching these patterns (e.g. '!fc.*' = all but the head)" },
+	{ "unfreeze-every", FV_CFG_INT, O(unfreeze_every), "0", 0, 100000, NULL, "release one frozen stage every N epochs, top down (0 = never)" },
+	{ "teacher", FV_CFG_STR, O(teacher), "", NOBOUND, NULL, "distill from this checkpoint (knowledge distillation)" },
+	{ "kd-alpha", FV_CFG_DOUBLE, O(kd_alpha), "0.5", 0, 1, NULL, "distillation: share of the KL term" },
+	{ "kd-temperature", FV_CFG_DOUBLE, O(kd_temperature), "4", 0.01, 100, NULL, "distillation temperature" },
+	{ "trace", FV_CFG_STR, O(trace), "", NOBOUND, NULL, "append 'epoch batch key...' per trained batch to this file (audits that every sample is seen once)" },
+	{ "log-level", FV_CFG_STR, O(log_level), "info", NOBOUND, NULL, "error | warn | info | debug" },
+	FV_CFG_END
+};

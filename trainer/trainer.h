@@ -1,0 +1,73 @@
+/* trainer/trainer.h — the pieces of a training run main.c puts together:
+ * the run's state, its setup from options, checkpoints and evaluation. */
+#ifndef FV_TRAINER_H
+#define FV_TRAINER_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "trainer/options.h"
+#include "trainer/feed.h"
+#include "trainer/report.h"
+#include "nn/net.h"
+#include "nn/optim.h"
+#include "nn/sched.h"
+#include "fv_store.h"
+#include "fv_augc.h"
+
+/* What a checkpoint's "trainer" blob holds besides weights and optimizer. */
+typedef struct fv_train_pos {
+	uint32_t epoch;        /* epoch in progress */
+	uint64_t batch;        /* next batch of that epoch */
+	uint64_t step;         /* global step count */
+	uint64_t key_bound;    /* the epoch's dataset: records with key < this */
+	uint64_t dataset_version;
+} fv_train_pos;
+
+typedef struct fv_run {
+	fv_train_opts o;
+	char ckpt_dir[4096];
+	fv_store *store;
+	uint32_t nclasses;
+	char **class_names;
+	int in_c, in_h, in_w;
+	float mean[3], std[3];
+	fv_net *net, *teacher;
+	fv_sgd *sgd;
+	fv_sched sched;
+	void *zmq;
+	fv_augc *augc;
+	fv_feed_router router;
+	fv_feed *train, *eval;
+	fv_report *report;
+	fv_train_pos pos;
+	float *class_weights;
+	float *soft;           /* distillation targets, batch x classes */
+	char *frozen_stages[64];
+	int nfrozen_stages;
+	double last_top1, last_top5, last_loss;
+	FILE *trace;
+} fv_run;
+
+/* Open the dataset, work out input shape and normalization, build and
+ * compile the model (and teacher), apply --init/--freeze, make the
+ * optimizer, schedule, augment client and feeds. Errors carry detail. */
+int fv_run_setup(fv_run *r);
+void fv_run_teardown(fv_run *r);
+
+/* Load the newest checkpoint of the run directory into r (weights,
+ * optimizer, position). FV_E_NOTFOUND if there is none. */
+int fv_run_resume(fv_run *r);
+/* Write a checkpoint at the current position; publishes CheckpointReady. */
+int fv_run_checkpoint(fv_run *r, double val_top1);
+
+/* Score the val split: top-1/top-5/loss into r->last_*. FV_E_NOTFOUND if
+ * the split is empty (not an error for training). */
+int fv_run_evaluate(fv_run *r);
+
+/* `fovea-trainer inspect CKPT [--tensors]` (trainer/inspect.c). */
+int fv_trainer_inspect(int argc, char **argv);
+
+/* Unfreeze schedule: release the next frozen stage, top down. */
+void fv_run_unfreeze_next(fv_run *r);
+
+#endif
