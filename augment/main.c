@@ -3,15 +3,20 @@
  * each request (sample bytes + transform + seeds) into one output tensor.
  *
  *   fovea augment --connect ipc:///run/fovea/aug.sock [--threads N]
+ *   fovea augment --connect tcp://trainer:5555 --curve-key /etc/fovea/augment.key \
+ *                 --server-key /etc/fovea/server.pub
+ *   fovea-augment keygen [--out DIR] [--name NAME]    (as `fovea keygen`)
  *
  * Runs under systemd as fovea-augment@N.service (Type=notify, watchdog);
  * SIGTERM says BYE to the client and exits. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "augment/worker.h"
+#include "fv_curve.h"
 #include "fv_config.h"
 #include "fv_daemon.h"
 #include "fv_error.h"
@@ -25,6 +30,7 @@ struct cfg {
 	long backoff_max_ms;
 	long max_message_mb;
 	int log_level;
+	char *curve_key, *server_key;
 };
 
 static const fv_cfg_opt options[] = {
@@ -40,6 +46,10 @@ static const fv_cfg_opt options[] = {
 	  NULL, "reconnect backoff cap" },
 	{ "max-message-mb", FV_CFG_INT, offsetof(struct cfg, max_message_mb), "256", 1, 4096, NULL,
 	  "largest message accepted or sent (MiB)" },
+	{ "curve-key", FV_CFG_STR, offsetof(struct cfg, curve_key), NULL, 0, 0, NULL,
+	  "CURVE: this worker's secret key file NAME.key (NAME.pub beside it; mode 0600)" },
+	{ "server-key", FV_CFG_STR, offsetof(struct cfg, server_key), NULL, 0, 0, NULL,
+	  "CURVE: the client's (trainer's) public key file; needed with curve-key" },
 	{ "log-level", FV_CFG_ENUM, offsetof(struct cfg, log_level), "info", 0, 0,
 	  "error|warn|info|debug", "log verbosity" },
 	FV_CFG_END
@@ -53,6 +63,8 @@ int main(int argc, char **argv)
 	fv_augw *w = NULL;
 	int npos = 0, help = 0, rc;
 
+	if (argc > 1 && !strcmp(argv[1], "keygen"))
+		return fv_keygen_main(argc - 1, argv + 1);
 	fv_log_init("fovea-augment", FV_LOG_INFO);
 	if ((rc = fv_cfg_defaults(options, &cfg)) ||
 	    (rc = fv_cfg_parse_args(options, &cfg, argc, argv, &npos, &help))) {
@@ -61,7 +73,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (help) {
-		printf("usage: fovea augment --connect ENDPOINT [--threads N]\n\n");
+		printf("usage: fovea augment --connect ENDPOINT [--threads N] "
+		       "[--curve-key FILE --server-key FILE]\n       fovea augment keygen [--out DIR] [--name NAME]\n\n");
 		fv_cfg_help(options, stdout, 0);
 		fv_cfg_free(options, &cfg);
 		return 0;
@@ -81,6 +94,8 @@ int main(int argc, char **argv)
 	o.liveness = (int)cfg.liveness;
 	o.backoff_max_ms = (int)cfg.backoff_max_ms;
 	o.max_message = (size_t)cfg.max_message_mb << 20;
+	o.curve_key = cfg.curve_key;
+	o.server_key = cfg.server_key;
 	if ((rc = fv_augw_new(&w, &o))) {
 		fv_err("%s", fv_err_msg(rc));
 		fv_cfg_free(options, &cfg);

@@ -7,6 +7,7 @@
 #include "augment/transform.h"
 #include "augment/transform_pb.h"
 #include "fv_augwire.h"
+#include "fv_curve.h"
 #include "fv_daemon.h"
 #include "fv_error.h"
 #include "fv_log.h"
@@ -77,6 +78,10 @@ struct fv_augw {
 	int hb_ms, liveness, lives, backoff_ms;
 	int64_t next_hb, reconnect_at;
 	char name[96];
+	int curve;
+	fv_curve_mon *mon;       /* says why a handshake failed */
+	fv_curve_keypair kp;     /* with curve */
+	char server_pub[FV_CURVE_Z85 + 1];
 };
 
 void fv_augw_opts_default(fv_augw_opts *o)
@@ -255,6 +260,10 @@ static int sock_open(fv_augw *w)
 		return rc;
 	zmq_setsockopt(w->sock, ZMQ_SNDBUF, &sockbuf, sizeof sockbuf);
 	zmq_setsockopt(w->sock, ZMQ_RCVBUF, &sockbuf, sizeof sockbuf);
+	if (w->curve && (rc = fv_curve_client_setup(w->sock, &w->kp, w->server_pub)))
+		return rc;
+	if (w->mon && fv_curve_mon_attach(w->mon, w->ctx, w->sock))
+		fv_warn("%s (handshake failures will not be explained)", fv_err_msg(FV_E_ZMQ));
 	if (zmq_connect(w->sock, w->o.connect))
 		return fv_err_set(FV_E_ZMQ, "connect %s: %s", w->o.connect, zmq_strerror(zmq_errno()));
 	Fovea__AugHello h = FOVEA__AUG_HELLO__INIT;
@@ -356,6 +365,8 @@ static void shm_drop_all(fv_augw *w)
  * keeps the worker free of session bookkeeping. */
 static void sock_reset(fv_augw *w, int delay_ms)
 {
+	if (w->mon)
+		fv_curve_mon_detach(w->mon);
 	if (w->sock)
 		zmq_close(w->sock);
 	w->sock = NULL;
@@ -570,6 +581,23 @@ static void on_message(fv_augw *w, fv_msg *m, zmq_msg_t *data)
 
 /* ------------------------------------------------------------ lifecycle */
 
+static int curve_load(fv_augw *w)
+{
+	const char *key = w->o.curve_key, *server = w->o.server_key;
+	int rc;
+	if ((!key || !*key) && (!server || !*server))
+		return 0;
+	if (!key || !*key || !server || !*server)
+		return fv_err_set(FV_E_CONFIG, "augment worker: CURVE needs both --curve-key "
+				  "(our secret) and --server-key (the client's public key)");
+	if ((rc = fv_curve_keypair_load(key, NULL, &w->kp)) ||
+	    (rc = fv_curve_key_read(server, 0, w->server_pub)))
+		return rc;
+	w->curve = 1;
+	fv_info("augment: CURVE, our key %.8s…, server key %.8s…", w->kp.pub, w->server_pub);
+	return 0;
+}
+
 int fv_augw_new(fv_augw **out, const fv_augw_opts *o)
 {
 	fv_augw *w;
@@ -605,7 +633,9 @@ int fv_augw_new(fv_augw **out, const fv_augw_opts *o)
 			rc = fv_err_set(rc, "augment worker: thread: %s", strerror(rc));
 			goto fail;
 		}
-	if ((rc = sock_open(w)))
+	if ((rc = curve_load(w)) ||
+	    (rc = fv_curve_mon_new(&w->mon, "augment", 0, w->curve ? w->kp.pub : NULL)) ||
+	    (rc = sock_open(w)))
 		goto fail;
 	*out = w;
 	return 0;
@@ -624,16 +654,20 @@ int fv_augw_run(fv_augw *w, volatile sig_atomic_t *stop)
 				return rc;
 			fv_info("augment: reconnecting to %s", w->o.connect);
 		}
-		zmq_pollitem_t items[2] = {
+		zmq_pollitem_t items[3] = {
 			{ .fd = w->donefd, .events = ZMQ_POLLIN },
 			{ .socket = w->sock, .events = ZMQ_POLLIN },
+			{ .socket = fv_curve_mon_socket(w->mon), .events = ZMQ_POLLIN },
 		};
 		int64_t due = w->sock ? w->next_hb : w->reconnect_at;
 		long wait = due > now ? (long)(due - now) : 0;
-		if (zmq_poll(items, w->sock ? 2 : 1, wait) < 0 && zmq_errno() != EINTR)
+		int nitems = !w->sock ? 1 : items[2].socket ? 3 : 2;
+		if (zmq_poll(items, nitems, wait) < 0 && zmq_errno() != EINTR)
 			return fv_err_set(FV_E_ZMQ, "zmq_poll: %s", zmq_strerror(zmq_errno()));
 		if (items[0].revents & ZMQ_POLLIN)
 			flush_done(w);
+		if (nitems == 3 && (items[2].revents & ZMQ_POLLIN))
+			fv_curve_mon_read(w->mon);
 		for (int k = 0; w->sock && k < 64; k++) {
 			fv_msg m;
 			zmq_msg_t data;
@@ -685,10 +719,12 @@ void fv_augw_destroy(fv_augw **pw)
 	for (int i = 0; i < w->nthr; i++)
 		pthread_join(w->thr[i], NULL);
 	free(w->thr);
+	explicit_bzero(&w->kp, sizeof w->kp);
 	for (job *j = w->todo, *nx; j; j = nx)
 		nx = j->link, job_free(w, j);
 	for (job *j = w->done, *nx; j; j = nx)
 		nx = j->link, job_free(w, j);
+	fv_curve_mon_destroy(&w->mon);
 	if (w->sock)
 		zmq_close(w->sock);
 	if (w->ctx)

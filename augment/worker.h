@@ -23,11 +23,14 @@ typedef struct fv_augw_opts {
 	int liveness;            /* (3) */
 	int backoff_max_ms;      /* reconnect backoff cap (32000) */
 	size_t max_message;      /* largest frame accepted or sent */
+	const char *curve_key;   /* CURVE: our NAME.key (public key: NAME.pub beside) */
+	const char *server_key;  /* CURVE: the client's public key file; both or neither */
 } fv_augw_opts;
 
 void fv_augw_opts_default(fv_augw_opts *o);
 
-/* Start the threads and connect. Returns 0, FV_E_CONFIG, FV_E_ZMQ, ENOMEM. */
+/* Start the threads and connect. Returns 0, FV_E_CONFIG, FV_E_ZMQ, ENOMEM,
+ * or a key file error (fv_curve.h: the detail names the file). */
 int fv_augw_new(fv_augw **out, const fv_augw_opts *o);
 /* Serve until *stop becomes non-zero; then say BYE. Pings the systemd
  * watchdog every tick. Returns 0 or FV_E_ZMQ. */

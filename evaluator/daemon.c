@@ -28,6 +28,7 @@
 
 typedef struct dopts {
 	char *runs, *db, *sub, *pub, *augment_bind, *log_level;
+	char *augment_curve_key, *augment_curve_pub, *augment_allow;
 	long workers, worker_threads, threads, batch, window, scan_ms;
 } dopts;
 
@@ -38,6 +39,9 @@ static const fv_cfg_opt table[] = {
 	{ "sub", FV_CFG_STR, O(sub), "", 1, 0, NULL, "where CheckpointReady comes from, comma-separated (default ipc://RUNDIR/events.sock per run)" },
 	{ "pub", FV_CFG_STR, O(pub), "", 1, 0, NULL, "PUB endpoint for EvalResult/NewBest (default ipc://RUNDIR/eval.sock, first run)" },
 	{ "augment-bind", FV_CFG_STR, O(augment_bind), "", 1, 0, NULL, "broker endpoint augment workers connect to (default ipc://RUNDIR/eval-augment.sock, first run)" },
+	{ "augment-curve-key", FV_CFG_STR, O(augment_curve_key), "", 1, 0, NULL, "CURVE secret key of the broker (fovea keygen); workers must then use CURVE" },
+	{ "augment-curve-pub", FV_CFG_STR, O(augment_curve_pub), "", 1, 0, NULL, "its public key (default: the .pub beside the secret key)" },
+	{ "augment-allow", FV_CFG_STR, O(augment_allow), "", 1, 0, NULL, "allowed worker public keys: a directory of .pub files or a file of keys" },
 	{ "workers", FV_CFG_INT, O(workers), "1", 0, 256, NULL, "local augment workers to start when none is connected (with --augment-bind: after waiting 3 s; 0 = never)" },
 	{ "worker-threads", FV_CFG_INT, O(worker_threads), "1", 1, 256, NULL, "threads of each local worker" },
 	{ "threads", FV_CFG_INT, O(threads), "0", 0, 1024, NULL, "compute threads (0 = all cores)" },
@@ -431,7 +435,10 @@ int fv_evaluator_daemon(int argc, char **argv)
 	fv_eval_opts eo = { .db = d.o.db, .augment_bind = aug, .workers = (int)d.o.workers,
 			    .worker_threads = (int)d.o.worker_threads, .wait_ms = wait_ms,
 			    .threads = (int)d.o.threads, .batch = (int)d.o.batch,
-			    .window = (int)d.o.window, .stop = &fv_stop_requested };
+			    .window = (int)d.o.window, .stop = &fv_stop_requested,
+			    .curve_key = *d.o.augment_curve_key ? d.o.augment_curve_key : NULL,
+			    .curve_pub = *d.o.augment_curve_pub ? d.o.augment_curve_pub : NULL,
+			    .curve_allow = *d.o.augment_allow ? d.o.augment_allow : NULL };
 	if ((rc = fv_evaluator_new(&d.ev, &eo)))
 		goto out;
 	fv_sd_ready();

@@ -74,6 +74,9 @@ int fv_evaluator_new(fv_evaluator **out, const fv_eval_opts *o)
 	ao.endpoint = ev->endpoint;
 	ao.window = ev->o.window;
 	ao.in_order = 1;
+	ao.curve_secret_key = o->curve_key;
+	ao.curve_public_key = o->curve_pub;
+	ao.curve_allow = o->curve_allow;
 	ao.policy = FV_AUGC_SKIP; /* a bad val image is left out and counted, not replaced */
 	if ((rc = fv_augc_new(&ev->augc, &ao)))
 		goto fail;

@@ -96,6 +96,7 @@ int fv_champion_read(const char *rundir, char *out, size_t cap);
 typedef struct fv_eval_opts {
 	const char *db;           /* dataset directory */
 	const char *augment_bind; /* ROUTER endpoint; NULL/"" = a private ipc path */
+	const char *curve_key, *curve_pub, *curve_allow; /* CURVE for remote workers, or NULL */
 	int workers;              /* local workers to start if none connects (0 = never) */
 	int worker_threads;
 	int wait_ms;              /* how long to wait for external workers first */

@@ -48,6 +48,47 @@ static int opts_check(const fv_augc_opts *o)
 	return 0;
 }
 
+/* CURVE: load the server's pair, start the ZAP handler (before the bind, so
+ * no handshake can slip past it), make the socket a CURVE server. Without
+ * keys a tcp:// endpoint works in plain text, with a warning: fine on a
+ * trusted loopback, not across hosts. */
+static int curve_setup(fv_augc *c, const fv_augc_opts *o)
+{
+	fv_curve_keypair kp;
+	char pub[PATH_MAX];
+	int rc;
+	if (!o->curve_secret_key || !*o->curve_secret_key) {
+		if (o->curve_allow && *o->curve_allow)
+			return fv_err_set(FV_E_CONFIG, "augment client: an allow-list (%s) without "
+					  "a server key: set curve_secret_key", o->curve_allow);
+		if (!strncmp(o->endpoint, "tcp://", 6))
+			fv_warn("augc: %s has no CURVE keys: samples travel in plain text and any "
+				"host that reaches it can connect", o->endpoint);
+		return 0;
+	}
+	if (!o->curve_allow || !*o->curve_allow)
+		return fv_err_set(FV_E_CONFIG, "augment client: CURVE needs an allow-list of "
+				  "worker keys (curve_allow: a directory of .pub files or a key file)");
+	if ((rc = fv_curve_keypair_load(o->curve_secret_key, o->curve_public_key, &kp)))
+		return rc;
+	if (o->curve_public_key)
+		snprintf(pub, sizeof pub, "%s", o->curve_public_key);
+	else if ((rc = fv_curve_pub_path(o->curve_secret_key, pub, sizeof pub)))
+		goto out;
+	if (!(c->curve_sec = strdup(o->curve_secret_key)) ||
+	    (!access(pub, R_OK) && !(c->curve_pub = strdup(pub)))) {
+		rc = ENOMEM;
+		goto out;
+	}
+	if ((rc = fv_zap_new(&c->zap, c->ctx, o->curve_allow, kp.pub)) ||
+	    (rc = fv_curve_server_setup(c->sock, &kp)))
+		goto out;
+	fv_info("augc: %s is CURVE-protected, server key %.8s…", o->endpoint, kp.pub);
+out:
+	explicit_bzero(&kp, sizeof kp);
+	return rc;
+}
+
 int fv_augc_new(fv_augc **out, const fv_augc_opts *opts)
 {
 	fv_augc *c;
@@ -70,13 +111,18 @@ int fv_augc_new(fv_augc **out, const fv_augc_opts *opts)
 		rc = fv_err_set(FV_E_ZMQ, "zmq socket: %s", zmq_strerror(zmq_errno()));
 		goto fail;
 	}
-	if ((rc = fv_sock_limit(c->sock, opts->max_message)))
+	if ((rc = fv_sock_limit(c->sock, opts->max_message)) || (rc = curve_setup(c, opts)))
 		goto fail;
 	zmq_setsockopt(c->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
 	/* batches are tens of MB: big kernel buffers mean fewer wakeups per batch */
 	int sockbuf = FV_AUG_SOCKBUF;
 	zmq_setsockopt(c->sock, ZMQ_RCVBUF, &sockbuf, sizeof sockbuf);
 	zmq_setsockopt(c->sock, ZMQ_SNDBUF, &sockbuf, sizeof sockbuf);
+	if (fv_curve_mon_new(&c->mon, "augc", 1, NULL) ||
+	    fv_curve_mon_attach(c->mon, c->ctx, c->sock)) {
+		fv_warn("%s (failed handshakes will not be logged)", fv_err_msg(FV_E_ZMQ));
+		fv_curve_mon_destroy(&c->mon);
+	}
 	if (zmq_bind(c->sock, opts->endpoint)) {
 		rc = fv_err_set(FV_E_ZMQ, "bind %s: %s", opts->endpoint, zmq_strerror(zmq_errno()));
 		goto fail;
@@ -180,8 +226,12 @@ void fv_augc_destroy(fv_augc **pc)
 		nx = s->next, fv_augc_seg_destroy(s);
 	for (augc_worker *w = c->whead, *nx; w; w = nx)
 		nx = w->next, free(w);
+	fv_curve_mon_destroy(&c->mon);
 	if (c->sock)
 		zmq_close(c->sock);
+	fv_zap_destroy(&c->zap); /* its socket too must close before the context ends */
+	free(c->curve_sec);
+	free(c->curve_pub);
 	if (c->ctx)
 		zmq_ctx_term(c->ctx);
 	if (c->wakefd >= 0)
@@ -468,6 +518,8 @@ void fv_augc_stats_get(fv_augc *c, fv_augc_stats *out)
 	pthread_mutex_lock(&c->mu);
 	*out = c->st;
 	pthread_mutex_unlock(&c->mu);
+	if (c->zap)
+		fv_zap_counts(c->zap, &out->curve_admitted, &out->curve_refused, NULL);
 }
 
 const char *fv_augc_endpoint(fv_augc *c)
@@ -506,7 +558,19 @@ int fv_augc_spawn_local(fv_augc *c, int n, int threads_each)
 	if ((rc = find_worker_exe(c, exe, sizeof exe)))
 		return rc;
 	snprintf(threads, sizeof threads, "%d", threads_each < 1 ? 1 : threads_each);
-	char *argv[] = { exe, "--connect", c->endpoint, "--threads", threads, NULL };
+	char *argv[] = { exe, "--connect", c->endpoint, "--threads", threads, NULL, NULL, NULL,
+			 NULL, NULL };
+	if (c->curve_sec) {
+		/* the server's own pair: the ZAP handler admits it, and a process that
+		 * can read our secret key file is as trusted as we are */
+		if (!c->curve_pub)
+			return fv_err_set(FV_E_CONFIG, "augment client: local workers need the "
+					  "server's public key file beside %s", c->curve_sec);
+		argv[5] = "--curve-key";
+		argv[6] = c->curve_sec;
+		argv[7] = "--server-key";
+		argv[8] = c->curve_pub;
+	}
 	pid_t *p = realloc(c->pids, (c->npids + n) * sizeof *p);
 	if (!p)
 		return ENOMEM;

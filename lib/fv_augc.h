@@ -54,13 +54,22 @@ typedef struct fv_augc_opts {
 	size_t max_message;     /* largest frame either way (FV_AUG_MAX_DEFAULT) */
 	const char *worker_exe; /* for spawn_local; NULL = fovea-augment beside us */
 	int shm;                /* offer local workers shared memory for outputs (1) */
+	/* CURVE (see fv_curve.h): with curve_secret_key set, the endpoint is a
+	 * CURVE server and only workers whose public key is in curve_allow (a
+	 * directory of .pub files or a file of keys) are admitted, tcp:// or
+	 * ipc:// alike. Paths are copied. Without it a tcp:// endpoint is plain
+	 * text (a warning says so). Local workers get the server's own pair. */
+	const char *curve_secret_key; /* the server's NAME.key */
+	const char *curve_public_key; /* its NAME.pub (NULL: beside the secret) */
+	const char *curve_allow;      /* the allow-list */
 } fv_augc_opts;
 
 /* Defaults in parentheses above; endpoint NULL. */
 void fv_augc_opts_default(fv_augc_opts *o);
 
 /* Bind and start the broker thread. Returns 0, FV_E_CONFIG (bad option),
- * FV_E_ZMQ (bind failed: the detail names the endpoint), ENOMEM. */
+ * FV_E_ZMQ (bind failed: the detail names the endpoint), ENOMEM, or a key
+ * or allow-list load error (fv_curve.h; the detail names the file). */
 int fv_augc_new(fv_augc **out, const fv_augc_opts *opts);
 /* Tell the workers goodbye, stop local workers (SIGTERM, then SIGKILL after
  * 2 s), free everything still in flight. Batches already returned by
@@ -116,11 +125,14 @@ typedef struct fv_augc_stats {
 	uint64_t replaced;        /* substitutes requested */
 	uint64_t workers_lost;    /* workers declared dead or gone */
 	uint64_t shm_replies;     /* replies written into shared memory (no socket copy) */
+	uint64_t curve_admitted;  /* CURVE handshakes the allow-list admitted */
+	uint64_t curve_refused;   /* and refused (unknown keys) */
 	double wait_ms;           /* time the caller spent blocked in fv_augc_next */
 } fv_augc_stats;
 void fv_augc_stats_get(fv_augc *c, fv_augc_stats *out);
 
 /* Start n local workers `fovea-augment --connect <endpoint> --threads t`
+ * (with CURVE: also --curve-key/--server-key, the server's own pair)
  * (opts.worker_exe, or fovea-augment in the running program's directory or
  * ../bin). They get SIGTERM if we die, and are stopped by destroy.
  * Returns 0, ENOENT (no executable), or an errno from fork. */

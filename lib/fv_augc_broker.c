@@ -458,16 +458,19 @@ static long next_due(fv_augc *c, int64_t now)
 void *fv_augc_broker_main(void *arg)
 {
 	fv_augc *c = arg;
-	zmq_pollitem_t items[2] = {
+	zmq_pollitem_t items[3] = {
 		{ .socket = c->sock, .events = ZMQ_POLLIN },
 		{ .fd = c->wakefd, .events = ZMQ_POLLIN },
+		{ .socket = c->mon ? fv_curve_mon_socket(c->mon) : NULL, .events = ZMQ_POLLIN },
 	};
 	pthread_mutex_lock(&c->mu);
 	c->next_hb = fv_now_ms() + c->o.heartbeat_ms;
 	while (!c->stop) {
 		long wait = next_due(c, fv_now_ms());
 		pthread_mutex_unlock(&c->mu);
-		int n = zmq_poll(items, 2, wait);
+		int n = zmq_poll(items, c->mon ? 3 : 2, wait);
+		if (c->mon && (items[2].revents & ZMQ_POLLIN))
+			fv_curve_mon_read(c->mon);
 		if (items[1].revents & ZMQ_POLLIN) {
 			uint64_t v;
 			if (read(c->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)

@@ -9,6 +9,7 @@
 #include <zmq.h>
 #include "fv_augc.h"
 #include "fv_augwire.h"
+#include "fv_curve.h"
 
 enum { B_RUNNING, B_REPLACE, B_DONE };
 
@@ -83,6 +84,9 @@ struct fv_augc {
 	fv_augc_opts o;
 	char endpoint[512];
 	void *ctx, *sock;
+	fv_zap *zap;               /* CURVE only */
+	fv_curve_mon *mon;         /* logs failed handshakes; may be NULL */
+	char *curve_sec, *curve_pub; /* key file paths, for local workers */
 	int wakefd;
 	pthread_t thr;
 	int thr_started;

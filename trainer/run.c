@@ -323,6 +323,9 @@ int fv_run_setup(fv_run *r)
 		    : o->bad_sample_policy == POLICY_SKIP ? FV_AUGC_SKIP : FV_AUGC_FAIL;
 	ao.replace = fv_feed_route_replace;
 	ao.replace_ctx = &r->router;
+	ao.curve_secret_key = *o->augment_curve_key ? o->augment_curve_key : NULL;
+	ao.curve_public_key = *o->augment_curve_pub ? o->augment_curve_pub : NULL;
+	ao.curve_allow = *o->augment_allow ? o->augment_allow : NULL;
 	if ((rc = fv_augc_new(&r->augc, &ao)))
 		return rc;
 	fv_aug_params tr, ev;
