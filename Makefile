@@ -101,6 +101,9 @@ test: deps-check tests
 bench: deps-check programs
 	@BUILD=$(BUILD) tools/bench.sh
 
+bench-accuracy: deps-check programs
+	@BUILD=$(BUILD) tools/bench-accuracy.sh
+
 fuzz: deps-check
 	@$(MAKE) --no-print-directory -f tests/fuzz/fuzz.mk BUILD=$(BUILD) FUZZ_SECONDS=$${FUZZ_SECONDS:-120} run-fuzz
 
@@ -121,7 +124,7 @@ demo: deps-check programs
 clean:
 	rm -rf build
 
-.PHONY: all programs tests test bench fuzz deps deps-check demo clean
+.PHONY: all programs tests test bench bench-accuracy fuzz deps deps-check demo clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 
