@@ -59,6 +59,20 @@ typedef struct fv_op_desc {
 	int train;             /* plan must support backward */
 } fv_op_desc;
 
+/* Fused SGD on the device (optional, see sgd_new): one segment per param
+ * of the net's parameter block, offsets in floats. */
+typedef struct fv_sgd_seg {
+	size_t off, n;         /* the param's slice of the param/grad blocks */
+	size_t mom, ema;       /* its momentum / EMA slice of the state block, or SIZE_MAX */
+	float wd;              /* weight decay of this param (0 = not decayed) */
+	int train;             /* 1: updated; 0: only averaged into the EMA */
+} fv_sgd_seg;
+
+typedef struct fv_sgd_hyper {
+	float lr, momentum, clip_norm, ema_decay; /* ema_decay 0: no EMA this step */
+	int nesterov, decoupled;
+} fv_sgd_hyper;
+
 typedef struct fv_backend {
 	const char *name;
 	int (*ctx_new)(fv_backend_ctx **out, int threads);
@@ -131,10 +145,28 @@ typedef struct fv_backend {
 	/* layout change (flatten): y in fmt_y from x in fmt_x and back */
 	int (*reorder_forward)(fv_tensor *y, const fv_tensor *x, fv_plan *p);
 	int (*reorder_backward)(fv_tensor *dx, const fv_tensor *dy, fv_plan *p);
+
+	/* ---- optional (NULL where a backend has no use for them) ---- */
+	/* 0 when device ("cuda:1:bf16") can run here; FV_E_UNSUPPORTED when
+	 * the hardware is missing (fv_backend_find then falls back to the CPU),
+	 * FV_E_CONFIG for a malformed name */
+	int (*probe)(const char *device);
+	/* ctx_new that also sees the device string (index, precision) */
+	int (*ctx_open)(fv_backend_ctx **out, int threads, const char *device);
+	/* fused SGD over the whole parameter block (nn/optim.h fv_sgd_bind):
+	 * sgd_new uploads the segment table (plan_destroy frees it); sgd_step
+	 * writes the gradients' sum of squares to *sumsq, then, if it is finite,
+	 * applies the update of nn/optim.h with global-norm clipping and the EMA,
+	 * else returns FV_E_CORRUPT with nothing changed */
+	int (*sgd_new)(fv_backend_ctx *ctx, const fv_sgd_seg *segs, size_t nseg, fv_plan **out);
+	int (*sgd_step)(fv_plan *p, void *params, const void *grads, void *state,
+			const fv_sgd_hyper *h, double *sumsq);
 } fv_backend;
 
-/* The backend named by device ("cpu", "cuda", "cuda:1"; NULL = "cpu"), or NULL
- * if it is not linked into this program. */
+/* The backend named by device ("cpu", "cuda", "cuda:1", "cuda:bf16",
+ * "cuda:1:bf16"; NULL = "cpu"), or NULL if it is not linked into this
+ * program. A CUDA backend that is linked but finds no usable GPU gives the
+ * CPU backend instead, with one log line. */
 const fv_backend *fv_backend_find(const char *device);
 
 extern const fv_backend fv_backend_cpu;

@@ -56,6 +56,7 @@ struct fv_net {
 	int plan_n;             /* the batch size the plans are made for */
 	int have_loss;          /* a loss seeded dy of the output since the last forward */
 	uint64_t step;          /* dropout seed stream */
+	int dev_grads;          /* gradients stay on the device (fv_net_device) */
 };
 
 #endif

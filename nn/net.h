@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "nn/param.h"
+#include "nn/backend.h"
 
 typedef struct fv_net fv_net;
 
@@ -87,7 +88,8 @@ int fv_net_compile(fv_net *net, const fv_net_opts *opts);
 /* Forward n <= batch images x (n, C, H, W host floats). train != 0 uses batch
  * statistics and updates running stats, and applies dropout (a fresh mask
  * per training forward, from the seed). A batch size other than the last
- * one re-plans the ops once (allocation-free afterwards). */
+ * one re-plans the ops once (allocation-free afterwards). x == NULL: the
+ * input tensor was already filled on the device (fv_net_input). */
 int fv_net_forward(fv_net *net, const float *x, int n, int train);
 /* Logits of the last forward: n x classes host floats, valid until the next
  * forward. */
@@ -115,5 +117,25 @@ int fv_net_backward(fv_net *net);
 /* Make params' host data current (after GPU steps) / push host edits back. */
 int fv_net_sync_to_host(fv_net *net);
 int fv_net_sync_to_device(fv_net *net);
+
+/* ---- device access (GPU backends) -------------------------------------- */
+/* The compiled net's backend and its parameter / gradient blocks, for an
+ * optimizer that runs on the device (nn/optim.h fv_sgd_bind). keep_grads != 0
+ * stops fv_net_backward from copying gradients to the host params' grad
+ * from then on (they stay on the device; host grads go stale); 0 changes
+ * nothing. On the CPU the blocks are
+ * the host ones. Valid until the net is destroyed. */
+typedef struct fv_net_dev {
+	const fv_backend *be;
+	fv_backend_ctx *ctx;
+	float *host_params;   /* params[i].data - host_params = the param's offset */
+	void *params, *grads; /* device blocks of nfloats floats each */
+	size_t nfloats;
+} fv_net_dev;
+int fv_net_device(fv_net *net, fv_net_dev *out, int keep_grads);
+/* The input tensor (batch x C x H x W on the device), for callers that fill
+ * it there themselves (nn/cuda/fv_cuda.h) and then call fv_net_forward with
+ * x == NULL. NULL before compile. */
+const fv_tensor *fv_net_input(fv_net *net);
 
 #endif

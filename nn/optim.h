@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "nn/param.h"
+#include "nn/net.h"
 
 typedef struct fv_sgd fv_sgd;
 
@@ -71,6 +72,18 @@ int fv_sgd_ema_swapped(const fv_sgd *s);
 /* EMA values of param i (numel floats), or NULL without EMA. While swapped
  * in, these hold the live training weights. Valid for the optimizer's life. */
 float *fv_sgd_ema(fv_sgd *s, size_t i);
+
+/* ---- on the device --------------------------------------------------- */
+/* Run every later fv_sgd_step on the net's device as one fused update (the
+ * backend's sgd_step) when the backend has one; the params must be the
+ * net's table (fv_net_params) and dev come from fv_net_device(net, dev, 1).
+ * The momentum/EMA state then lives on the device: fv_sgd_sync(s, 1) makes
+ * the host copies (fv_sgd_state_params, fv_sgd_ema) current, fv_sgd_sync(s,
+ * 0) pushes host edits (a loaded checkpoint) back. Returns 0, FV_E_UNSUPPORTED
+ * (the backend has no device step: host steps continue), ENOMEM. Destroy
+ * the optimizer before the net it is bound to. */
+int fv_sgd_bind(fv_sgd *s, const fv_net_dev *dev);
+int fv_sgd_sync(fv_sgd *s, int to_host);
 
 /* ---- state for checkpoints ---------------------------------------------- */
 /* The optimizer state as a parameter-style table of named tensors, for

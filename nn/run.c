@@ -279,7 +279,8 @@ int fv_net_compile(fv_net *net, const fv_net_opts *opts)
 	net->train_ok = !opts->inference_only;
 	net->be = be;
 	int k = fv_net_classes(net);
-	int rc = be->ctx_new(&net->ctx, opts->threads);
+	int rc = be->ctx_open ? be->ctx_open(&net->ctx, opts->threads, opts->device)
+			      : be->ctx_new(&net->ctx, opts->threads);
 	if (rc) {
 		net->be = NULL;
 		return rc;
@@ -364,7 +365,8 @@ int fv_net_forward(fv_net *net, const float *x, int n, int train)
 	net->have_loss = 0;
 	if (train)
 		net->step++;
-	rc = net->be->tensor_import(net->ctx, &net->nodes[0].y, x, n);
+	if (x) /* NULL: the caller filled the input tensor (fv_net_input) */
+		rc = net->be->tensor_import(net->ctx, &net->nodes[0].y, x, n);
 	for (int i = 1; i < net->nnodes && !rc; i++)
 		rc = forward_node(net, &net->nodes[i], train);
 	if (!rc)
@@ -537,9 +539,25 @@ int fv_net_backward(fv_net *net)
 		rc = backward_node(net, n);
 	}
 	net->have_loss = 0;
-	if (!rc && !net->be->host_visible)
+	if (!rc && !net->be->host_visible && !net->dev_grads)
 		rc = net->be->to_host(net->ctx, net->gdata, net->dgrads, net->ptotal * sizeof(float));
 	return rc;
+}
+
+int fv_net_device(fv_net *net, fv_net_dev *out, int keep_grads)
+{
+	if (!net->compiled)
+		return fv_err_set(FV_E_CONFIG, "device: net not compiled");
+	*out = (fv_net_dev){ net->be, net->ctx, net->pdata, net->dparams, net->dgrads,
+			     net->ptotal };
+	if (keep_grads)
+		net->dev_grads = !net->be->host_visible;
+	return 0;
+}
+
+const fv_tensor *fv_net_input(fv_net *net)
+{
+	return net->compiled ? &net->nodes[0].y : NULL;
 }
 
 int fv_net_sync_to_host(fv_net *net)

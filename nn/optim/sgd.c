@@ -33,6 +33,10 @@ struct fv_sgd {
 	uint64_t steps;
 	double grad_norm;
 	int swapped;
+	fv_net_dev dev;        /* bound to a device (fv_sgd_bind): dev.be != NULL */
+	void *dstate;          /* device copy of state */
+	fv_plan *dplan;        /* the backend's fused step */
+	char *dtrain;          /* per param: trainable when dplan was made */
 };
 
 static int trainable(const fv_param *p)
@@ -167,6 +171,11 @@ void fv_sgd_destroy(fv_sgd **p)
 	fv_sgd *s = *p;
 	if (!s)
 		return;
+	if (s->dev.be) {
+		s->dev.be->plan_destroy(&s->dplan);
+		s->dev.be->free(s->dev.ctx, s->dstate);
+		free(s->dtrain);
+	}
 	free(s->state);
 	free(s->mom);
 	free(s->ema);
@@ -232,6 +241,39 @@ static void upd_ema(float *restrict e, const float *restrict w, size_t n, float 
 		e[j] = d * e[j] + a * w[j];
 }
 
+static float ema_decay_now(const fv_sgd *s)
+{
+	float d = s->o.ema_decay;
+	if (d > 0 && s->o.ema_warmup) {
+		double w = (1.0 + (double)s->steps) / (10.0 + (double)s->steps);
+		d = w < d ? (float)w : d;
+	}
+	return d;
+}
+
+static int dev_plan(fv_sgd *s);
+
+static int dev_step(fv_sgd *s, float lr)
+{
+	const fv_sgd_opts *o = &s->o;
+	fv_sgd_hyper h = { lr, o->momentum, o->clip_norm, ema_decay_now(s), o->nesterov,
+			   o->decoupled };
+	double ss = 0;
+	int rc = 0;
+	for (size_t i = 0; i < s->n && !rc; i++)
+		if (s->dtrain[i] != (char)trainable(&s->params[i]))
+			rc = dev_plan(s); /* frozen or unfrozen since: re-plan once */
+	if (!rc)
+		rc = s->dev.be->sgd_step(s->dplan, s->dev.params, s->dev.grads, s->dstate, &h, &ss);
+	s->grad_norm = sqrt(ss);
+	if (rc == FV_E_CORRUPT)
+		return fv_err_set(FV_E_CORRUPT, "sgd: gradient norm is %g at step %llu; update skipped",
+				  s->grad_norm, (unsigned long long)s->steps);
+	if (!rc)
+		s->steps++;
+	return rc;
+}
+
 int fv_sgd_step(fv_sgd *s, float lr)
 {
 	const fv_sgd_opts *o = &s->o;
@@ -240,6 +282,8 @@ int fv_sgd_step(fv_sgd *s, float lr)
 		return fv_err_set(EINVAL, "sgd: learning rate %g is not finite and >= 0", lr);
 	if (s->swapped)
 		return fv_err_set(EINVAL, "sgd: step with the EMA weights swapped in");
+	if (s->dplan)
+		return dev_step(s, lr);
 	double ss = 0;
 	for (size_t i = 0; i < s->n; i++)
 		if (trainable(&s->params[i]))
@@ -267,11 +311,7 @@ int fv_sgd_step(fv_sgd *s, float lr)
 			upd_mom(p->data, s->mom[i], p->grad, p->numel, lr, c, l2, dec, o->momentum);
 	}
 	if (o->ema_decay > 0) {
-		float d = o->ema_decay;
-		if (o->ema_warmup) {
-			double w = (1.0 + (double)s->steps) / (10.0 + (double)s->steps);
-			d = w < d ? (float)w : d;
-		}
+		float d = ema_decay_now(s);
 		for (size_t i = 0; i < s->n; i++)
 			if (s->ema[i])
 				upd_ema(s->ema[i], s->params[i].data, s->params[i].numel, d);
@@ -296,6 +336,9 @@ int fv_sgd_ema_swap(fv_sgd *s)
 {
 	if (s->o.ema_decay <= 0)
 		return fv_err_set(FV_E_NOTFOUND, "sgd: no EMA kept (ema_decay is 0)");
+	int rc = s->dplan ? fv_sgd_sync(s, 1) : 0;
+	if (rc)
+		return rc;
 	for (size_t i = 0; i < s->n; i++) {
 		float *restrict a = s->params[i].data, *restrict b = s->ema[i];
 		if (!b)
@@ -307,7 +350,78 @@ int fv_sgd_ema_swap(fv_sgd *s)
 		}
 	}
 	s->swapped = !s->swapped;
-	return 0;
+	return s->dplan ? fv_sgd_sync(s, 0) : 0;
+}
+
+/* ---- on the device --------------------------------------------------------- */
+
+/* The backend's fused step over the params trainable now (or averaged);
+ * remembers which were trainable so a later freeze or unfreeze re-plans. */
+static int dev_plan(fv_sgd *s)
+{
+	const fv_backend *be = s->dev.be;
+	fv_sgd_seg *seg = calloc(s->n ? s->n : 1, sizeof *seg);
+	if (!seg)
+		return ENOMEM;
+	size_t k = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		const fv_param *p = &s->params[i];
+		s->dtrain[i] = (char)trainable(p);
+		if (!trainable(p) && !s->ema[i])
+			continue;
+		seg[k++] = (fv_sgd_seg){
+			.off = (size_t)(p->data - s->dev.host_params), .n = p->numel,
+			.mom = s->mom[i] ? (size_t)(s->mom[i] - s->state) : SIZE_MAX,
+			.ema = s->ema[i] ? (size_t)(s->ema[i] - s->state) : SIZE_MAX,
+			.wd = decayed(p, &s->o) ? s->o.weight_decay : 0.0f, .train = trainable(p),
+		};
+	}
+	be->plan_destroy(&s->dplan);
+	int rc = be->sgd_new(s->dev.ctx, seg, k, &s->dplan);
+	free(seg);
+	return rc;
+}
+
+int fv_sgd_bind(fv_sgd *s, const fv_net_dev *dev)
+{
+	const fv_backend *be = dev->be;
+	if (!be || !be->sgd_new || !be->sgd_step)
+		return fv_err_set(FV_E_UNSUPPORTED, "sgd: backend %s has no device step",
+				  be ? be->name : "(none)");
+	if (s->dplan)
+		return fv_err_set(EINVAL, "sgd: already bound to a device");
+	for (size_t i = 0; i < s->n; i++) {
+		const fv_param *p = &s->params[i];
+		if (!p->data || p->data < dev->host_params ||
+		    p->data + p->numel > dev->host_params + dev->nfloats)
+			return fv_err_set(EINVAL, "sgd: param %s is not in the net's block", p->name);
+	}
+	s->dev = *dev;
+	s->dtrain = calloc(s->n ? s->n : 1, 1);
+	int rc = s->dtrain ? 0 : ENOMEM;
+	if (!rc)
+		rc = be->alloc(dev->ctx, (s->nstate ? s->nstate : 1) * sizeof(float), &s->dstate);
+	if (!rc)
+		rc = fv_sgd_sync(s, 0);
+	if (!rc)
+		rc = dev_plan(s);
+	if (rc) {
+		be->plan_destroy(&s->dplan);
+		be->free(dev->ctx, s->dstate);
+		free(s->dtrain);
+		s->dstate = NULL, s->dtrain = NULL;
+		s->dev.be = NULL;
+	}
+	return rc;
+}
+
+int fv_sgd_sync(fv_sgd *s, int to_host)
+{
+	if (!s->dev.be || !s->nstate)
+		return 0;
+	size_t b = s->nstate * sizeof(float);
+	return to_host ? s->dev.be->to_host(s->dev.ctx, s->state, s->dstate, b)
+		       : s->dev.be->to_device(s->dev.ctx, s->dstate, s->state, b);
 }
 
 fv_param *fv_sgd_state_params(fv_sgd *s, size_t *n)

@@ -1,0 +1,51 @@
+/* nn/cuda/backend.c — the CUDA backend's table (nn/backend.h). The entry
+ * points live in the .cu files beside this one: ctx.cu (context, memory,
+ * tensors, plans), conv.cu (cuDNN convolution), layers.cu (batch norm and
+ * pooling on cuDNN, linear on cuBLAS, elementwise ops), kern.cu (our
+ * kernels), sgd.cu (the fused optimizer step), input.cu (uint8 input and
+ * device cross-entropy, nn/cuda/fv_cuda.h). Built only with CUDA=1. */
+#include "nn/cuda/ops.h"
+
+const fv_backend fv_backend_cuda = {
+	.name = "cuda",
+	.ctx_new = fv_cuda_ctx_new,
+	.ctx_destroy = fv_cuda_ctx_destroy,
+	.enter = fv_cuda_enter,
+	.alloc = fv_cuda_alloc,
+	.free = fv_cuda_free,
+	.to_device = fv_cuda_to_device,
+	.to_host = fv_cuda_to_host,
+	.host_visible = 0,
+	.tensor_fmt = fv_cuda_tensor_fmt,
+	.tensor_bytes = fv_cuda_tensor_bytes,
+	.tensor_import = fv_cuda_tensor_import,
+	.tensor_export = fv_cuda_tensor_export,
+	.add_into = fv_cuda_add_into,
+	.copy = fv_cuda_copy,
+	.plan_new = fv_cuda_plan_new,
+	.plan_destroy = fv_cuda_plan_destroy,
+	.conv_forward = fv_cuda_conv_forward,
+	.conv_backward_data = fv_cuda_conv_backward_data,
+	.conv_backward_filter = fv_cuda_conv_backward_filter,
+	.bn_forward_train = fv_cuda_bn_forward_train,
+	.bn_forward_infer = fv_cuda_bn_forward_infer,
+	.bn_backward = fv_cuda_bn_backward,
+	.act_forward = fv_cuda_act_forward,
+	.act_backward = fv_cuda_act_backward,
+	.pool_forward = fv_cuda_pool_forward,
+	.pool_backward = fv_cuda_pool_backward,
+	.linear_forward = fv_cuda_linear_forward,
+	.linear_backward = fv_cuda_linear_backward,
+	.add_forward = fv_cuda_add_forward,
+	.add_relu_backward = fv_cuda_add_relu_backward,
+	.scale_forward = fv_cuda_scale_forward,
+	.scale_backward = fv_cuda_scale_backward,
+	.dropout_forward = fv_cuda_dropout_forward,
+	.dropout_backward = fv_cuda_dropout_backward,
+	.reorder_forward = fv_cuda_reorder_forward,
+	.reorder_backward = fv_cuda_reorder_backward,
+	.probe = fv_cuda_probe,
+	.ctx_open = fv_cuda_ctx_open,
+	.sgd_new = fv_cuda_sgd_new,
+	.sgd_step = fv_cuda_sgd_step,
+};

@@ -1,0 +1,251 @@
+/* nn/cuda/layers.cu — batch norm and pooling (cuDNN), linear (cuBLAS), and
+ * the elementwise ops (activation, residual add, SE scale, dropout, flatten)
+ * on our kernels.
+ *
+ * batch norm   x, y: n x c x h x w; gamma, beta, running mean/var: c fp32
+ * activation   x, y: same shape (relu, relu6, silu, sigmoid)
+ * pooling      x: n x c x h x w -> y: n x c x oh x ow (r == 0: global average)
+ * linear       x: n x c plain fp32, w: k x c, b: k -> y: n x k
+ * add / scale / dropout / reorder: as nn/backend.h says
+ *
+ * Batch norm with a folded ReLU (fuse_relu) runs cuDNN's batch norm, then
+ * the ReLU in place; its backward masks dy from x and the saved batch
+ * statistics (the ReLU's output is not kept), then runs cuDNN's backward. */
+#include <stdlib.h>
+
+extern "C" {
+#include "fv_error.h"
+}
+#include "nn/cuda/cuda.h"
+#include "nn/cuda/ops.h"
+extern "C" {
+#include "nn/graph.h"
+}
+
+static const float one = 1.0f, zero = 0.0f;
+
+static size_t count_x(const fv_plan *p)
+{
+	return (size_t)p->d.n * p->d.c * p->d.h * p->d.w;
+}
+
+/* ---- batch norm -------------------------------------------------------------- */
+
+extern "C" int fv_cu_bn_plan(fv_plan *p)
+{
+	const fv_op_desc *d = &p->d;
+	int rc = fv_cu_tensor_desc(&p->xd, d->n, d->c, d->h, d->w, d->fmt_x);
+	if (!rc)
+		rc = fv_cu_dnn(cudnnCreateTensorDescriptor(&p->vd), "bn descriptor");
+	if (!rc)
+		rc = fv_cu_dnn(cudnnDeriveBNTensorDescriptor(p->vd, p->xd, CUDNN_BATCHNORM_SPATIAL),
+			       "bn descriptor");
+	if (!rc && d->eps < CUDNN_BN_MIN_EPSILON)
+		rc = fv_err_set(FV_E_UNSUPPORTED, "cudnn batch norm: eps %g below %g", d->eps,
+				CUDNN_BN_MIN_EPSILON);
+	if (!rc && d->train) {
+		rc = fv_cu_alloc((void **)&p->mean, d->c * sizeof(float));
+		if (!rc)
+			rc = fv_cu_alloc((void **)&p->invvar, d->c * sizeof(float));
+		if (!rc) /* gradients of frozen gamma / beta land here */
+			rc = fv_cu_alloc(&p->dwc, 2 * d->c * sizeof(float));
+	}
+	return rc;
+}
+
+extern "C" int fv_cuda_bn_forward_train(fv_tensor *y, const fv_tensor *x, const void *gamma,
+					const void *beta, void *run_mean, void *run_var,
+					float momentum, fv_plan *p)
+{
+	fv_backend_ctx *ctx = p->ctx;
+	/* cuDNN updates the running variance with the unbiased batch variance,
+	 * as the CPU backend (PyTorch's convention) does */
+	int rc = fv_cu_dnn(cudnnBatchNormalizationForwardTraining(ctx->dnn, CUDNN_BATCHNORM_SPATIAL,
+		&one, &zero, p->xd, x->data, p->xd, y->data, p->vd, gamma, beta, momentum, run_mean,
+		run_var, p->d.eps, p->mean, p->invvar), "bn forward training");
+	if (!rc && p->d.fuse_relu)
+		rc = fv_cu_act(ctx, y->data, y->data, count_x(p), p->d.fmt_x, FV_ACT_RELU);
+	return rc;
+}
+
+extern "C" int fv_cuda_bn_forward_infer(fv_tensor *y, const fv_tensor *x, const void *gamma,
+					const void *beta, const void *run_mean,
+					const void *run_var, fv_plan *p)
+{
+	fv_backend_ctx *ctx = p->ctx;
+	int rc = fv_cu_dnn(cudnnBatchNormalizationForwardInference(ctx->dnn,
+		CUDNN_BATCHNORM_SPATIAL, &one, &zero, p->xd, x->data, p->xd, y->data, p->vd, gamma,
+		beta, run_mean, run_var, p->d.eps), "bn forward inference");
+	if (!rc && p->d.fuse_relu)
+		rc = fv_cu_act(ctx, y->data, y->data, count_x(p), p->d.fmt_x, FV_ACT_RELU);
+	return rc;
+}
+
+extern "C" int fv_cuda_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, const fv_tensor *dy,
+				   const fv_tensor *x, const void *gamma, const void *beta,
+				   fv_plan *p)
+{
+	fv_backend_ctx *ctx = p->ctx;
+	const fv_op_desc *d = &p->d;
+	int rc = 0;
+	if (d->fuse_relu) /* dy is the ReLU's output gradient, dead after this op */
+		rc = fv_cu_bn_relu_mask(ctx, dy->data, x->data, (const float *)gamma,
+					(const float *)beta, p->mean, p->invvar, d->n, d->c,
+					d->h * d->w, d->fmt_x);
+	float *scr = (float *)p->dwc;
+	if (!rc)
+		rc = fv_cu_dnn(cudnnBatchNormalizationBackward(ctx->dnn, CUDNN_BATCHNORM_SPATIAL,
+			&one, &zero, &one, &zero, p->xd, x->data, p->xd, dy->data, p->xd, dx->data,
+			p->vd, gamma, dgamma ? dgamma : scr, dbeta ? dbeta : scr + d->c, d->eps,
+			p->mean, p->invvar), "bn backward");
+	return rc;
+}
+
+/* ---- activation ----------------------------------------------------------------- */
+
+extern "C" int fv_cuda_act_forward(fv_tensor *y, const fv_tensor *x, fv_plan *p)
+{
+	return fv_cu_act(p->ctx, y->data, x->data, count_x(p), p->d.fmt_x, p->d.act);
+}
+
+extern "C" int fv_cuda_act_backward(fv_tensor *dx, const fv_tensor *dy, const fv_tensor *x,
+				    const fv_tensor *y, fv_plan *p)
+{
+	return fv_cu_act_bwd(p->ctx, dx->data, dy->data, x->data, y->data, count_x(p), p->d.fmt_x,
+			     p->d.act);
+}
+
+/* ---- pooling ------------------------------------------------------------------- */
+
+extern "C" int fv_cu_pool_plan(fv_plan *p)
+{
+	const fv_op_desc *d = &p->d;
+	int glob = d->r == 0;
+	/* PyTorch's defaults, as the CPU backend: average counts the padding */
+	cudnnPoolingMode_t mode = d->pool_max ? CUDNN_POOLING_MAX_DETERMINISTIC
+					      : CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING;
+	int rc = fv_cu_tensor_desc(&p->xd, d->n, d->c, d->h, d->w, d->fmt_x);
+	if (!rc)
+		rc = fv_cu_tensor_desc(&p->yd, d->n, d->k, d->oh, d->ow, d->fmt_y);
+	if (!rc)
+		rc = fv_cu_dnn(cudnnCreatePoolingDescriptor(&p->pd), "pooling descriptor");
+	if (!rc)
+		rc = fv_cu_dnn(cudnnSetPooling2dDescriptor(p->pd, mode, CUDNN_NOT_PROPAGATE_NAN,
+			glob ? d->h : d->r, glob ? d->w : d->r, glob ? 0 : d->pad, glob ? 0 : d->pad,
+			glob ? 1 : d->stride, glob ? 1 : d->stride), "pooling descriptor");
+	return rc;
+}
+
+extern "C" int fv_cuda_pool_forward(fv_tensor *y, const fv_tensor *x, fv_plan *p, int train)
+{
+	(void)train;
+	p->last_x = x->data, p->last_y = y->data; /* cuDNN's backward reads both */
+	return fv_cu_dnn(cudnnPoolingForward(p->ctx->dnn, p->pd, &one, p->xd, x->data, &zero, p->yd,
+					     y->data), "pooling forward");
+}
+
+extern "C" int fv_cuda_pool_backward(fv_tensor *dx, const fv_tensor *dy, fv_plan *p)
+{
+	if (!p->last_x)
+		return fv_err_set(FV_E_CONFIG, "pooling backward before a forward");
+	return fv_cu_dnn(cudnnPoolingBackward(p->ctx->dnn, p->pd, &one, p->yd, p->last_y, p->yd,
+					      dy->data, p->xd, p->last_x, &zero, p->xd, dx->data),
+			 "pooling backward");
+}
+
+/* ---- linear ------------------------------------------------------------------------ */
+
+/* Column-major C = op(A) op(B); bf16 mode lets cuBLAS use bf16 tensor cores
+ * on the fp32 data (fp32 accumulation). */
+static int gemm(fv_backend_ctx *ctx, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+		int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc)
+{
+	if (ctx->bf16)
+		return fv_cu_blas(cublasGemmEx(ctx->blas, ta, tb, m, n, k, &one, a, CUDA_R_32F, lda, b,
+					       CUDA_R_32F, ldb, &zero, c, CUDA_R_32F, ldc,
+					       CUBLAS_COMPUTE_32F_FAST_16BF, CUBLAS_GEMM_DEFAULT),
+				  "gemm");
+	return fv_cu_blas(cublasSgemm(ctx->blas, ta, tb, m, n, k, &one, a, lda, b, ldb, &zero, c,
+				      ldc), "sgemm");
+}
+
+/* Row-major y[n,k] = x[n,c] w[k,c]^T is column-major y^T = w^T x^T. */
+extern "C" int fv_cuda_linear_forward(fv_tensor *y, const fv_tensor *x, const void *w,
+				      const void *b, fv_plan *p)
+{
+	int n = p->d.n, c = p->d.c, k = p->d.k;
+	int rc = gemm(p->ctx, CUBLAS_OP_T, CUBLAS_OP_N, k, n, c, (const float *)w, c,
+		      (const float *)x->data, c, (float *)y->data, k);
+	if (!rc && b)
+		rc = fv_cu_bias(p->ctx, y->data, (const float *)b, n, k, 1, FV_FMT_PLAIN);
+	return rc;
+}
+
+extern "C" int fv_cuda_linear_backward(fv_tensor *dx, void *dw, void *db, const fv_tensor *dy,
+				       const fv_tensor *x, const void *w, fv_plan *p)
+{
+	int n = p->d.n, c = p->d.c, k = p->d.k, rc = 0;
+	const float *g = (const float *)dy->data;
+	if (dx) /* dx[n,c] = dy[n,k] w[k,c] */
+		rc = gemm(p->ctx, CUBLAS_OP_N, CUBLAS_OP_N, c, n, k, (const float *)w, c, g, k,
+			  (float *)dx->data, c);
+	if (!rc && dw) /* dw[k,c] = dy^T x */
+		rc = gemm(p->ctx, CUBLAS_OP_N, CUBLAS_OP_T, c, k, n, (const float *)x->data, c, g, k,
+			  (float *)dw, c);
+	if (!rc && db)
+		rc = fv_cu_bias_grad(p->ctx, (float *)db, g, n, k, 1, FV_FMT_PLAIN);
+	return rc;
+}
+
+/* ---- elementwise ------------------------------------------------------------------- */
+
+extern "C" int fv_cuda_add_forward(fv_tensor *y, const fv_tensor *a, const fv_tensor *b,
+				   fv_plan *p)
+{
+	return fv_cu_add(p->ctx, y->data, a->data, b->data, count_x(p), p->d.fmt_x, p->d.fuse_relu);
+}
+
+extern "C" int fv_cuda_add_relu_backward(fv_tensor *dy, const fv_tensor *y, fv_plan *p)
+{
+	return fv_cu_relu_mask(p->ctx, dy->data, y->data, count_x(p), p->d.fmt_x);
+}
+
+extern "C" int fv_cuda_scale_forward(fv_tensor *y, const fv_tensor *x, const fv_tensor *s,
+				     fv_plan *p)
+{
+	return fv_cu_scale(p->ctx, y->data, x->data, x->fmt, s->data, s->fmt, p->d.n, p->d.c,
+			   p->d.h * p->d.w);
+}
+
+extern "C" int fv_cuda_scale_backward(fv_tensor *dx, fv_tensor *ds, const fv_tensor *dy,
+				      const fv_tensor *x, const fv_tensor *s, fv_plan *p)
+{
+	return fv_cu_scale_bwd(p->ctx, dx ? dx->data : NULL, ds ? ds->data : NULL, dy->data,
+			       x->data, x->fmt, s->data, s->fmt, p->d.n, p->d.c, p->d.h * p->d.w);
+}
+
+extern "C" int fv_cuda_dropout_forward(fv_tensor *y, const fv_tensor *x, uint64_t seed, int train,
+				       fv_plan *p)
+{
+	return fv_cu_dropout(p->ctx, y->data, p->mask, x->data, count_x(p), p->d.fmt_x, p->d.p,
+			     seed, train);
+}
+
+extern "C" int fv_cuda_dropout_backward(fv_tensor *dx, const fv_tensor *dy, fv_plan *p)
+{
+	return fv_cu_dropout_bwd(p->ctx, dx->data, dy->data, p->mask, count_x(p), p->d.fmt_x,
+				 p->d.p);
+}
+
+/* Flatten: y holds x's n x c x h x w in fmt_y (plain NCHW is n x chw). */
+extern "C" int fv_cuda_reorder_forward(fv_tensor *y, const fv_tensor *x, fv_plan *p)
+{
+	const fv_op_desc *d = &p->d;
+	return fv_cu_reorder(p->ctx, y->data, d->fmt_y, x->data, d->fmt_x, d->n, d->c, d->h, d->w);
+}
+
+extern "C" int fv_cuda_reorder_backward(fv_tensor *dx, const fv_tensor *dy, fv_plan *p)
+{
+	const fv_op_desc *d = &p->d;
+	return fv_cu_reorder(p->ctx, dx->data, d->fmt_x, dy->data, d->fmt_y, d->n, d->c, d->h, d->w);
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# tests/gpu/prepare.sh — run HERE (the build machine) before the one GPU call.
+# The lent GPU machine is bare (CUDA, cuDNN and PyTorch, no fovea build deps,
+# no package registry), so the CUDA=1 programs are built here and packed with
+# the non-CUDA shared libraries they need (oneDNN, OpenCL loader, ...) and the
+# Fashion-MNIST files into build/gpu, which the call carries:
+#   tests/gpu/prepare.sh
+#   device run: carry ["build/gpu"], command "bash tests/gpu/run.sh", timeout_s 600
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+J=${J:-2}
+make CUDA=1 -j"$J" build/cuda/bin/fv-gpu-check build/cuda/bin/fv-gpu-train \
+	build/cuda/tests/test_cuda_fallback
+P=build/gpu
+rm -rf "$P" && mkdir -p "$P/bin" "$P/data" "$P/libs"
+cp build/cuda/bin/fv-gpu-check build/cuda/bin/fv-gpu-train build/cuda/tests/test_cuda_fallback \
+	"$P/bin/"
+# every library the programs load except glibc's own and CUDA's (the GPU
+# machine's driver-matched ones must be used)
+ldd "$P"/bin/* | awk '/=>/ { print $3 }' | sort -u |
+	grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcud[^/]*|libcublas[^/]*|libstdc\+\+|libgcc_s)\.so' |
+	while read -r lib; do cp -L "$lib" "$P/libs/"; done
+tar -C "$P" -czf "$P/libs.tar.gz" libs  # gzip: xz may be missing there
+rm -rf "$P/libs"
+FM=${FASHION:-/usr/share/datasets/fashion-mnist}
+cp "$FM"/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz "$P/data/"
+du -sh "$P"
+echo "prepared $P: now run tests/gpu/run.sh on the GPU machine with carry [\"$P\"]"
