@@ -31,6 +31,7 @@ const fv_cfg_opt fv_train_table[] = {
 	{ "sampler", FV_CFG_ENUM, O(sampler), "uniform", 0, 0, "uniform|balanced|weighted", "uniform shuffle; balanced = oversample by class frequency; weighted = class-weighted loss" },
 	{ "bad-samples", FV_CFG_ENUM, O(bad_sample_policy), "replace", 0, 0, "replace|skip|fail", "a record that fails to decode: replace with another of its class, skip it, or stop" },
 	{ "seed", FV_CFG_INT, O(seed), "1", 0, 1e18, NULL, "seed of weights, epoch plans and augmentation" },
+	{ "device", FV_CFG_STR, O(device), "cpu", NOBOUND, NULL, "cpu, cuda[:N] (fp32) or cuda[:N]:bf16 (mixed precision); without a usable GPU, cpu with a warning" },
 	{ "threads", FV_CFG_INT, O(threads), "0", 0, 1024, NULL, "compute threads (0 = all cores)" },
 	{ "workers", FV_CFG_INT, O(workers), "2", 0, 256, NULL, "local augment workers to start when none connects within 3 s (0 = never)" },
 	{ "worker-threads", FV_CFG_INT, O(worker_threads), "1", 1, 256, NULL, "threads of each local worker" },

@@ -10,7 +10,7 @@ enum { SAMPLER_UNIFORM, SAMPLER_BALANCED, SAMPLER_WEIGHTED };
 enum { POLICY_REPLACE, POLICY_SKIP, POLICY_FAIL };
 
 typedef struct fv_train_opts {
-	char *db, *out, *resume, *model, *input, *schedule;
+	char *db, *out, *resume, *model, *input, *schedule, *device;
 	long epochs, batch, threads, seed, workers, worker_threads, window;
 	double lr, lr_min, momentum, weight_decay, warmup_epochs, label_smoothing, clip_norm, ema;
 	int nesterov, decay_bn_bias, decoupled_wd;

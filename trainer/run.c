@@ -274,7 +274,8 @@ int fv_run_setup(fv_run *r)
 	/* the model */
 	if ((rc = fv_model_build(o->model, r->in_c, r->in_h, r->in_w, (int)r->nclasses, &r->net)))
 		return rc;
-	fv_net_opts no = { .batch = (int)o->batch, .threads = (int)o->threads, .seed = (uint64_t)o->seed };
+	fv_net_opts no = { .batch = (int)o->batch, .threads = (int)o->threads, .seed = (uint64_t)o->seed,
+			   .device = o->device };
 	if ((rc = fv_net_compile(r->net, &no)))
 		return rc;
 	fv_info("model %s: %.2fM parameters, %.1f MFLOPs per image", o->model,
@@ -298,6 +299,10 @@ int fv_run_setup(fv_run *r)
 			   .decay_bn_and_bias = o->decay_bn_bias, .clip_norm = (float)o->clip_norm,
 			   .ema_decay = (float)o->ema };
 	if ((rc = fv_sgd_new(&r->sgd, fv_net_params(r->net), fv_net_nparams(r->net), &so)))
+		return rc;
+	fv_net_dev dev;
+	/* on a GPU the update runs there, fused; the CPU keeps its host step */
+	if (!fv_net_device(r->net, &dev, 1) && (rc = fv_sgd_bind(r->sgd, &dev)) && rc != FV_E_UNSUPPORTED)
 		return rc;
 	if ((rc = fv_sched_parse(&r->sched, o->schedule, fv_sched_scale_lr(o->lr, (int)o->batch),
 				 (double)o->epochs)))
@@ -449,6 +454,8 @@ int fv_run_checkpoint(fv_run *r, double val_top1)
 	put64(pos + 24, r->pos.step);
 	put64(pos + 32, r->pos.key_bound);
 	put64(pos + 40, r->pos.dataset_version);
+	if ((rc = fv_sgd_sync(r->sgd, 1)))
+		return rc;
 	float *state = fv_sgd_state(r->sgd, &nstate);
 	fv_ckpt_blob blobs[] = {
 		{ "trainer", pos, sizeof pos },
@@ -537,7 +544,8 @@ int fv_run_resume(fv_run *r)
 	r->pos.key_bound = get64(p + 32);
 	r->pos.dataset_version = get64(p + 40);
 	fv_sgd_set_steps(r->sgd, r->pos.step);
-	rc = fv_net_sync_to_device(r->net);
+	if (!(rc = fv_net_sync_to_device(r->net)))
+		rc = fv_sgd_sync(r->sgd, 0);
 	fv_info("resuming from %s: epoch %u, batch %llu, step %llu", path, r->pos.epoch,
 		(unsigned long long)r->pos.batch, (unsigned long long)r->pos.step);
 out:
