@@ -8,6 +8,7 @@
  * newer .fvc that the next start re-derives the champion file for. */
 #include "evaluator/evaluator.h"
 #include "fv_error.h"
+#include "fv_file.h"
 #include "fv_log.h"
 
 #include <errno.h>
@@ -29,16 +30,6 @@ int fv_champion_better(const fv_eval_entry *a, const fv_eval_entry *b)
 	if (la != lb)
 		return la < lb;
 	return a->step < b->step;
-}
-
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	int rc = fsync(fd) ? errno : 0;
-	close(fd);
-	return rc;
 }
 
 /* Copy src to the open fd dst, then fsync it. */
@@ -135,7 +126,7 @@ int fv_champion_write(const char *rundir, const fv_eval_entry *e)
 		rc = fv_err_set(errno, "%s: %s", dst, strerror(errno));
 		goto fail;
 	}
-	if ((rc = sync_dir(rundir)))
+	if ((rc = fv_fsync_dir(rundir)))
 		return fv_err_set(rc, "%s: fsync: %s", rundir, strerror(rc));
 	return 0;
 fail:

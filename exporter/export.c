@@ -18,6 +18,7 @@
 #include "exporter/xdata.h"
 #include "exporter/xmodel.h"
 #include "fv_error.h"
+#include "fv_file.h"
 #include "fv_log.h"
 #include "fv_score.h"
 #include "nn/ckpt.h"
@@ -189,16 +190,6 @@ static int try_method(fv_xmodel *m, const fv_calib *cal, int method, const fv_ex
 
 /* ---------------------------------------------------------------- publishing */
 
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	int rc = fsync(fd) ? errno : 0;
-	close(fd);
-	return rc;
-}
-
 static unsigned next_version(const char *out)
 {
 	unsigned v = 0;
@@ -279,7 +270,7 @@ static int publish(const fv_export_opts *o, const fv_xmodel *m, fv_export_result
 	rm_tree(tmp);
 	if (mkdir(tmp, 0755))
 		return fv_err_set(errno, "%s: %s", tmp, strerror(errno));
-	if ((rc = write_files(tmp, m, r)) || (rc = write_manifest(tmp, o, r)) || (rc = sync_dir(tmp)))
+	if ((rc = write_files(tmp, m, r)) || (rc = write_manifest(tmp, o, r)) || (rc = fv_fsync_dir(tmp)))
 		goto fail;
 	for (int tries = 0; tries < 100; tries++) {
 		r->version = next_version(o->out);
@@ -301,7 +292,7 @@ static int publish(const fv_export_opts *o, const fv_xmodel *m, fv_export_result
 		unlink(cur);
 		return rc;
 	}
-	sync_dir(o->out);
+	fv_fsync_dir(o->out);
 	return 0;
 fail:
 	rm_tree(tmp);

@@ -14,6 +14,7 @@
 #include "trainer/trainer.h"
 #include "fv_daemon.h"
 #include "fv_error.h"
+#include "fv_file.h"
 #include "fv_log.h"
 #include "nn/ckpt.h"
 
@@ -83,7 +84,9 @@ static int write_config(fv_run *r)
 	fv_cfg_write(fv_train_table, &r->o, f);
 	if (fflush(f) || fsync(fileno(f)) || fclose(f))
 		return fv_err_set(errno, "%s: %s", tmp, strerror(errno));
-	return rename(tmp, path) ? fv_err_set(errno, "%s: %s", path, strerror(errno)) : 0;
+	if (rename(tmp, path))
+		return fv_err_set(errno, "%s: %s", path, strerror(errno));
+	return fv_fsync_dir(r->o.out);
 }
 
 /* Softmax of the teacher's logits at temperature T: the distillation targets. */

@@ -18,6 +18,7 @@
 #include <zlib.h>
 
 #include "fv_error.h"
+#include "fv_file.h"
 #include "fv_log.h"
 
 /* Data is written and read with memcpy in host order; a big-endian port
@@ -176,20 +177,6 @@ static int check_input(const char *path, const fv_ckpt_info *info, const fv_para
 	return rc;
 }
 
-static int sync_dir(const char *path)
-{
-	char *copy = strdup(path);
-	int rc = 0, fd;
-	if (!copy)
-		return ENOMEM;
-	if ((fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || fsync(fd))
-		rc = errno;
-	if (fd >= 0)
-		close(fd);
-	free(copy);
-	return rc;
-}
-
 static int temp_path(char *tmp, size_t cap, const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -240,7 +227,7 @@ int fv_ckpt_write(const char *path, const fv_ckpt_info *info, const fv_param *pa
 				(unsigned long long)w.off, (unsigned long long)size);
 	if (!rc && rename(tmp, path))
 		rc = errno;
-	if (!rc && (rc = sync_dir(path)))
+	if (!rc && (rc = fv_fsync_parent(path)))
 		return fv_err_set(rc, "%s: fsync of its directory failed: %s", path, strerror(rc));
 out:
 	if (rc) {

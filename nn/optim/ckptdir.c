@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "fv_error.h"
+#include "fv_file.h"
 
 int fv_ckpt_path(char *path, size_t cap, const char *dir, uint64_t step)
 {
@@ -165,11 +166,7 @@ int fv_ckpt_prune(const char *dir, int keep_last)
 			goto out;
 		}
 	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
+	fv_fsync_dir(dir);
 out:
 	free_list(v, n);
 	return rc;
