@@ -112,6 +112,6 @@ check new_best_published grep -q "type 61" "$T/sub.txt"
 kill -TERM "$EVPID"
 wait "$EVPID"
 check_eq sigterm_exit_0 $? 0
-no_workers() { ! pgrep -f "[e]val-augment.sock" >/dev/null; } # [e]: not this shell's own text
+no_workers() { ! pgrep -f "$T/.*[e]val-augment.sock" >/dev/null; } # only this test's workers; [e]: not our own text
 check no_workers_left wait_for 5 no_workers
 fv_done
