@@ -98,6 +98,9 @@ tests: programs $(TEST_BINS)
 test: deps-check tests
 	@BUILD=$(BUILD) tests/run.sh $(T)
 
+test-continual: deps-check programs
+	@BUILD=$(BUILD) tests/run.sh continual
+
 bench: deps-check programs
 	@BUILD=$(BUILD) tools/bench.sh
 
@@ -124,7 +127,7 @@ demo: deps-check programs
 clean:
 	rm -rf build
 
-.PHONY: all programs tests test bench bench-accuracy fuzz deps deps-check demo clean
+.PHONY: all programs tests test test-continual bench bench-accuracy fuzz deps deps-check demo clean
 .DELETE_ON_ERROR:
 .SECONDARY:
 

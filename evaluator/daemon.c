@@ -6,7 +6,13 @@
  * CheckpointReady, and every scan-ms in case an event was missed: events are
  * hints, the directory is the truth). One evaluation at a time, oldest step
  * first; a SIGTERM abandons the one in progress between batches (nothing is
- * recorded for it, so it is redone on the next start). */
+ * recorded for it, so it is redone on the next start).
+ *
+ * Each scored checkpoint is judged against the champion on the same val
+ * split: when val grew since the champion was scored (continual retraining
+ * adds images), champion.fvc is re-scored first. It replaces the champion
+ * only when strictly better; every verdict, with both scores and why, is
+ * appended to RUNDIR/verdicts.jsonl (`fovea-trainer rounds` shows them). */
 #include "evaluator/daemon.h"
 #include "evaluator/evaluator.h"
 #include "nn/ckpt.h"
@@ -18,6 +24,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -57,6 +65,8 @@ typedef struct run {
 	fv_evlog *log;
 	char champion[256];     /* basename the champion file names ("" = none) */
 	int dirty;              /* rescan its checkpoints */
+	char resc_ckpt[256];    /* the champion re-scored on a grown val split ... */
+	fv_eval_entry resc;     /* ... and its scores there */
 } run;
 
 typedef struct evd {
@@ -94,24 +104,158 @@ static void publish_best(evd *d, run *r, const fv_eval_entry *e, const fv_eval_e
 	fv_msg_send(d->pub, NULL, 0, FOVEA__MSG_TYPE__MSG_NEW_BEST, 1, ++d->seq, &m.base, ZMQ_DONTWAIT);
 }
 
-/* Make the champion files agree with eval.jsonl's best. */
-static void update_champion(evd *d, run *r)
+/* Make e (entry index i of the log) the champion: files, then NewBest. */
+static int replace_champion(evd *d, run *r, long i)
 {
-	long b = fv_evlog_best(r->log);
-	if (b < 0)
-		return;
-	const fv_eval_entry *e = fv_evlog_at(r->log, (size_t)b);
-	if (!strcmp(e->ckpt, r->champion))
-		return;
+	const fv_eval_entry *e = fv_evlog_at(r->log, (size_t)i);
 	long p = r->champion[0] ? fv_evlog_find(r->log, r->champion) : -1;
 	int rc = fv_champion_write(r->dir, e);
 	if (rc) {
 		fv_err("%s: cannot record the champion %s: %s", r->dir, e->ckpt, fv_err_msg(rc));
-		return;
+		return rc;
 	}
 	fv_info("%s: new champion %s (top-1 %.4f, loss %.4f)", r->dir, e->ckpt, e->top1, e->loss);
 	publish_best(d, r, e, p >= 0 ? fv_evlog_at(r->log, (size_t)p) : NULL);
 	snprintf(r->champion, sizeof r->champion, "%s", e->ckpt);
+	r->resc_ckpt[0] = 0;
+	return 0;
+}
+
+/* The champion's scores on the val split e was scored on: its own entry
+ * when the split has not grown since (val records are only ever added, so
+ * an equal count is the same split), else a re-score of champion.fvc,
+ * remembered until the champion or the split changes. Returns 0, 1 when
+ * re-scored, or an error (the verdict then waits: EINTR when stopping). */
+static int champion_on(evd *d, run *r, const fv_eval_entry *champ, const fv_eval_entry *e,
+		       uint64_t split_key, fv_eval_entry *out)
+{
+	char path[4200];
+	fv_eval_result y;
+	*out = *champ;
+	if (champ->n == e->n)
+		return 0;
+	if (!strcmp(r->resc_ckpt, champ->ckpt) && r->resc.n == e->n) {
+		*out = r->resc;
+		return 1;
+	}
+	snprintf(path, sizeof path, "%s/champion.fvc", r->dir);
+	fv_info("%s: val grew from %llu to %llu images since the champion %s was scored: re-scoring it",
+		r->dir, (unsigned long long)champ->n, (unsigned long long)e->n, champ->ckpt);
+	fv_evaluator_set_split(d->ev, split_key ? split_key : UINT64_MAX);
+	int rc = fv_evaluator_run(d->ev, path, &y);
+	fv_evaluator_set_split(d->ev, 0);
+	if (!rc) {
+		out->n = y.n;
+		out->top1 = y.top1;
+		out->top5 = y.top5;
+		out->loss = y.loss;
+		r->resc = *out;
+		snprintf(r->resc_ckpt, sizeof r->resc_ckpt, "%s", champ->ckpt);
+		fv_info("%s: champion %s re-scored: top-1 %.4f on %llu images", r->dir, champ->ckpt, y.top1,
+			(unsigned long long)y.n);
+	}
+	fv_eval_result_free(&y);
+	return rc ? (rc == EINTR || fv_stop_requested ? EINTR : rc) : 1;
+}
+
+static void append_verdict(run *r, const fv_eval_entry *e, const fv_eval_result *x, int replaced,
+			   const char *why, const fv_eval_entry *champ, int rescored)
+{
+	char path[4200], line[8192];
+	snprintf(path, sizeof path, "%s/verdicts.jsonl", r->dir);
+	int n = snprintf(line, sizeof line,
+			 "{\"round\":%u,\"time\":%lld,\"checkpoint\":\"%s\",\"step\":%llu,\"verdict\":\"%s\","
+			 "\"why\":\"%s\",\"top1\":%.6f,\"loss\":%.6f,\"val_n\":%llu,\"champion\":\"%s\","
+			 "\"champion_top1\":%.6f,\"rescored\":%s",
+			 x ? x->round : 0, (long long)time(NULL), e->ckpt, (unsigned long long)e->step,
+			 replaced ? "replaced" : "kept", why, e->top1, e->loss, (unsigned long long)e->n,
+			 champ ? champ->ckpt : "", champ ? champ->top1 : -1.0, rescored ? "true" : "false");
+	if (x && x->split_key && n > 0 && (size_t)n < sizeof line)
+		n += snprintf(line + n, sizeof line - n,
+			      ",\"split_key\":%llu,\"n_old\":%llu,\"n_new\":%llu,\"top1_old\":%.6f,\"top1_new\":%.6f",
+			      (unsigned long long)x->split_key, (unsigned long long)x->n_old,
+			      (unsigned long long)x->n_new, x->n_old ? x->top1_old : -1.0,
+			      x->n_new ? x->top1_new : -1.0);
+	if (n <= 0 || (size_t)n + 3 > sizeof line)
+		return;
+	strcpy(line + n, "}\n");
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, line, strlen(line)) != (ssize_t)strlen(line) || fsync(fd))
+		fv_err("%s: cannot record a verdict: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Judge entry i (just evaluated; x its full result, or NULL when judged
+ * from the log after a restart): it replaces the champion only when it
+ * beats the champion's scores on the same val split (fv_champion_better:
+ * higher top-1, then lower loss; a tie keeps the champion). Every verdict
+ * goes to RUNDIR/verdicts.jsonl; NewBest only on a replacement. */
+static int judge(evd *d, run *r, long i, const fv_eval_result *x)
+{
+	const fv_eval_entry *e = fv_evlog_at(r->log, (size_t)i);
+	long c = r->champion[0] ? fv_evlog_find(r->log, r->champion) : -1;
+	char why[512];
+	fv_eval_entry cs;
+	int rescored = 0, rc;
+	if (e->failed)
+		return 0;
+	if (c < 0) {
+		snprintf(why, sizeof why, "first scored checkpoint (top-1 %.4f)", e->top1);
+		if (!(rc = replace_champion(d, r, i)))
+			append_verdict(r, e, x, 1, why, NULL, 0);
+		return rc;
+	}
+	if (c == i)
+		return 0;
+	const fv_eval_entry *champ = fv_evlog_at(r->log, (size_t)c);
+	if ((rc = champion_on(d, r, champ, e, x ? x->split_key : 0, &cs)) < 0 || rc > 1)
+		return rc;
+	rescored = rc;
+	int better = fv_champion_better(e, &cs);
+	snprintf(why, sizeof why, "top-1 %.4f %s champion %s %.4f on %llu val images%s", e->top1,
+		 better ? (e->top1 > cs.top1 ? ">" : "= (lower loss)") : e->top1 == cs.top1 ? "= (loss not lower)" : "<",
+		 cs.ckpt, cs.top1, (unsigned long long)e->n, rescored ? " (champion re-scored)" : "");
+	if (better && (rc = replace_champion(d, r, i)))
+		return rc;
+	fv_info("%s: %s %s: %s", r->dir, e->ckpt, better ? "replaces the champion" : "kept out", why);
+	append_verdict(r, e, x, better, why, &cs, rescored);
+	return 0;
+}
+
+/* On start: entries recorded after the last verdict (a crash between the
+ * two) are judged now, in log order; a log from before verdicts existed
+ * gets its best as champion when it has none. */
+static void judge_backlog(evd *d, run *r)
+{
+	char path[4200], line[8192], last[256] = "";
+	snprintf(path, sizeof path, "%s/verdicts.jsonl", r->dir);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof line, f)) {
+		char *p = strstr(line, "\"checkpoint\":\"");
+		if (!strchr(line, '\n') || !p)
+			continue;
+		p += 14;
+		size_t len = strcspn(p, "\"");
+		if (len < sizeof last)
+			memcpy(last, p, len), last[len] = 0;
+	}
+	if (f)
+		fclose(f);
+	long from;
+	if (*last)
+		from = fv_evlog_find(r->log, last) + 1;
+	else if (r->champion[0])
+		from = (long)fv_evlog_count(r->log); /* judged before verdicts were kept */
+	else {
+		long b = fv_evlog_best(r->log);
+		if (b >= 0)
+			judge(d, r, b, NULL);
+		from = (long)fv_evlog_count(r->log);
+	}
+	for (long i = from > 0 ? from : 0; i < (long)fv_evlog_count(r->log) && !fv_stop_requested; i++)
+		if (judge(d, r, i, NULL) == EINTR)
+			break;
 }
 
 /* ---------------------------------------------------------------- one checkpoint */
@@ -177,11 +321,12 @@ static int evaluate(evd *d, run *r, const char *path)
 			x.ece, x.eval_s);
 	if ((rc = fv_evlog_append(r->log, &x)))
 		fv_err("%s: cannot record the evaluation of %s: %s", r->dir, path, fv_err_msg(rc));
-	else
+	else {
 		publish_result(d, r, &x);
+		rc = judge(d, r, (long)fv_evlog_count(r->log) - 1, &x);
+	}
 	fv_eval_result_free(&x);
-	update_champion(d, r);
-	return 0;
+	return rc == EINTR ? EINTR : 0;
 }
 
 /* ---------------------------------------------------------------- scanning */
@@ -222,7 +367,8 @@ static int scan(evd *d, run *r)
 		n++;
 	}
 	closedir(dp);
-	qsort(names, n, sizeof *names, by_name);
+	if (n)
+		qsort(names, n, sizeof *names, by_name);
 	for (size_t i = 0; i < n && !rc && !fv_stop_requested; i++) {
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
 		rc = evaluate(d, r, path);
@@ -445,7 +591,7 @@ int fv_evaluator_daemon(int argc, char **argv)
 	fv_info("ready: watching %d run(s), augment workers connect to %s", d.nruns,
 		fv_evaluator_endpoint(d.ev));
 	for (int i = 0; i < d.nruns; i++)
-		update_champion(&d, &d.runs[i]);
+		judge_backlog(&d, &d.runs[i]);
 
 	int64_t next_scan = 0;
 	while (!fv_stop_requested) {

@@ -38,7 +38,15 @@ struct fv_evaluator {
 	char net_key[1200];
 	float *logits;          /* batch x classes, compacted rows */
 	int *labels, *pred;
+	uint64_t split_override; /* fv_evaluator_set_split */
+	uint64_t split_key;      /* this run's: 0 = no old/new split */
+	uint64_t n_old, n_new, ok_old, ok_new;
 };
+
+void fv_evaluator_set_split(fv_evaluator *ev, uint64_t key)
+{
+	ev->split_override = key;
+}
 
 /* Codes that, while reading and loading a checkpoint, mean the file is at
  * fault. Not ENOENT (pruned by the trainer meanwhile: nothing to record),
@@ -262,7 +270,7 @@ static int score_split(fv_evaluator *ev, const fv_aug_params *p, int classes, fv
 			    .params = *p, .window = ev->o.window, .tag = FV_FEED_TAG_EVAL };
 	if ((rc = fv_feed_new(&f, ev->store, ev->augc, &fo)))
 		return rc;
-	if (ev->o.predictions) {
+	if (ev->o.predictions || ev->split_key) {
 		if (!(trace = open_memstream(&tbuf, &tlen)) ||
 		    !(keys = malloc((size_t)ev->o.batch * sizeof *keys))) {
 			rc = ENOMEM;
@@ -305,10 +313,18 @@ static int score_split(fv_evaluator *ev, const fv_aug_params *p, int classes, fv
 				rc = fv_err_set(FV_E_INTERNAL, "feed trace: %d keys for %d images", nk, n);
 				break;
 			}
-			for (int j = 0, q = 0; j < n; j++)
-				if (y[j] >= 0 && y[j] < classes)
-					fprintf(ev->o.predictions, "%" PRIu64 " %d %d\n", keys[j], y[j],
-						ev->pred[q++]);
+			for (int j = 0, q = 0; j < n; j++) {
+				if (y[j] < 0 || y[j] >= classes)
+					continue;
+				int hit = ev->pred[q] == y[j];
+				if (keys[j] < ev->split_key)
+					ev->n_old++, ev->ok_old += hit;
+				else
+					ev->n_new++, ev->ok_new += hit;
+				if (ev->o.predictions)
+					fprintf(ev->o.predictions, "%" PRIu64 " %d %d\n", keys[j], y[j], ev->pred[q]);
+				q++;
+			}
 		}
 	}
 	if (rc == FV_E_NOTFOUND)
@@ -338,6 +354,7 @@ int fv_evaluator_run(fv_evaluator *ev, const char *path, fv_eval_result *r)
 	memset(r, 0, sizeof *r);
 	snprintf(r->path, sizeof r->path, "%s", path);
 	r->top1 = r->top5 = r->loss = r->ece = NAN;
+	r->top1_old = r->top1_new = NAN;
 	fv_err_clear();
 	if ((rc = fv_ckpt_open(&c, path))) {
 		fault = 1;
@@ -355,6 +372,11 @@ int fv_evaluator_run(fv_evaluator *ev, const char *path, fv_eval_result *r)
 	}
 	if ((rc = eval_params(c, i, &p)) || (rc = prepare_net(ev, i)))
 		goto out;
+	const char *round = fv_ckpt_meta(c, "round"), *from = fv_ckpt_meta(c, "new_from_key");
+	r->round = round ? (uint32_t)strtoul(round, NULL, 10) : 0;
+	ev->split_key = ev->split_override ? ev->split_override : from ? strtoull(from, NULL, 10) : 0;
+	r->split_key = ev->split_key;
+	ev->n_old = ev->n_new = ev->ok_old = ev->ok_new = 0;
 	if ((rc = fv_ckpt_load_params(c, fv_net_params(ev->net), fv_net_nparams(ev->net), NULL, NULL))) {
 		ev->net_key[0] = 0; /* a strict load changes nothing, but be safe */
 		goto out;
@@ -375,6 +397,10 @@ int fv_evaluator_run(fv_evaluator *ev, const char *path, fv_eval_result *r)
 		goto out;
 	}
 	rc = fill_result(r, &s, i);
+	r->n_old = ev->n_old;
+	r->n_new = ev->n_new;
+	r->top1_old = ev->n_old ? (double)ev->ok_old / ev->n_old : NAN;
+	r->top1_new = ev->n_new ? (double)ev->ok_new / ev->n_new : NAN;
 out:
 	if (rc && fault && ckpt_fault(rc)) {
 		r->failed = 1;

@@ -37,6 +37,11 @@ typedef struct fv_eval_result {
 	char error[512];
 	double eval_s;
 	int64_t time;             /* unix seconds when it finished */
+	/* continual rounds: the checkpoint's meta round=N and new_from_key=B,
+	 * and val top-1 on the old (key < B) and new (key >= B) images */
+	uint32_t round;
+	uint64_t split_key, n_old, n_new;
+	double top1_old, top1_new;
 } fv_eval_result;
 
 void fv_eval_result_free(fv_eval_result *r);
@@ -120,6 +125,9 @@ void fv_evaluator_destroy(fv_evaluator **p);
  * not (EINTR: *stop was raised and the evaluation abandoned; no workers, an
  * unreadable dataset, an empty val split: try again later). */
 int fv_evaluator_run(fv_evaluator *ev, const char *path, fv_eval_result *r);
+/* Split val top-1 at this key for the next runs (see fv_eval_result; 0 =
+ * the checkpoint's own new_from_key, if any). */
+void fv_evaluator_set_split(fv_evaluator *ev, uint64_t key);
 /* The endpoint augment workers connect to. */
 const char *fv_evaluator_endpoint(const fv_evaluator *ev);
 

@@ -72,6 +72,14 @@ int fv_eval_result_json(const fv_eval_result *r, fv_jsonw *w)
 	fv_jsonw_key(w, "loss"), fv_jsonw_num(w, r->loss);
 	fv_jsonw_key(w, "ece"), fv_jsonw_num(w, r->ece);
 	fv_jsonw_key(w, "eval_s"), fv_jsonw_num(w, r->eval_s);
+	if (r->split_key) { /* a continual round: drift and forgetting, separately */
+		fv_jsonw_key(w, "round"), fv_jsonw_u64(w, r->round);
+		fv_jsonw_key(w, "split_key"), fv_jsonw_u64(w, r->split_key);
+		fv_jsonw_key(w, "n_old"), fv_jsonw_u64(w, r->n_old);
+		fv_jsonw_key(w, "n_new"), fv_jsonw_u64(w, r->n_new);
+		fv_jsonw_key(w, "top1_old"), fv_jsonw_num(w, r->top1_old);
+		fv_jsonw_key(w, "top1_new"), fv_jsonw_num(w, r->top1_new);
+	}
 	fv_jsonw_key(w, "classes"), fv_jsonw_u64(w, (uint64_t)k);
 	if (r->class_names) {
 		fv_jsonw_key(w, "class_names");

@@ -32,7 +32,38 @@ struct fv_feed {
 	size_t replace_cap;
 	uint64_t bad;
 	FILE *trace;
+	uint64_t *subset;       /* subset mode: the keys an epoch may use, ascending */
+	size_t nsubset;
 };
+
+int fv_feed_set_subset(fv_feed *f, const uint64_t *keys, size_t n)
+{
+	free(f->subset);
+	f->subset = NULL;
+	f->nsubset = 0;
+	if (!keys || !n)
+		return 0;
+	if (!(f->subset = malloc(n * sizeof *f->subset)))
+		return ENOMEM;
+	memcpy(f->subset, keys, n * sizeof *keys);
+	f->nsubset = n;
+	return 0;
+}
+
+/* Keep the split's records whose keys are in the subset (both ascending). */
+static size_t keep_subset(fv_feed *f, size_t n)
+{
+	size_t m = 0, j = 0;
+	for (size_t i = 0; i < n; i++) {
+		while (j < f->nsubset && f->subset[j] < f->keys[i])
+			j++;
+		if (j < f->nsubset && f->subset[j] == f->keys[i]) {
+			f->keys[m] = f->keys[i];
+			f->labels[m++] = f->labels[i];
+		}
+	}
+	return m;
+}
 
 void fv_feed_trace(fv_feed *f, FILE *trace)
 {
@@ -99,6 +130,7 @@ void fv_feed_destroy(fv_feed **p)
 	free(f->seeds);
 	free(f->class_start);
 	free(f->replace_buf);
+	free(f->subset);
 	free(f);
 	*p = NULL;
 }
@@ -121,10 +153,14 @@ int fv_feed_epoch(fv_feed *f, uint64_t epoch, size_t start, uint64_t key_bound,
 	rc = fv_store_split_index(f->store, f->o.split, &f->keys, &f->labels, &n, &version);
 	if (rc)
 		return rc;
-	if (key_bound) { /* keys ascend: keep the prefix the epoch first saw */
+	if (f->subset) {
+		n = keep_subset(f, n);
+		key_bound = 0;
+	} else if (key_bound) { /* keys ascend: keep the prefix the epoch first saw */
 		while (n && f->keys[n - 1] >= key_bound)
 			n--;
-	} else {
+	}
+	if (!key_bound) {
 		fv_store_meta m;
 		if ((rc = fv_store_meta_get(f->store, &m)))
 			return rc;

@@ -42,6 +42,12 @@ void fv_feed_destroy(fv_feed **p);
  * FV_E_NOTFOUND if the split is empty (detail names the split). */
 int fv_feed_epoch(fv_feed *f, uint64_t epoch, size_t start, uint64_t key_bound,
 		  uint64_t *key_bound_out);
+/* Subset mode (continual rounds): from the next fv_feed_epoch on, the plan
+ * permutes only the records whose keys are in keys[0..n) (ascending; keys
+ * not in the split are ignored) and key_bound is not applied. The keys are
+ * copied. n == 0 (or keys NULL) returns to the whole split. */
+int fv_feed_set_subset(fv_feed *f, const uint64_t *keys, size_t n);
+
 /* Batches in the current epoch, and records behind them. */
 size_t fv_feed_batches(const fv_feed *f);
 size_t fv_feed_records(const fv_feed *f);

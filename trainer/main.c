@@ -4,13 +4,15 @@
  *   fovea train --resume RUNDIR [options]           continue the last checkpoint
  *   fovea-trainer -c FILE                           options from a file
  *   fovea-trainer inspect CKPT [--tensors]          what a checkpoint holds
+ *   fovea-trainer rounds RUNDIR [--json]            continual rounds and verdicts
  *
  * The story: options -> run directory -> dataset, model, optimizer, data path
  * (trainer/run.c) -> READY -> epochs of steps, with progress, checkpoints
  * and an evaluation per epoch -> a final checkpoint. SIGTERM finishes the
  * step, checkpoints and exits 0; after SIGKILL, --resume continues from the
  * last checkpoint and, on CPU with the same threads, repeats exactly what the
- * uninterrupted run would have done. */
+ * uninterrupted run would have done. With --continual the trainer then stays
+ * up and fine-tunes a round whenever enough new images arrive (rounds.c). */
 #include "trainer/trainer.h"
 #include "fv_daemon.h"
 #include "fv_error.h"
@@ -89,40 +91,6 @@ static int write_config(fv_run *r)
 	return fv_fsync_dir(r->o.out);
 }
 
-/* Softmax of the teacher's logits at temperature T: the distillation targets. */
-static void soft_targets(float *soft, const float *logits, int n, int k, float t)
-{
-	for (int i = 0; i < n; i++) {
-		const float *z = logits + (size_t)i * k;
-		float *p = soft + (size_t)i * k, max = z[0];
-		double sum = 0;
-		for (int j = 1; j < k; j++)
-			max = z[j] > max ? z[j] : max;
-		for (int j = 0; j < k; j++)
-			sum += p[j] = expf((z[j] - max) / t);
-		for (int j = 0; j < k; j++)
-			p[j] = (float)(p[j] / sum);
-	}
-}
-
-static int step(fv_run *r, const float *x, const int *y, int n, float lr, float *loss)
-{
-	fv_loss_opts lo = { .smoothing = (float)r->o.label_smoothing, .class_weights = r->class_weights };
-	int rc;
-	if (r->teacher) {
-		if ((rc = fv_net_forward(r->teacher, x, n, 0)))
-			return rc;
-		soft_targets(r->soft, fv_net_logits(r->teacher), n, (int)r->nclasses, (float)r->o.kd_temperature);
-		lo.soft_targets = r->soft;
-		lo.soft_weight = (float)r->o.kd_alpha;
-		lo.temperature = (float)r->o.kd_temperature;
-	}
-	if ((rc = fv_net_forward(r->net, x, n, 1)) || (rc = fv_net_loss(r->net, y, &lo, loss)) ||
-	    (rc = fv_net_backward(r->net)))
-		return rc;
-	return fv_sgd_step(r->sgd, lr);
-}
-
 static int train(fv_run *r)
 {
 	const fv_train_opts *o = &r->o;
@@ -155,7 +123,7 @@ static int train(fv_run *r)
 			if (rc)
 				return rc;
 			float lr = fv_sched_lr(&r->sched, r->pos.epoch + (double)r->pos.batch / spe);
-			if (n && (rc = step(r, x, y, n, lr, &loss)))
+			if (n && (rc = fv_run_step(r, x, y, n, lr, &loss)))
 				return rc;
 			if (!isfinite(loss))
 				return fv_err_set(FV_E_INTERNAL, "loss is %f at step %llu: lower --lr or add --warmup-epochs",
@@ -229,6 +197,8 @@ int main(int argc, char **argv)
 	fv_log_init(argv[0], 0);
 	if (argc > 1 && !strcmp(argv[1], "inspect"))
 		return fv_trainer_inspect(argc - 1, argv + 1);
+	if (argc > 1 && !strcmp(argv[1], "rounds"))
+		return fv_trainer_rounds(argc - 1, argv + 1);
 	fv_signals_install();
 	if ((rc = parse_options(&r, argc, argv)) || (rc = make_rundir(&r)) || (rc = fv_run_setup(&r)))
 		goto out;
@@ -253,6 +223,10 @@ int main(int argc, char **argv)
 		if (fv_stop_requested)
 			fv_info("stopping: checkpointing at step %llu", (unsigned long long)r.pos.step);
 		rc = fv_run_checkpoint(&r, -1);
+	}
+	if (!rc && r.o.continual && !fv_stop_requested) {
+		fv_sd_status("continual: waiting for new images");
+		rc = fv_rounds_run(&r);
 	}
 	fv_sd_stopping();
 out:

@@ -66,6 +66,12 @@ const fv_cfg_opt fv_train_table[] = {
 	{ "teacher", FV_CFG_STR, O(teacher), "", NOBOUND, NULL, "distill from this checkpoint (knowledge distillation)" },
 	{ "kd-alpha", FV_CFG_DOUBLE, O(kd_alpha), "0.5", 0, 1, NULL, "distillation: share of the KL term" },
 	{ "kd-temperature", FV_CFG_DOUBLE, O(kd_temperature), "4", 0.01, 100, NULL, "distillation temperature" },
+	{ "continual", FV_CFG_BOOL, O(continual), "false", 0, 0, NULL, "after training, stay up and fine-tune a round whenever enough new train images arrive (RUNDIR/rounds.jsonl)" },
+	{ "round-min-new", FV_CFG_INT, O(round_min_new), "1000", 1, 1e12, NULL, "continual: new train images that start a round (once none arrived for a poll, or at 4x this)" },
+	{ "replay-ratio", FV_CFG_DOUBLE, O(replay_ratio), "1.0", 0, 1000, NULL, "continual: old images replayed per new image in a round" },
+	{ "round-epochs", FV_CFG_INT, O(round_epochs), "2", 1, 100000, NULL, "continual: epochs of each round" },
+	{ "round-lr", FV_CFG_DOUBLE, O(round_lr), "0.1", 0, 100, NULL, "continual: a round's peak learning rate as a fraction of --lr (cosine to --lr-min)" },
+	{ "dataset-sub", FV_CFG_STR, O(dataset_sub), "", NOBOUND, NULL, "continual: DatasetUpdated endpoint (fovea ingest --pub); empty = poll the dataset every 2 s" },
 	{ "trace", FV_CFG_STR, O(trace), "", NOBOUND, NULL, "append 'epoch batch key...' per trained batch to this file (audits that every sample is seen once)" },
 	{ "log-level", FV_CFG_STR, O(log_level), "info", NOBOUND, NULL, "error | warn | info | debug" },
 	FV_CFG_END

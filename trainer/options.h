@@ -31,6 +31,11 @@ typedef struct fv_train_opts {
 	char *init, *init_skip, *freeze, *teacher;
 	long unfreeze_every;
 	double kd_alpha, kd_temperature;
+	/* continual retraining (trainer/rounds.c) */
+	int continual;
+	long round_min_new, round_epochs;
+	double replay_ratio, round_lr;
+	char *dataset_sub;
 } fv_train_opts;
 
 extern const fv_cfg_opt fv_train_table[];

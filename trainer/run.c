@@ -466,6 +466,7 @@ int fv_run_checkpoint(fv_run *r, double val_top1)
 		 "val_top1=%.6f\n",
 		 r->mean[0], r->mean[1], r->mean[2], r->std[0], r->std[1], r->std[2], r->o.resize_shorter,
 		 r->o.seed, r->o.batch, r->o.threads, val_top1);
+	snprintf(meta + strlen(meta), sizeof meta - strlen(meta), "%s", r->extra_meta);
 	size_t spe = fv_feed_batches(r->train);
 	fv_ckpt_info info = { .model = r->o.model, .in_c = r->in_c, .in_h = r->in_h, .in_w = r->in_w,
 			      .classes = (int)r->nclasses, .class_names = (const char *const *)r->class_names,
@@ -551,6 +552,42 @@ int fv_run_resume(fv_run *r)
 out:
 	fv_ckpt_close(&c);
 	return rc;
+}
+
+/* ------------------------------------------------------------ one step */
+
+/* Softmax of the teacher's logits at temperature T: the distillation targets. */
+static void soft_targets(float *soft, const float *logits, int n, int k, float t)
+{
+	for (int i = 0; i < n; i++) {
+		const float *z = logits + (size_t)i * k;
+		float *p = soft + (size_t)i * k, max = z[0];
+		double sum = 0;
+		for (int j = 1; j < k; j++)
+			max = z[j] > max ? z[j] : max;
+		for (int j = 0; j < k; j++)
+			sum += p[j] = expf((z[j] - max) / t);
+		for (int j = 0; j < k; j++)
+			p[j] = (float)(p[j] / sum);
+	}
+}
+
+int fv_run_step(fv_run *r, const float *x, const int *y, int n, float lr, float *loss)
+{
+	fv_loss_opts lo = { .smoothing = (float)r->o.label_smoothing, .class_weights = r->class_weights };
+	int rc;
+	if (r->teacher) {
+		if ((rc = fv_net_forward(r->teacher, x, n, 0)))
+			return rc;
+		soft_targets(r->soft, fv_net_logits(r->teacher), n, (int)r->nclasses, (float)r->o.kd_temperature);
+		lo.soft_targets = r->soft;
+		lo.soft_weight = (float)r->o.kd_alpha;
+		lo.temperature = (float)r->o.kd_temperature;
+	}
+	if ((rc = fv_net_forward(r->net, x, n, 1)) || (rc = fv_net_loss(r->net, y, &lo, loss)) ||
+	    (rc = fv_net_backward(r->net)))
+		return rc;
+	return fv_sgd_step(r->sgd, lr);
 }
 
 /* ------------------------------------------------------------ evaluation */

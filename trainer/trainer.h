@@ -46,6 +46,7 @@ typedef struct fv_run {
 	int nfrozen_stages;
 	double last_top1, last_top5, last_loss;
 	FILE *trace;
+	char extra_meta[256];  /* appended to checkpoint meta ("key=value\n" lines) */
 } fv_run;
 
 /* Open the dataset, work out input shape and normalization, build and
@@ -63,6 +64,15 @@ int fv_run_checkpoint(fv_run *r, double val_top1);
 /* Score the val split: top-1/top-5/loss into r->last_*. FV_E_NOTFOUND if
  * the split is empty (not an error for training). */
 int fv_run_evaluate(fv_run *r);
+
+/* One SGD step on a batch (with distillation when a teacher is set). */
+int fv_run_step(fv_run *r, const float *x, const int *y, int n, float lr, float *loss);
+
+/* --continual: wait for new train images and fine-tune rounds until
+ * stopped (trainer/rounds.c). Returns 0 when stopped, or an error. */
+int fv_rounds_run(fv_run *r);
+/* `fovea-trainer rounds RUNDIR [--json]` (trainer/rounds_show.c). */
+int fv_trainer_rounds(int argc, char **argv);
 
 /* `fovea-trainer inspect CKPT [--tensors]` (trainer/inspect.c). */
 int fv_trainer_inspect(int argc, char **argv);

@@ -15,6 +15,7 @@
 #include "fv_error.h"
 #include "fv_store.h"
 #include "up/up.h"
+#include "trainer/rounds.h"
 
 typedef struct sopts {
 	char *dir;
@@ -209,6 +210,10 @@ static void print_json(const state *st, const char *S)
 	if (st->serve)
 		printf(",\"serve\":{\"requests\":%.0f,\"rate\":%.2f,\"model_version\":%.0f}",
 		       num(st->serve, "requests", 0), num(st->serve, "rate", 0), num(st->serve, "model_version", 0));
+	char run[2300];
+	snprintf(run, sizeof run, "%s/run", S);
+	printf(",\"rounds\":");
+	fv_rounds_show(run, FV_ROUNDS_JSON, 0, stdout);
 	printf("}\n");
 }
 
@@ -262,6 +267,10 @@ static void print_table(const state *st, const char *S)
 		printf("serve       %.0f requests, %.1f/s, model v%.0f, http port %.0f\n",
 		       num(st->serve, "requests", 0), num(st->serve, "rate", 0), num(st->serve, "model_version", 0),
 		       num(st->serve, "http_port", 0));
+	/* continual retraining: the last rounds with their verdicts */
+	char run[2300];
+	snprintf(run, sizeof run, "%s/run", S);
+	fv_rounds_show(run, FV_ROUNDS_TEXT, 5, stdout);
 }
 
 int fv_status_main(int argc, char **argv)
