@@ -111,7 +111,8 @@ static Onnx__NodeProto *node(ow *w, const char *op, const char *out, ...)
 static Onnx__AttributeProto *attr(ow *w, Onnx__NodeProto *n, const char *name)
 {
 	Onnx__AttributeProto **a = al(w, sizeof *a * (n->n_attribute + 1));
-	memcpy(a, n->attribute, sizeof *a * n->n_attribute);
+	if (n->n_attribute) /* memcpy from NULL is undefined even for 0 bytes */
+		memcpy(a, n->attribute, sizeof *a * n->n_attribute);
 	Onnx__AttributeProto *t = al(w, sizeof *t);
 	onnx__attribute_proto__init(t);
 	t->name = (char *)name;
@@ -146,7 +147,8 @@ static const char *init(ow *w, const char *name, int dtype, int ndims, const int
 	t->has_data_type = 1, t->data_type = dtype;
 	t->n_dims = (size_t)ndims;
 	t->dims = al(w, sizeof *t->dims * (size_t)(ndims ? ndims : 1));
-	memcpy(t->dims, dims, sizeof *t->dims * (size_t)ndims);
+	if (ndims)
+		memcpy(t->dims, dims, sizeof *t->dims * (size_t)ndims);
 	t->has_raw_data = 1;
 	t->raw_data.len = bytes;
 	t->raw_data.data = al(w, bytes);
