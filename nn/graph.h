@@ -59,4 +59,10 @@ struct fv_net {
 	int dev_grads;          /* gradients stay on the device (fv_net_device) */
 };
 
+/* Backward's gradient routing (nn/run.c), shared with nn/inspect.c: where
+ * input j's gradient goes — its own dy if nothing wrote it yet this step,
+ * else scratch slot s (shaped like j) that fv_graph_grad_done then adds in. */
+fv_tensor *fv_graph_grad_dst(fv_net *net, int j, int s);
+int fv_graph_grad_done(fv_net *net, int j, fv_tensor *t);
+
 #endif

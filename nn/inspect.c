@@ -26,28 +26,6 @@ static void *param(fv_net *net, const fv_node *n, int k)
 	return (float *)net->dparams + net->poff[n->param0 + k];
 }
 
-/* Where input j's gradient goes: its dy if nothing reached it yet, else
- * scratch s to be added in by done(). */
-static fv_tensor *dest(fv_net *net, int j, int s)
-{
-	fv_node *x = &net->nodes[j];
-	if (!x->gready)
-		return &x->dy;
-	net->scr[s].n = x->dy.n, net->scr[s].c = x->dy.c, net->scr[s].h = x->dy.h;
-	net->scr[s].w = x->dy.w, net->scr[s].fmt = x->dy.fmt;
-	return &net->scr[s];
-}
-
-static int done(fv_net *net, int j, fv_tensor *t)
-{
-	fv_node *x = &net->nodes[j];
-	if (t == &x->dy) {
-		x->gready = 1;
-		return 0;
-	}
-	return net->be->add_into(net->ctx, &x->dy, t);
-}
-
 /* dy flows unchanged into input j (add, eval-mode dropout). */
 static int pass(fv_net *net, int j, fv_tensor *dy)
 {
@@ -64,7 +42,7 @@ static int back(fv_net *net, fv_node *n, const unsigned char *reach)
 	const fv_backend *be = net->be;
 	int a = n->in[0], b = n->in[1], rc = 0;
 	fv_tensor *dy = &n->dy, *x = &net->nodes[a].y;
-	fv_tensor *da = reach[a] ? dest(net, a, 0) : NULL;
+	fv_tensor *da = reach[a] ? fv_graph_grad_dst(net, a, 0) : NULL;
 	switch (n->op) {
 	case FV_OP_CONV:
 		rc = da ? be->conv_backward_data(da, dy, param(net, n, 0), n->plan) : 0;
@@ -90,14 +68,14 @@ static int back(fv_net *net, fv_node *n, const unsigned char *reach)
 	case FV_OP_DROPOUT: /* the identity outside training */
 		return reach[a] ? pass(net, a, dy) : 0;
 	case FV_OP_SCALE: {
-		fv_tensor *ds = reach[b] ? dest(net, b, 1) : NULL;
+		fv_tensor *ds = reach[b] ? fv_graph_grad_dst(net, b, 1) : NULL;
 		if (!da && !ds)
 			return 0;
 		rc = be->scale_backward(da, ds, dy, x, &net->nodes[b].y, n->plan);
 		if (!rc && ds)
-			rc = done(net, b, ds);
+			rc = fv_graph_grad_done(net, b, ds);
 		if (!rc && da)
-			rc = done(net, a, da);
+			rc = fv_graph_grad_done(net, a, da);
 		return rc;
 	}
 	default:
@@ -106,7 +84,7 @@ static int back(fv_net *net, fv_node *n, const unsigned char *reach)
 				  (int)(n - net->nodes));
 	}
 	if (!rc && da)
-		rc = done(net, a, da);
+		rc = fv_graph_grad_done(net, a, da);
 	return rc;
 }
 

@@ -393,9 +393,8 @@ int fv_net_loss(fv_net *net, const int *labels, const fv_loss_opts *o, float *lo
 
 /* ---- backward ----------------------------------------------------------------- */
 
-/* Where input j's gradient goes: its own dy if nothing wrote it yet this
- * step, else scratch slot s (shaped like j) to be added in by gdone. */
-static fv_tensor *gdst(fv_net *net, int j, int s)
+/* (declared in graph.h: nn/inspect.c routes Grad-CAM gradients the same way) */
+fv_tensor *fv_graph_grad_dst(fv_net *net, int j, int s)
 {
 	fv_node *x = &net->nodes[j];
 	if (!x->gready)
@@ -405,7 +404,7 @@ static fv_tensor *gdst(fv_net *net, int j, int s)
 	return &net->scr[s];
 }
 
-static int gdone(fv_net *net, int j, fv_tensor *t)
+int fv_graph_grad_done(fv_net *net, int j, fv_tensor *t)
 {
 	fv_node *x = &net->nodes[j];
 	if (t == &x->dy) {
@@ -447,7 +446,7 @@ static int backward_node(fv_net *net, fv_node *n)
 	int a = n->in[0], b = n->in[1], rc = 0;
 	fv_node *xa = &net->nodes[a];
 	fv_tensor *x = &xa->y, *dy = &n->dy;
-	fv_tensor *da = xa->need ? gdst(net, a, 0) : NULL;
+	fv_tensor *da = xa->need ? fv_graph_grad_dst(net, a, 0) : NULL;
 	switch (n->op) {
 	case FV_OP_CONV:
 		if (da)
@@ -483,14 +482,14 @@ static int backward_node(fv_net *net, fv_node *n)
 		if (n->fuse_relu)
 			rc = be->add_relu_backward(dy, &n->y, p);
 		if (!rc && net->nodes[b].need) {
-			fv_tensor *db = gdst(net, b, 1);
+			fv_tensor *db = fv_graph_grad_dst(net, b, 1);
 			int own = db == &net->nodes[b].dy;
 			if (own && xa->need)
 				rc = be->copy(net->ctx, db, dy);
 			else if (own)
 				swap(db, dy);
 			if (!rc)
-				rc = gdone(net, b, own ? db : dy);
+				rc = fv_graph_grad_done(net, b, own ? db : dy);
 		}
 		if (da && da == &xa->dy && a != b)
 			swap(da, dy);
@@ -498,10 +497,10 @@ static int backward_node(fv_net *net, fv_node *n)
 			da = dy;
 		break;
 	case FV_OP_SCALE: {
-		fv_tensor *ds = net->nodes[b].need ? gdst(net, b, 1) : NULL;
+		fv_tensor *ds = net->nodes[b].need ? fv_graph_grad_dst(net, b, 1) : NULL;
 		rc = be->scale_backward(da, ds, dy, x, &net->nodes[b].y, p);
 		if (!rc && ds)
-			rc = gdone(net, b, ds);
+			rc = fv_graph_grad_done(net, b, ds);
 		break;
 	}
 	case FV_OP_DROPOUT:
@@ -511,7 +510,7 @@ static int backward_node(fv_net *net, fv_node *n)
 		break;
 	}
 	if (!rc && da)
-		rc = gdone(net, a, da);
+		rc = fv_graph_grad_done(net, a, da);
 	return rc;
 }
 
