@@ -61,6 +61,13 @@ all: programs
 BENCH_SRCS :=
 include $(sort $(wildcard */module.mk) $(wildcard */*/module.mk))
 
+# Objects depend on the flags they were built with: changing ARCH, CFLAGS or
+# CC rebuilds everything instead of linking stale objects with new ones.
+FLAGS_STAMP := $(BUILD)/flags
+FLAGS_NOW   := $(CC) $(CPPFLAGS) $(CFLAGS) $(NVCCFLAGS)
+$(shell mkdir -p $(BUILD) && (printf '%s\n' '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || \
+  printf '%s\n' '$(FLAGS_NOW)' > $(FLAGS_STAMP)))
+
 # fovea-bench links each module's bench entry point directly (BENCH_SRCS).
 $(eval $(call fv_program,fovea-bench,fovea/bench.c $(BENCH_SRCS)))
 
@@ -82,12 +89,12 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) $<
 
-$(OBJ)/gen/%.o: $(GEN)/%.c
+$(OBJ)/gen/%.o: $(GEN)/%.c $(FLAGS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(filter-out -Werror,$(CFLAGS)) -c -o $@ $<
 
 # Generated headers must exist before anything compiles.
-$(OBJ)/%.o: %.c | $(PROTO_H)
+$(OBJ)/%.o: %.c $(FLAGS_STAMP) | $(PROTO_H)
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 

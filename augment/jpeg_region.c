@@ -135,6 +135,7 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug
 	ci->scale_num = 1;
 	ci->scale_denom = (unsigned)denom;
 	ci->dct_method = JDCT_ISLOW;
+	ci->do_fancy_upsampling = FALSE;
 	jpeg_start_decompress(ci);
 	int nc = ci->output_components;
 	JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);
@@ -152,8 +153,11 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug
 	}
 	uint8_t *base = buf->p;
 	while ((int)ci->output_scanline < y1) {
-		JSAMPROW row = base + (size_t)((int)ci->output_scanline - y0) * stride;
-		if (jpeg_read_scanlines(ci, &row, 1) != 1) {
+		JSAMPROW rows[16];
+		int first = (int)ci->output_scanline, nr = y1 - first < 16 ? y1 - first : 16;
+		for (int r = 0; r < nr; r++)
+			rows[r] = base + (size_t)(first + r - y0) * stride;
+		if (jpeg_read_scanlines(ci, rows, (JDIMENSION)nr) == 0) {
 			fv_jpeg_abort(j);
 			return fv_err_set(FV_E_DECODE, "jpeg: no data at row %u", ci->output_scanline);
 		}
