@@ -135,7 +135,6 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug
 	ci->scale_num = 1;
 	ci->scale_denom = (unsigned)denom;
 	ci->dct_method = JDCT_ISLOW;
-	ci->do_fancy_upsampling = FALSE;
 	jpeg_start_decompress(ci);
 	int nc = ci->output_components;
 	JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);

@@ -85,7 +85,6 @@ void fv_aug_defaults(fv_aug_params *p, enum fv_aug_mode mode, int out_c, int out
 	if (mode == FV_AUG_TRAIN) {
 		p->rrc = 1;
 		p->flip_p = 0.5f;
-		p->brightness = p->contrast = p->saturation = 0.4f;
 	} else {
 		int s = out_h < out_w ? out_h : out_w;
 		p->resize_shorter = (int)lround(s * 256.0 / 224.0);
@@ -159,7 +158,7 @@ int fv_aug_scratch_new(fv_aug_scratch **out)
 static void axis_free(fv_axis *a)
 {
 	fv_aug_buf *all[] = { &a->bstart, &a->bcnt, &a->bw, &a->bfstart, &a->bw8,
-			      &a->bpbase, &a->bpidx, &a->bpw };
+			      &a->bqstart, &a->bqw, &a->bqp };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		free(all[i]->p);
 }
@@ -404,6 +403,15 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 			goto fail;
 		if (in->encoding != FV_ENC_PNG && (rc = decode(in, s, denom, &s->ax, &s->ay, &v)))
 			goto fail;
+		/* no ColorJitter: the resampler writes the normalized output
+		 * itself, with the same arithmetic fv_aug_finish would use */
+		fv_emit em;
+		if (fv_axis_fx_ok(&s->ax, &s->ay, v.c) && fv_aug_emit_direct(p, seed, v.c, out, &em)) {
+			if ((rc = fv_resample_fx(&em, &v, &s->ax, &s->ay, flip, &s->tmp)))
+				goto fail;
+			fv_aug_erase(out, p, seed);
+			return 0;
+		}
 		if ((rc = fv_resample(planes, &v, &s->ax, &s->ay, flip, &s->tmp)))
 			goto fail;
 	}
