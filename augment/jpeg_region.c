@@ -122,8 +122,8 @@ void fv_jpeg_scaled_size(fv_jpeg *j, int denom, int *w, int *h)
 	*h = (int)((j->ci.image_height + denom - 1) / denom);
 }
 
-int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug_buf *buf,
-		   fv_aug_view *v)
+int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int y1,
+		   fv_aug_buf *buf, fv_aug_view *v)
 {
 	struct jpeg_decompress_struct *ci = &j->ci;
 	int rc = 0;
@@ -134,7 +134,7 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug
 	}
 	ci->scale_num = 1;
 	ci->scale_denom = (unsigned)denom;
-	ci->dct_method = JDCT_ISLOW;
+	ci->dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
 	jpeg_start_decompress(ci);
 	int nc = ci->output_components;
 	JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);

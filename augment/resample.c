@@ -78,6 +78,7 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 	if (prefiltered && scale * scale - 0.5 > 1.0)
 		fscale = sqrt(scale * scale - 0.5);
 	double support = fscale; /* triangle radius 1, stretched when shrinking */
+	double inv = 1.0 / fscale;
 	int k = (int)ceil(support) * 2 + 1;
 	int rc;
 	if ((rc = fv_aug_buf_reserve(&a->bstart, sizeof(int) * (size_t)out_n)) ||
@@ -104,7 +105,7 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 		double ww[k], sum = 0;
 		int n = 0;
 		for (int x = lo; x < hi; x++) {
-			ww[n] = tri((x - center + 0.5) / fscale);
+			ww[n] = tri((x - center + 0.5) * inv);
 			sum += ww[n++];
 		}
 		/* trim zero-weight taps at both ends so regions stay tight */
@@ -125,8 +126,9 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 		}
 		a->start[i] = lo + s;
 		a->cnt[i] = n;
+		double rs = 1.0 / sum;
 		for (int j = 0; j < n; j++)
-			a->w[(size_t)i * k + j] = (float)(ww[s + j] / sum);
+			a->w[(size_t)i * k + j] = (float)(ww[s + j] * rs);
 		if (lo + s < a->lo)
 			a->lo = lo + s;
 		if (lo + s + n > a->hi)

@@ -334,11 +334,11 @@ static int source_size(const fv_aug_input *in, fv_aug_scratch *s, int gray, int 
 	return fv_err_set(FV_E_FORMAT, "transform: unknown encoding %d", (int)in->encoding);
 }
 
-static int decode(const fv_aug_input *in, fv_aug_scratch *s, int denom,
+static int decode(const fv_aug_input *in, fv_aug_scratch *s, int denom, int fast,
 		  const fv_axis *ax, const fv_axis *ay, fv_aug_view *v)
 {
 	if (in->encoding == FV_ENC_JPEG)
-		return fv_jpeg_region(s->jpeg, denom, ax->lo, ay->lo, ax->hi, ay->hi, &s->pix, v);
+		return fv_jpeg_region(s->jpeg, denom, fast, ax->lo, ay->lo, ax->hi, ay->hi, &s->pix, v);
 	v->px = in->data;
 	v->x0 = v->y0 = 0;
 	v->w = in->width;
@@ -386,10 +386,10 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 	if (b.pad) {
 		/* small images: decode whole */
 		if (in->encoding == FV_ENC_JPEG &&
-		    (rc = fv_jpeg_region(s->jpeg, 1, 0, 0, W, H, &s->pix, &v)))
+		    (rc = fv_jpeg_region(s->jpeg, 1, p->mode == FV_AUG_TRAIN, 0, 0, W, H, &s->pix, &v)))
 			goto fail;
 		if (in->encoding == FV_ENC_RAW)
-			decode(in, s, 1, NULL, NULL, &v);
+			decode(in, s, 1, 0, NULL, NULL, &v);
 		pad_copy(planes, &v, &b, p->out_w, p->out_h, flip);
 	} else {
 		int denom = in->encoding == FV_ENC_JPEG ? dct_denom(&b, p) : 1;
@@ -401,7 +401,7 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		if ((rc = fv_axis_plan(&s->ax, b.x0 * fx, b.w * fx, p->out_w, sw, denom > 1, 1)) ||
 		    (rc = fv_axis_plan(&s->ay, b.y0 * fy, b.h * fy, p->out_h, sh, denom > 1, 0)))
 			goto fail;
-		if (in->encoding != FV_ENC_PNG && (rc = decode(in, s, denom, &s->ax, &s->ay, &v)))
+		if (in->encoding != FV_ENC_PNG && (rc = decode(in, s, denom, p->mode == FV_AUG_TRAIN, &s->ax, &s->ay, &v)))
 			goto fail;
 		/* no ColorJitter: the resampler writes the normalized output
 		 * itself, with the same arithmetic fv_aug_finish would use */
