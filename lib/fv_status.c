@@ -1,0 +1,361 @@
+/* fv_status.c — see fv_status.h. */
+#include "fv_status.h"
+#include "fv_curve.h"
+#include "fv_daemon.h"
+#include "fv_error.h"
+#include "fv_log.h"
+#include "fv_msg.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct fig {
+	char *key, *text;
+	int numeric;
+	double number;
+} fig;
+
+struct fv_status_figs {
+	fig *v;
+	size_t n, cap;
+};
+
+struct fv_status {
+	void *sock;
+	pthread_t thread;
+	int started;
+	atomic_int stop;
+	pthread_mutex_t lock;     /* guards snap and filled_ms */
+	fv_status_figs snap;
+	int64_t filled_ms;
+	char name[64], host[256];
+	int64_t started_at;
+	fv_status_fill_fn fill;
+	void *fill_ctx;
+	int min_update_ms;
+	int64_t last_fill;        /* daemon thread only */
+	atomic_uint_fast64_t answered, garbage;
+	uint64_t seq;             /* answering thread only */
+};
+
+/* ------------------------------------------------------------ figures */
+
+static void figs_free(fv_status_figs *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		free(f->v[i].key);
+		free(f->v[i].text);
+	}
+	free(f->v);
+	memset(f, 0, sizeof *f);
+}
+
+static fig *figs_add(fv_status_figs *f, const char *key)
+{
+	if (f->n >= FV_STATUS_MAX_FIGURES)
+		return NULL;
+	if (f->n == f->cap) {
+		size_t cap = f->cap ? 2 * f->cap : 16;
+		fig *v = realloc(f->v, cap * sizeof *v);
+		if (!v)
+			return NULL;
+		f->v = v;
+		f->cap = cap;
+	}
+	fig *g = &f->v[f->n];
+	memset(g, 0, sizeof *g);
+	if (!(g->key = strdup(key)))
+		return NULL;
+	f->n++;
+	return g;
+}
+
+void fv_status_num(fv_status_figs *f, const char *key, double v)
+{
+	fig *g = figs_add(f, key);
+	if (g) {
+		g->numeric = 1;
+		g->number = v;
+	}
+}
+
+void fv_status_str(fv_status_figs *f, const char *key, const char *fmt, ...)
+{
+	fig *g = figs_add(f, key);
+	va_list ap;
+	if (!g)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&g->text, fmt, ap) < 0)
+		g->text = NULL;
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------ answering */
+
+static void reply(fv_status *s, const fv_msg *m, int code, const char *error)
+{
+	Fovea__DaemonStatus st = FOVEA__DAEMON_STATUS__INIT;
+	Fovea__StatusFigure *figs = NULL, **ptrs = NULL;
+	st.code = code;
+	st.error = (char *)(error ? error : "");
+	st.name = s->name;
+	st.pid = (int32_t)getpid();
+	st.host = s->host;
+	st.started_at = s->started_at;
+	st.now = (int64_t)time(NULL);
+	pthread_mutex_lock(&s->lock);
+	if (!code && s->snap.n) {
+		figs = calloc(s->snap.n, sizeof *figs);
+		ptrs = calloc(s->snap.n, sizeof *ptrs);
+	}
+	for (size_t i = 0; figs && ptrs && i < s->snap.n; i++) {
+		const fig *g = &s->snap.v[i];
+		fovea__status_figure__init(&figs[i]);
+		figs[i].key = g->key;
+		figs[i].numeric = g->numeric;
+		figs[i].number = g->number;
+		figs[i].text = g->text ? g->text : (char *)"";
+		ptrs[i] = &figs[i];
+		st.n_figures = i + 1;
+	}
+	st.figures = ptrs;
+	int64_t age = fv_now_ms() - s->filled_ms;
+	st.age_ms = (uint32_t)(age < 0 ? 0 : age > (int64_t)UINT32_MAX ? UINT32_MAX : age);
+	/* packed under the lock: the snapshot's strings are borrowed */
+	int rc = fv_msg_send(s->sock, m->identity, m->identity_len, FOVEA__MSG_TYPE__MSG_STATUS_REPLY, 1,
+			     ++s->seq, &st.base, ZMQ_DONTWAIT);
+	pthread_mutex_unlock(&s->lock);
+	free(figs);
+	free(ptrs);
+	if (rc && rc != EAGAIN)
+		fv_debug("status: reply: %s", fv_err_msg(rc));
+}
+
+static void on_request(fv_status *s)
+{
+	for (int k = 0; k < 64; k++) { /* a burst, bounded per wake-up */
+		fv_msg m;
+		int rc = fv_msg_recv(s->sock, &m, ZMQ_DONTWAIT);
+		if (rc == EAGAIN || rc == EINTR || rc == FV_E_ZMQ) {
+			fv_msg_clear(&m);
+			return;
+		}
+		ProtobufCMessage *req = NULL;
+		if (!rc && m.type == FOVEA__MSG_TYPE__MSG_STATUS_REQUEST && m.version == 1 &&
+		    !fv_msg_unpack(&m, &fovea__status_request__descriptor, FV_STATUS_MAX_REQUEST, &req)) {
+			protobuf_c_message_free_unpacked(req, NULL);
+			reply(s, &m, 0, NULL);
+			atomic_fetch_add(&s->answered, 1);
+		} else {
+			atomic_fetch_add(&s->garbage, 1);
+			if (m.identity_len) /* an envelope we cannot use: say so */
+				reply(s, &m, FV_E_PROTO, rc ? "not a fovea envelope"
+						      : "expected a StatusRequest (type 110, version 1)");
+		}
+		fv_msg_clear(&m);
+	}
+}
+
+static void *serve(void *arg)
+{
+	fv_status *s = arg;
+	while (!atomic_load(&s->stop)) {
+		zmq_pollitem_t it = { s->sock, 0, ZMQ_POLLIN, 0 };
+		int n = zmq_poll(&it, 1, 100);
+		if (n < 0 && zmq_errno() == ETERM)
+			break;
+		if (n > 0)
+			on_request(s);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ life */
+
+static int curve_server(void *sock, const fv_status_opts *o)
+{
+	fv_curve_keypair kp;
+	int rc = fv_curve_keypair_load(o->curve_secret_key, o->curve_public_key, &kp);
+	if (!rc)
+		rc = fv_curve_server_setup(sock, &kp);
+	memset(&kp, 0, sizeof kp);
+	return rc;
+}
+
+int fv_status_new(fv_status **out, void *zmq_ctx, const fv_status_opts *o)
+{
+	fv_status *s = NULL;
+	int rc = 0;
+	*out = NULL;
+	if (!o->endpoint || !*o->endpoint)
+		return 0;
+	if (!(s = calloc(1, sizeof *s)))
+		return ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "");
+	if (gethostname(s->host, sizeof s->host - 1))
+		snprintf(s->host, sizeof s->host, "?");
+	s->started_at = (int64_t)time(NULL);
+	s->filled_ms = fv_now_ms();
+	s->fill = o->fill;
+	s->fill_ctx = o->fill_ctx;
+	s->min_update_ms = o->min_update_ms > 0 ? o->min_update_ms : 250;
+	s->last_fill = INT64_MIN / 2;
+	if (!(s->sock = zmq_socket(zmq_ctx, ZMQ_ROUTER))) {
+		rc = fv_err_set(FV_E_ZMQ, "status socket: %s", zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	if ((rc = fv_sock_limit(s->sock, FV_STATUS_MAX_REQUEST)))
+		goto fail;
+	if (o->curve_secret_key && *o->curve_secret_key && (rc = curve_server(s->sock, o)))
+		goto fail;
+	if (zmq_bind(s->sock, o->endpoint)) {
+		rc = fv_err_set(FV_E_ZMQ, "status-endpoint %s: cannot bind: %s", o->endpoint,
+				zmq_strerror(zmq_errno()));
+		goto fail;
+	}
+	if ((rc = pthread_create(&s->thread, NULL, serve, s))) {
+		rc = fv_err_set(rc, "status thread: %s", strerror(rc));
+		goto fail;
+	}
+	s->started = 1;
+	*out = s;
+	return 0;
+fail:
+	fv_status_destroy(&s);
+	return rc;
+}
+
+void fv_status_update(fv_status *s, int force)
+{
+	if (!s)
+		return;
+	int64_t now = fv_now_ms();
+	if (!force && now - s->last_fill < s->min_update_ms)
+		return;
+	s->last_fill = now;
+	fv_status_figs f = { 0 }, old;
+	if (s->fill)
+		s->fill(s->fill_ctx, &f);
+	pthread_mutex_lock(&s->lock);
+	old = s->snap;
+	s->snap = f;
+	s->filled_ms = now;
+	pthread_mutex_unlock(&s->lock);
+	figs_free(&old);
+}
+
+void fv_status_counts(fv_status *s, uint64_t *answered, uint64_t *garbage)
+{
+	*answered = s ? atomic_load(&s->answered) : 0;
+	*garbage = s ? atomic_load(&s->garbage) : 0;
+}
+
+void fv_status_destroy(fv_status **p)
+{
+	fv_status *s = *p;
+	if (!s)
+		return;
+	atomic_store(&s->stop, 1);
+	if (s->started)
+		pthread_join(s->thread, NULL);
+	if (s->sock) {
+		int linger = 0;
+		zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
+		zmq_close(s->sock);
+	}
+	figs_free(&s->snap);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	*p = NULL;
+}
+
+/* ------------------------------------------------------------ client */
+
+static int curve_client(void *sock, const char *secret, const char *server_pub)
+{
+	fv_curve_keypair kp;
+	char spub[FV_CURVE_Z85 + 1];
+	int rc = fv_curve_keypair_load(secret, NULL, &kp);
+	if (!rc && !(rc = fv_curve_key_read(server_pub, 0, spub)))
+		rc = fv_curve_client_setup(sock, &kp, spub);
+	memset(&kp, 0, sizeof kp);
+	return rc;
+}
+
+int fv_status_query(void *zmq_ctx, const char *endpoint, int timeout_ms, const char *curve_secret_key,
+		    const char *server_pub, Fovea__DaemonStatus **out)
+{
+	Fovea__StatusRequest req = FOVEA__STATUS_REQUEST__INIT;
+	fv_msg m = { 0 };
+	ProtobufCMessage *st = NULL;
+	int rc;
+	*out = NULL;
+	void *sock = zmq_socket(zmq_ctx, ZMQ_DEALER);
+	if (!sock)
+		return fv_err_set(FV_E_ZMQ, "status client: %s", zmq_strerror(zmq_errno()));
+	if ((rc = fv_sock_limit(sock, FV_STATUS_MAX_REPLY)))
+		goto out;
+	int linger = 0;
+	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+	if (curve_secret_key && *curve_secret_key && server_pub && *server_pub &&
+	    (rc = curve_client(sock, curve_secret_key, server_pub)))
+		goto out;
+	if (zmq_connect(sock, endpoint)) {
+		rc = fv_err_set(FV_E_ZMQ, "%s: %s", endpoint, zmq_strerror(zmq_errno()));
+		goto out;
+	}
+	if ((rc = fv_msg_send(sock, NULL, 0, FOVEA__MSG_TYPE__MSG_STATUS_REQUEST, 1, 1, &req.base, ZMQ_DONTWAIT)) &&
+	    rc != EAGAIN)
+		goto out;
+	/* EAGAIN: not connected yet; the message is queued once it is, else
+	 * it times out below like a daemon that is down */
+	int64_t deadline = fv_now_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline - fv_now_ms();
+		zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+		if (left <= 0 || zmq_poll(&it, 1, (long)left) == 0) {
+			rc = fv_err_set(FV_E_TIMEOUT, "%s: no answer in %d ms", endpoint, timeout_ms);
+			goto out;
+		}
+		if (!(it.revents & ZMQ_POLLIN))
+			continue; /* EINTR */
+		rc = fv_msg_recv(sock, &m, ZMQ_DONTWAIT);
+		if (rc == EAGAIN || rc == EINTR)
+			continue;
+		break;
+	}
+	if (rc)
+		goto out;
+	if (m.type != FOVEA__MSG_TYPE__MSG_STATUS_REPLY || m.version != 1) {
+		rc = fv_err_set(FV_E_PROTO, "%s: answered with message type %d, not a DaemonStatus", endpoint,
+				m.type);
+		goto out;
+	}
+	if ((rc = fv_msg_unpack(&m, &fovea__daemon_status__descriptor, FV_STATUS_MAX_REPLY, &st)))
+		goto out;
+	*out = (Fovea__DaemonStatus *)st;
+	if ((*out)->code)
+		rc = fv_err_set(FV_E_PROTO, "%s: refused: %s", endpoint, (*out)->error);
+out:
+	fv_msg_clear(&m);
+	zmq_close(sock);
+	return rc;
+}
+
+const Fovea__StatusFigure *fv_status_find(const Fovea__DaemonStatus *st, const char *key)
+{
+	for (size_t i = 0; st && i < st->n_figures; i++)
+		if (!strcmp(st->figures[i]->key, key))
+			return st->figures[i];
+	return NULL;
+}
