@@ -292,48 +292,48 @@ static int curve_client(void *sock, const char *secret, const char *server_pub)
 	return rc;
 }
 
-int fv_status_query(void *zmq_ctx, const char *endpoint, int timeout_ms, const char *curve_secret_key,
-		    const char *server_pub, Fovea__DaemonStatus **out)
+/* One endpoint's request in flight. */
+typedef struct ask {
+	void *sock;
+	int done;
+} ask;
+
+static int ask_open(void *zmq_ctx, const char *endpoint, const char *secret, const char *server_pub,
+		    void **out)
 {
 	Fovea__StatusRequest req = FOVEA__STATUS_REQUEST__INIT;
-	fv_msg m = { 0 };
-	ProtobufCMessage *st = NULL;
-	int rc;
-	*out = NULL;
+	int rc, linger = 0;
 	void *sock = zmq_socket(zmq_ctx, ZMQ_DEALER);
+	*out = NULL;
 	if (!sock)
 		return fv_err_set(FV_E_ZMQ, "status client: %s", zmq_strerror(zmq_errno()));
-	if ((rc = fv_sock_limit(sock, FV_STATUS_MAX_REPLY)))
-		goto out;
-	int linger = 0;
 	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
-	if (curve_secret_key && *curve_secret_key && server_pub && *server_pub &&
-	    (rc = curve_client(sock, curve_secret_key, server_pub)))
-		goto out;
+	if ((rc = fv_sock_limit(sock, FV_STATUS_MAX_REPLY)))
+		goto fail;
+	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+	if (secret && *secret && server_pub && *server_pub && (rc = curve_client(sock, secret, server_pub)))
+		goto fail;
 	if (zmq_connect(sock, endpoint)) {
 		rc = fv_err_set(FV_E_ZMQ, "%s: %s", endpoint, zmq_strerror(zmq_errno()));
-		goto out;
+		goto fail;
 	}
-	if ((rc = fv_msg_send(sock, NULL, 0, FOVEA__MSG_TYPE__MSG_STATUS_REQUEST, 1, 1, &req.base, ZMQ_DONTWAIT)) &&
-	    rc != EAGAIN)
-		goto out;
-	/* EAGAIN: not connected yet; the message is queued once it is, else
-	 * it times out below like a daemon that is down */
-	int64_t deadline = fv_now_ms() + timeout_ms;
-	for (;;) {
-		int64_t left = deadline - fv_now_ms();
-		zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
-		if (left <= 0 || zmq_poll(&it, 1, (long)left) == 0) {
-			rc = fv_err_set(FV_E_TIMEOUT, "%s: no answer in %d ms", endpoint, timeout_ms);
-			goto out;
-		}
-		if (!(it.revents & ZMQ_POLLIN))
-			continue; /* EINTR */
-		rc = fv_msg_recv(sock, &m, ZMQ_DONTWAIT);
-		if (rc == EAGAIN || rc == EINTR)
-			continue;
-		break;
-	}
+	/* EAGAIN (not connected yet) is fine: the request is queued until it
+	 * is, and a daemon that never answers times out like one that is down */
+	rc = fv_msg_send(sock, NULL, 0, FOVEA__MSG_TYPE__MSG_STATUS_REQUEST, 1, 1, &req.base, ZMQ_DONTWAIT);
+	if (rc && rc != EAGAIN)
+		goto fail;
+	*out = sock;
+	return 0;
+fail:
+	zmq_close(sock);
+	return rc;
+}
+
+static int ask_read(void *sock, const char *endpoint, Fovea__DaemonStatus **out)
+{
+	fv_msg m = { 0 };
+	ProtobufCMessage *st = NULL;
+	int rc = fv_msg_recv(sock, &m, ZMQ_DONTWAIT);
 	if (rc)
 		goto out;
 	if (m.type != FOVEA__MSG_TYPE__MSG_STATUS_REPLY || m.version != 1) {
@@ -348,7 +348,71 @@ int fv_status_query(void *zmq_ctx, const char *endpoint, int timeout_ms, const c
 		rc = fv_err_set(FV_E_PROTO, "%s: refused: %s", endpoint, (*out)->error);
 out:
 	fv_msg_clear(&m);
-	zmq_close(sock);
+	return rc;
+}
+
+int fv_status_query_many(void *zmq_ctx, size_t n, const char *const *endpoints, int timeout_ms,
+			 const char *curve_secret_key, const char *server_pub, Fovea__DaemonStatus **out,
+			 int *rcs)
+{
+	ask *a = calloc(n ? n : 1, sizeof *a);
+	zmq_pollitem_t *it = calloc(n ? n : 1, sizeof *it);
+	size_t left = 0;
+	if (!a || !it) {
+		free(a);
+		free(it);
+		return ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		out[i] = NULL;
+		rcs[i] = ask_open(zmq_ctx, endpoints[i], curve_secret_key, server_pub, &a[i].sock);
+		a[i].done = rcs[i] != 0;
+		left += !a[i].done;
+	}
+	int64_t deadline = fv_now_ms() + timeout_ms;
+	while (left) {
+		int64_t wait = deadline - fv_now_ms();
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!a[i].done)
+				it[k++] = (zmq_pollitem_t){ a[i].sock, 0, ZMQ_POLLIN, 0 };
+		if (wait <= 0 || zmq_poll(it, (int)k, (long)wait) == 0)
+			break;
+		for (size_t i = 0, j = 0; i < n; i++) {
+			if (a[i].done)
+				continue;
+			if (it[j++].revents & ZMQ_POLLIN) {
+				int rc = ask_read(a[i].sock, endpoints[i], &out[i]);
+				if (rc == EAGAIN || rc == EINTR)
+					continue;
+				rcs[i] = rc;
+				a[i].done = 1;
+				left--;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!a[i].done)
+			rcs[i] = fv_err_set(FV_E_TIMEOUT, "%s: no answer in %d ms", endpoints[i], timeout_ms);
+		if (a[i].sock)
+			zmq_close(a[i].sock);
+	}
+	free(a);
+	free(it);
+	return 0;
+}
+
+int fv_status_query(void *zmq_ctx, const char *endpoint, int timeout_ms, const char *curve_secret_key,
+		    const char *server_pub, Fovea__DaemonStatus **out)
+{
+	int rc, qrc = fv_status_query_many(zmq_ctx, 1, &endpoint, timeout_ms, curve_secret_key, server_pub,
+					   out, &rc);
+	if (qrc)
+		return qrc;
+	if (rc && *out && (*out)->code == 0) { /* a read error after unpacking: not kept */
+		fovea__daemon_status__free_unpacked(*out, NULL);
+		*out = NULL;
+	}
 	return rc;
 }
 

@@ -80,6 +80,14 @@ void fv_status_destroy(fv_status **s);
 int fv_status_query(void *zmq_ctx, const char *endpoint, int timeout_ms, const char *curve_secret_key,
 		    const char *server_pub, Fovea__DaemonStatus **out);
 
+/* Ask n endpoints at once, all within timeout_ms. out[i] and rcs[i] are
+ * what fv_status_query would give for endpoints[i] (out[i] may be set with
+ * rcs[i] = FV_E_PROTO: a refusal, its error in out[i]->error). Returns 0
+ * or ENOMEM. */
+int fv_status_query_many(void *zmq_ctx, size_t n, const char *const *endpoints, int timeout_ms,
+			 const char *curve_secret_key, const char *server_pub, Fovea__DaemonStatus **out,
+			 int *rcs);
+
 /* The figure named key in st, or NULL. */
 const Fovea__StatusFigure *fv_status_find(const Fovea__DaemonStatus *st, const char *key);
 
