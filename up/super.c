@@ -107,7 +107,10 @@ static void add_args(child *d, const char *fmt, ...)
 	int n = 0;
 	size_t used = 0;
 	while (d->args[n])
-		used += strlen(d->args[n]) + 1, n++;
+		n++;
+	/* past the last word (quotes were cut out, so not the sum of lengths) */
+	if (n)
+		used = (size_t)(d->args[n - 1] - d->args_buf) + strlen(d->args[n - 1]) + 1;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(d->args_buf + used, sizeof d->args_buf - used, fmt, ap);
