@@ -629,9 +629,8 @@ int fv_evaluator_daemon(int argc, char **argv)
 	if ((rc = fv_evaluator_new(&d.ev, &eo)))
 		goto out;
 	fv_status_opts so = { .endpoint = d.o.status_ep, .name = "evaluator", .fill = status_fill, .fill_ctx = &d,
-			      .curve_secret_key = d.o.augment_curve_key, .curve_public_key = d.o.augment_curve_pub };
-	if (so.curve_public_key && !*so.curve_public_key)
-		so.curve_public_key = NULL;
+			      .curve_secret_key = d.o.augment_curve_key, .curve_public_key = d.o.augment_curve_pub,
+			      .curve_allow = d.o.augment_allow };
 	if ((rc = fv_status_new(&d.status, d.zmq, &so)))
 		goto out;
 	fv_status_update(d.status, 1);

@@ -30,6 +30,7 @@ struct fv_status_figs {
 
 struct fv_status {
 	void *sock;
+	fv_zap *zap;              /* with opts.curve_allow */
 	pthread_t thread;
 	int started;
 	atomic_int stop;
@@ -181,12 +182,15 @@ static void *serve(void *arg)
 
 /* ------------------------------------------------------------ life */
 
-static int curve_server(void *sock, const fv_status_opts *o)
+static int curve_server(fv_status *s, void *zmq_ctx, const fv_status_opts *o)
 {
 	fv_curve_keypair kp;
-	int rc = fv_curve_keypair_load(o->curve_secret_key, o->curve_public_key, &kp);
+	const char *pub = o->curve_public_key && *o->curve_public_key ? o->curve_public_key : NULL;
+	int rc = fv_curve_keypair_load(o->curve_secret_key, pub, &kp);
+	if (!rc && o->curve_allow && *o->curve_allow)
+		rc = fv_zap_new(&s->zap, zmq_ctx, o->curve_allow, kp.pub);
 	if (!rc)
-		rc = fv_curve_server_setup(sock, &kp);
+		rc = fv_curve_server_setup(s->sock, &kp);
 	memset(&kp, 0, sizeof kp);
 	return rc;
 }
@@ -216,7 +220,7 @@ int fv_status_new(fv_status **out, void *zmq_ctx, const fv_status_opts *o)
 	}
 	if ((rc = fv_sock_limit(s->sock, FV_STATUS_MAX_REQUEST)))
 		goto fail;
-	if (o->curve_secret_key && *o->curve_secret_key && (rc = curve_server(s->sock, o)))
+	if (o->curve_secret_key && *o->curve_secret_key && (rc = curve_server(s, zmq_ctx, o)))
 		goto fail;
 	if (zmq_bind(s->sock, o->endpoint)) {
 		rc = fv_err_set(FV_E_ZMQ, "status-endpoint %s: cannot bind: %s", o->endpoint,
@@ -273,6 +277,7 @@ void fv_status_destroy(fv_status **p)
 		zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger);
 		zmq_close(s->sock);
 	}
+	fv_zap_destroy(&s->zap);
 	figs_free(&s->snap);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -48,10 +48,13 @@ typedef struct fv_status_opts {
 	int min_update_ms;          /* fill at most this often (0 = 250) */
 	/* CURVE (fv_curve.h): with curve_secret_key the socket is a CURVE
 	 * server with that pair (public: curve_public_key or the .pub beside
-	 * the secret); a ZAP handler already running in the context (the
-	 * augment broker's allow-list) then decides who may ask. */
+	 * the secret). With curve_allow too (the augment broker's allow-list)
+	 * only those client keys may ask: a ZAP handler is started in
+	 * zmq_ctx, which must not have one already. Without it any client
+	 * that knows the server's public key may. */
 	const char *curve_secret_key;
 	const char *curve_public_key;
+	const char *curve_allow;
 } fv_status_opts;
 
 /* Bind o->endpoint in zmq_ctx (borrowed; destroy this first) and start the

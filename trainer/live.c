@@ -60,7 +60,7 @@ int fv_run_status_open(fv_run *r)
 	const fv_train_opts *o = &r->o;
 	fv_status_opts so = { .endpoint = o->status_ep, .name = "trainer", .fill = fill, .fill_ctx = r,
 			      .curve_secret_key = o->augment_curve_key,
-			      .curve_public_key = *o->augment_curve_pub ? o->augment_curve_pub : NULL };
+			      .curve_public_key = o->augment_curve_pub, .curve_allow = o->augment_allow };
 	int rc = fv_status_new(&r->status, r->zmq, &so);
 	fv_status_update(r->status, 1);
 	return rc;

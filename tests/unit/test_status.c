@@ -174,7 +174,7 @@ FV_TEST(status_survives_garbage)
 FV_TEST(status_over_curve)
 {
 	void *ctx = zmq_ctx_new();
-	char d[512], key[600], pub[600], ckey[600], ep[600];
+	char d[512], key[600], pub[600], ckey[1200], ep[600];
 	snprintf(d, sizeof d, "%s/keys", fv_test_tmpdir());
 	FV_CHECK_OK(mkdir(d, 0700) == 0 ? 0 : -1);
 	FV_CHECK_OK(fv_curve_keygen(d, "server", NULL));
@@ -197,5 +197,29 @@ FV_TEST(status_over_curve)
 	/* plain text against a CURVE server: no answer */
 	FV_CHECK_EQ(fv_status_query(ctx, ep, 300, NULL, NULL, &st), FV_E_TIMEOUT);
 	fv_status_destroy(&s);
+	zmq_ctx_term(ctx);
+
+	/* with an allow-list (the broker's): the listed key is answered, a
+	 * stranger that knows the server key is not */
+	char allow[520], skey[600];
+	snprintf(allow, sizeof allow, "%s/allow", fv_test_tmpdir());
+	FV_CHECK_OK(mkdir(allow, 0700) == 0 ? 0 : -1);
+	FV_CHECK_OK(fv_curve_keygen(allow, "client", NULL));
+	FV_CHECK_OK(fv_curve_keygen(d, "stranger", NULL));
+	snprintf(ckey, sizeof ckey, "%s/client.key", allow);
+	snprintf(skey, sizeof skey, "%s/stranger.key", d);
+	endpoint(ep, sizeof ep, "st4.sock");
+	ctx = zmq_ctx_new();
+	void *cctx = zmq_ctx_new(); /* clients in a context of their own, as in another process */
+	o.endpoint = ep;
+	o.curve_allow = allow;
+	FV_CHECK_OK(fv_status_new(&s, ctx, &o));
+	fv_status_update(s, 1);
+	FV_CHECK_OK(fv_status_query(cctx, ep, 2000, ckey, pub, &st));
+	if (st)
+		fovea__daemon_status__free_unpacked(st, NULL);
+	FV_CHECK_EQ(fv_status_query(cctx, ep, 300, skey, pub, &st), FV_E_TIMEOUT);
+	fv_status_destroy(&s);
+	zmq_ctx_term(cctx);
 	zmq_ctx_term(ctx);
 }
