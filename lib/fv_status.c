@@ -34,9 +34,12 @@ struct fv_status {
 	pthread_t thread;
 	int started;
 	atomic_int stop;
-	pthread_mutex_t lock;     /* guards snap and filled_ms */
+	pthread_mutex_t lock;     /* guards snap, filled_ms and fills */
+	pthread_cond_t filled;    /* signalled after each fill */
 	fv_status_figs snap;
 	int64_t filled_ms;
+	uint64_t fills;
+	atomic_int wanted;        /* a request waits for a fresh fill */
 	char name[64], host[256];
 	int64_t started_at;
 	fv_status_fill_fn fill;
@@ -141,8 +144,28 @@ static void reply(fv_status *s, const fv_msg *m, int code, const char *error)
 		fv_debug("status: reply: %s", fv_err_msg(rc));
 }
 
+/* Give the daemon's loop a moment to refill the snapshot (it does at its
+ * next fv_status_update), so an answer is as fresh as its loop allows; a
+ * daemon busy in a long computation is answered from what it has. */
+static void await_fill(fv_status *s)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += (long)FV_STATUS_FRESH_MS * 1000000L;
+	until.tv_sec += until.tv_nsec / 1000000000L;
+	until.tv_nsec %= 1000000000L;
+	pthread_mutex_lock(&s->lock);
+	uint64_t before = s->fills;
+	atomic_store(&s->wanted, 1);
+	while (s->fills == before && !atomic_load(&s->stop))
+		if (pthread_cond_timedwait(&s->filled, &s->lock, &until))
+			break;
+	pthread_mutex_unlock(&s->lock);
+}
+
 static void on_request(fv_status *s)
 {
+	int fresh = 0;
 	for (int k = 0; k < 64; k++) { /* a burst, bounded per wake-up */
 		fv_msg m;
 		int rc = fv_msg_recv(s->sock, &m, ZMQ_DONTWAIT);
@@ -154,6 +177,8 @@ static void on_request(fv_status *s)
 		if (!rc && m.type == FOVEA__MSG_TYPE__MSG_STATUS_REQUEST && m.version == 1 &&
 		    !fv_msg_unpack(&m, &fovea__status_request__descriptor, FV_STATUS_MAX_REQUEST, &req)) {
 			protobuf_c_message_free_unpacked(req, NULL);
+			if (!fresh++) /* once per burst */
+				await_fill(s);
 			reply(s, &m, 0, NULL);
 			atomic_fetch_add(&s->answered, 1);
 		} else {
@@ -205,6 +230,7 @@ int fv_status_new(fv_status **out, void *zmq_ctx, const fv_status_opts *o)
 	if (!(s = calloc(1, sizeof *s)))
 		return ENOMEM;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->filled, NULL);
 	snprintf(s->name, sizeof s->name, "%s", o->name ? o->name : "");
 	if (gethostname(s->host, sizeof s->host - 1))
 		snprintf(s->host, sizeof s->host, "?");
@@ -244,8 +270,9 @@ void fv_status_update(fv_status *s, int force)
 	if (!s)
 		return;
 	int64_t now = fv_now_ms();
-	if (!force && now - s->last_fill < s->min_update_ms)
+	if (!force && now - s->last_fill < s->min_update_ms && !atomic_load(&s->wanted))
 		return;
+	atomic_store(&s->wanted, 0);
 	s->last_fill = now;
 	fv_status_figs f = { 0 }, old;
 	if (s->fill)
@@ -254,6 +281,8 @@ void fv_status_update(fv_status *s, int force)
 	old = s->snap;
 	s->snap = f;
 	s->filled_ms = now;
+	s->fills++;
+	pthread_cond_broadcast(&s->filled);
 	pthread_mutex_unlock(&s->lock);
 	figs_free(&old);
 }
@@ -279,6 +308,7 @@ void fv_status_destroy(fv_status **p)
 	}
 	fv_zap_destroy(&s->zap);
 	figs_free(&s->snap);
+	pthread_cond_destroy(&s->filled);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	*p = NULL;

@@ -8,7 +8,9 @@
  * that answers from a snapshot, and the snapshot is filled on the daemon's
  * own thread, through its callback, whenever its loop calls
  * fv_status_update (rate-limited there, so calling it every step or tick is
- * cheap). Replies carry the snapshot's age. The daemon's data is therefore
+ * cheap). A request waits up to FV_STATUS_FRESH_MS for the loop's next
+ * update to refill it (an idle loop ticks faster than that), else is
+ * answered from the snapshot it has. Replies carry the snapshot's age. The daemon's data is therefore
  * never touched by another thread, and the daemon's loop never blocks on
  * the socket.
  *
@@ -26,6 +28,7 @@
 #define FV_STATUS_MAX_REQUEST 4096   /* bytes: a StatusRequest is a few */
 #define FV_STATUS_MAX_REPLY (1u << 20)
 #define FV_STATUS_MAX_FIGURES 256
+#define FV_STATUS_FRESH_MS 300       /* a request waits this long for a fresh fill */
 
 typedef struct fv_status fv_status;
 typedef struct fv_status_figs fv_status_figs;
@@ -63,8 +66,8 @@ typedef struct fv_status_opts {
  * detail names the endpoint), ENOMEM, or a key load error. */
 int fv_status_new(fv_status **out, void *zmq_ctx, const fv_status_opts *o);
 /* On the daemon's thread: refill the snapshot through the callback if
- * min_update_ms passed since the last fill, or a request found it older
- * than that. force != 0 refills now (e.g. just before a long computation,
+ * min_update_ms passed since the last fill, or a request is waiting for a
+ * fresh one. force != 0 refills now (e.g. just before a long computation,
  * with a figure saying what it is doing). */
 void fv_status_update(fv_status *s, int force);
 /* Requests answered and garbage received so far. */
