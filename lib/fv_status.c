@@ -299,6 +299,9 @@ void fv_status_destroy(fv_status **p)
 	if (!s)
 		return;
 	atomic_store(&s->stop, 1);
+	pthread_mutex_lock(&s->lock); /* wake a request waiting for a fill */
+	pthread_cond_broadcast(&s->filled);
+	pthread_mutex_unlock(&s->lock);
 	if (s->started)
 		pthread_join(s->thread, NULL);
 	if (s->sock) {

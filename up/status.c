@@ -149,7 +149,7 @@ static void gather_live(const char *S, state *st, const sopts *o)
 		snprintf(path, sizeof path, "%s/status-%s.sock", S, l->name);
 		if (access(path, F_OK) || strlen(path) + 7 > sizeof l->endpoint)
 			continue;
-		snprintf(l->endpoint, sizeof l->endpoint, "ipc://%s", path);
+		snprintf(l->endpoint, sizeof l->endpoint, "ipc://%.500s", path);
 		st->nlive++;
 	}
 	if (st->nlive)
