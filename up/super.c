@@ -243,10 +243,11 @@ static void start(up *u, child *d)
 		add_args(d, "%s %s/run --db %s/db --model '%s' --epochs %ld --workers %d",
 			 resume ? "--resume" : "--out", u->state, u->state, u->o.model, u->o.epochs,
 			 u->o.workers > 0 ? 0 : 2);
-		if (u->o.continual)
-			add_args(d, "--continual %s", wanted(u, "ingest") ? "--dataset-sub" : "");
+		/* said either way: a resumed run reads its own config first */
 		if (u->o.continual && wanted(u, "ingest"))
-			add_args(d, "ipc://%s/ingest.sock", u->state);
+			add_args(d, "--continual --dataset-sub ipc://%s/ingest.sock", u->state);
+		else
+			add_args(d, "%s", u->o.continual ? "--continual" : "--no-continual");
 		status_args(u, d);
 		add_args(d, "%s", u->o.trainer_args);
 	}
