@@ -52,6 +52,18 @@ static void fill(void *ctx, fv_status_figs *f)
 		fv_status_num(f, "workers.resent", (double)st.resent);
 		fv_status_num(f, "workers.lost", (double)st.workers_lost);
 		fv_status_str(f, "workers.endpoint", "%s", fv_augc_endpoint(r->augc));
+		/* each worker: worker.<name>.img_per_s / .samples / .capacity */
+		fv_augc_worker_info wi[32];
+		int nw = fv_augc_worker_list(r->augc, wi, 32);
+		for (int i = 0; i < nw && i < 32; i++) {
+			char key[96];
+			snprintf(key, sizeof key, "worker.%.63s.img_per_s", wi[i].name);
+			fv_status_num(f, key, wi[i].img_per_s);
+			snprintf(key, sizeof key, "worker.%.63s.samples", wi[i].name);
+			fv_status_num(f, key, (double)wi[i].samples);
+			snprintf(key, sizeof key, "worker.%.63s.capacity", wi[i].name);
+			fv_status_num(f, key, wi[i].capacity);
+		}
 	}
 }
 

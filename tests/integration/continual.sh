@@ -173,6 +173,10 @@ assert s["answering"] == 5, [(d["name"], d.get("error")) for d in s["daemons"]]
 assert s["dataset"]["records"] == db["records"] and s["dataset"]["version"] == db["version"], s["dataset"]
 assert s["trainer"]["phase"].startswith("waiting"), s["trainer"]
 assert s["training"]["round"] == 1 and s["workers"]["count"] >= 1, (s["training"], s["workers"])
+# each worker by name: what it delivered (the workers did all the batches)
+w = s["worker"]
+assert len([k for k in w if k.endswith(".samples")]) == s["workers"]["count"], w
+assert sum(v for k, v in w.items() if k.endswith(".samples")) > 0, w
 assert s["champion"]["checkpoint"] == ck, s["champion"]
 assert s["model"]["version"] == 2 and s["serve"]["model_version"] == 2, (s["model"], s["serve"])
 PY
