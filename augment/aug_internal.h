@@ -41,7 +41,7 @@ typedef struct fv_axis {
 	int kq, n8;
 	int *qstart;
 	int16_t *qw, *qp;
-	fv_aug_buf bstart, bcnt, bw, bfstart, bw8, bqstart, bqw, bqp;
+	fv_aug_buf bstart, bcnt, bw, bfstart, bw8, bqstart, bqw, bqp, blast;
 } fv_axis;
 
 /* Plan the antialiased triangle (bilinear) filter mapping the source span
@@ -78,6 +78,13 @@ typedef struct fv_emit {
 } fv_emit;
 int fv_resample_fx(const fv_emit *em, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, int flip,
 		   fv_aug_buf *tmp);
+/* The same from rows a source hands over one at a time, in order, each
+ * pointing at source column ax->lo with 16 bytes readable past ax->hi
+ * (so a decoder can stream rows through a small buffer); NULL ends it with
+ * the source's error. */
+typedef const uint8_t *(*fv_row_fn)(void *ctx, int y);
+int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_axis *ax,
+			fv_axis *ay, int flip, fv_aug_buf *tmp);
 
 /* When this sample's photometric part is a per-channel affine map (no
  * ColorJitter op; lighting and normalization only) and out's layout is a
@@ -105,6 +112,12 @@ void fv_jpeg_scaled_size(fv_jpeg *j, int denom, int *w, int *h);
  * call fv_jpeg_header again for the next. */
 int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int y1,
 		   fv_aug_buf *buf, fv_aug_view *v);
+/* The region streamed: start (the columns become [*xoff, *xoff + *cw),
+ * widened to iMCU edges), then the next up to n rows into rows[] (returns
+ * how many, or < 0 with fv_err set); end with fv_jpeg_abort. */
+int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int *xoff,
+			 int *cw);
+int fv_jpeg_stream_read(fv_jpeg *j, uint8_t **rows, int n);
 /* Abandon a decode started by fv_jpeg_header. */
 void fv_jpeg_abort(fv_jpeg *j);
 

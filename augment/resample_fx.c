@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "augment/aug_internal.h"
+#include "fv_error.h"
 
 #if defined(__AVX2__)
 #include <immintrin.h>
@@ -299,34 +300,60 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 
 /* ------------------------------------------------------------------ pass */
 
+/* Rows of a decoded view: the buffer's own, except its last row, copied
+ * with room after it for the kernel's reads past the last tap. */
+typedef struct view_rows {
+	const fv_aug_view *v;
+	const fv_axis *ax;
+	uint8_t *last;
+} view_rows;
+
+static const uint8_t *view_row(void *ctx, int y)
+{
+	view_rows *r = ctx;
+	const fv_aug_view *v = r->v;
+	const uint8_t *src = v->px + (size_t)(y - v->y0) * v->stride + (size_t)(r->ax->lo - v->x0) * v->c;
+	if (y - v->y0 == v->h - 1) {
+		size_t n = (size_t)(r->ax->hi - r->ax->lo) * v->c;
+		memcpy(r->last, src, n);
+		memset(r->last + n, 0, 64);
+		src = r->last;
+	}
+	return src;
+}
+
 int fv_resample_fx(const fv_emit *em, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, int flip,
 		   fv_aug_buf *tmpb)
 {
-	int c = v->c, rc;
+	size_t last = ((size_t)(ax->hi - ax->lo) * v->c + 64 + 63) & ~(size_t)63;
+	int rc = fv_aug_buf_reserve(&ax->blast, last);
+	if (rc)
+		return rc;
+	view_rows r = { v, ax, ax->blast.p };
+	return fv_resample_fx_rows(em, view_row, &r, v->c, ax, ay, flip, tmpb);
+}
+
+int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_axis *ax,
+			fv_axis *ay, int flip, fv_aug_buf *tmpb)
+{
+	int rc;
 	if ((rc = plan_h(ax, flip)) || (rc = plan_v(ay)))
 		return rc;
 	int ow = ax->n, oh = ay->n, R = ay->kq;
 	size_t m = (size_t)ax->n8 * (c == 3 ? 4 : 1);           /* int16 per row */
 	size_t rowb = (m * sizeof(int16_t) + 63) & ~(size_t)63;
-	size_t last = ((size_t)(ax->hi - ax->lo) * c + 64 + 63) & ~(size_t)63;
-	if ((rc = fv_aug_buf_reserve(tmpb, rowb * R + last)))
+	if ((rc = fv_aug_buf_reserve(tmpb, rowb * R)))
 		return rc;
-	uint8_t *ring = tmpb->p, *lastrow = ring + rowb * R;
+	uint8_t *ring = tmpb->p;
 	int next = ay->start[0];
 	for (int y = 0; y < oh; y++) {
 		int s0 = ay->start[y], cn = ay->cnt[y];
-		if (s0 < next - R)
-			next = s0;
+		if (s0 < next - R) /* rows only move down: a plan never does this */
+			return fv_err_set(FV_E_INTERNAL, "resample: row %d after row %d", s0, next);
 		for (; next < s0 + cn; next++) {
-			const uint8_t *src = v->px + (size_t)(next - v->y0) * v->stride +
-					     (size_t)(ax->lo - v->x0) * c;
-			if (next - v->y0 == v->h - 1) {
-				/* the kernel reads a few bytes past the last tap:
-				 * give the buffer's last row room for that */
-				memcpy(lastrow, src, (size_t)(ax->hi - ax->lo) * c);
-				memset(lastrow + (size_t)(ax->hi - ax->lo) * c, 0, 64);
-				src = lastrow;
-			}
+			const uint8_t *src = row(ctx, next);
+			if (!src)
+				return FV_E_DECODE; /* the source said why */
 			int16_t *dst = (int16_t *)(ring + rowb * (size_t)(next % R));
 			if (c == 3)
 				hrow3(dst, src, ax->lo, ax);

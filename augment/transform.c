@@ -158,7 +158,7 @@ int fv_aug_scratch_new(fv_aug_scratch **out)
 static void axis_free(fv_axis *a)
 {
 	fv_aug_buf *all[] = { &a->bstart, &a->bcnt, &a->bw, &a->bfstart, &a->bw8,
-			      &a->bqstart, &a->bqw, &a->bqp };
+			      &a->bqstart, &a->bqw, &a->bqp, &a->blast };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		free(all[i]->p);
 }
@@ -348,6 +348,58 @@ static int decode(const fv_aug_input *in, fv_aug_scratch *s, int denom, int fast
 	return 0;
 }
 
+/* JPEG rows streamed into a buffer of STREAM_ROWS rows as the resampler
+ * asks for them (in order), so the decoded region never lands in memory
+ * whole: the rows are still in L1/L2 when the horizontal pass reads them. */
+enum { STREAM_ROWS = 16 };
+typedef struct jpeg_rows {
+	fv_jpeg *j;
+	uint8_t *buf;
+	size_t stride;
+	int first, n, end; /* rows [first, first + n) are in buf; end: last + 1 */
+	size_t off;        /* bytes from a row's start to column ax->lo */
+} jpeg_rows;
+
+static const uint8_t *jpeg_row(void *ctx, int y)
+{
+	jpeg_rows *r = ctx;
+	while (y >= r->first + r->n) {
+		r->first += r->n;
+		r->n = 0;
+		int want = r->end - r->first < STREAM_ROWS ? r->end - r->first : STREAM_ROWS;
+		uint8_t *rows[STREAM_ROWS];
+		for (int k = 0; k < want; k++)
+			rows[k] = r->buf + (size_t)k * r->stride;
+		while (r->n < want) {
+			int got = fv_jpeg_stream_read(r->j, rows + r->n, want - r->n);
+			if (got < 0)
+				return NULL;
+			r->n += got;
+		}
+		if (want <= 0)
+			return NULL;
+	}
+	return y < r->first ? NULL : r->buf + (size_t)(y - r->first) * r->stride + r->off;
+}
+
+/* Decode the JPEG region the plans need and resample it as it comes. */
+static int stream_resample(const fv_emit *em, fv_aug_scratch *s, int denom, int fast, int c,
+			   int flip)
+{
+	int xoff, cw, rc;
+	fv_axis *ax = &s->ax, *ay = &s->ay;
+	if ((rc = fv_jpeg_stream_start(s->jpeg, denom, fast, ax->lo, ay->lo, ax->hi, &xoff, &cw)))
+		return rc;
+	jpeg_rows r = { s->jpeg, NULL, (size_t)cw * c, ay->lo, 0, ay->hi, (size_t)(ax->lo - xoff) * c };
+	if ((rc = fv_aug_buf_reserve(&s->pix, r.stride * STREAM_ROWS + 64)))
+		return fv_err_set(rc, "jpeg: no memory for %d rows of %d pixels", STREAM_ROWS, cw);
+	r.buf = s->pix.p;
+	memset(r.buf + r.stride * STREAM_ROWS, 0, 64); /* read past the last tap, never used */
+	rc = fv_resample_fx_rows(em, jpeg_row, &r, c, ax, ay, flip, &s->tmp);
+	fv_jpeg_abort(s->jpeg);
+	return rc;
+}
+
 int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed, void *out,
 		  fv_aug_scratch *s)
 {
@@ -401,12 +453,28 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		if ((rc = fv_axis_plan(&s->ax, b.x0 * fx, b.w * fx, p->out_w, sw, denom > 1, 1)) ||
 		    (rc = fv_axis_plan(&s->ay, b.y0 * fy, b.h * fy, p->out_h, sh, denom > 1, 0)))
 			goto fail;
+		fv_emit em;
+		int direct = fv_aug_emit_direct(p, seed, C, out, &em);
+		if (in->encoding == FV_ENC_JPEG && fv_axis_fx_ok(&s->ax, &s->ay, C)) {
+			if (!direct) {
+				size_t pl = (size_t)p->out_w * p->out_h;
+				em = (fv_emit){ { planes, planes + pl, planes + 2 * pl },
+						{ 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, 0 };
+			}
+			if ((rc = stream_resample(&em, s, denom, p->mode == FV_AUG_TRAIN, C, flip)))
+				goto fail;
+			if (direct) {
+				fv_aug_erase(out, p, seed);
+				return 0;
+			}
+			v.c = C;
+			goto finish;
+		}
 		if (in->encoding != FV_ENC_PNG && (rc = decode(in, s, denom, p->mode == FV_AUG_TRAIN, &s->ax, &s->ay, &v)))
 			goto fail;
 		/* no ColorJitter: the resampler writes the normalized output
 		 * itself, with the same arithmetic fv_aug_finish would use */
-		fv_emit em;
-		if (fv_axis_fx_ok(&s->ax, &s->ay, v.c) && fv_aug_emit_direct(p, seed, v.c, out, &em)) {
+		if (fv_axis_fx_ok(&s->ax, &s->ay, v.c) && direct && v.c == C) {
 			if ((rc = fv_resample_fx(&em, &v, &s->ax, &s->ay, flip, &s->tmp)))
 				goto fail;
 			fv_aug_erase(out, p, seed);
@@ -415,6 +483,7 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		if ((rc = fv_resample(planes, &v, &s->ax, &s->ay, flip, &s->tmp)))
 			goto fail;
 	}
+finish:
 	if (v.c == 3 && p->out_c == 1)
 		fv_color_to_gray(planes, n);
 	else if (v.c == 1 && p->out_c == 3)
