@@ -57,9 +57,10 @@ int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c)
 /* The horizontal plan: n8 outputs (n rounded up to 8; the extra ones weigh
  * nothing), each kq taps (a multiple of 4) from qstart[x], moved left at
  * the right edge so no tap passes hi; output x is source output n-1-x when
- * flipping. qw[x*kq + t]: per output; qp: the same per output and group of
- * 4 taps as the AVX2 kernel reads them (16 int16: w[t], w[t+1] thrice and a
- * zero pair, then w[t+2], w[t+3] likewise). */
+ * flipping. qw[x*kq + t]: per output; qp: the same as the AVX2 kernel
+ * reads them, per pair of outputs and group of 4 taps two vectors of 16
+ * int16: w[x][t], w[x][t+1] thrice and a zero pair, then the same for x+1;
+ * then taps t+2, t+3 likewise. */
 static int plan_h(fv_axis *a, int flip)
 {
 	int n = a->n, n8 = (n + 7) & ~7, kq = (max_cnt(a) + 3) & ~3, rc;
@@ -84,16 +85,18 @@ static int plan_h(fv_axis *a, int flip)
 		for (int j = 0; j < a->cnt[i]; j++)
 			a->qw[(size_t)x * kq + a->start[i] - st + j] = q[j];
 	}
-	for (int x = 0; x < n8; x++)
-		for (int t = 0; t < kq; t += 4) {
-			const int16_t *w = a->qw + (size_t)x * kq + t;
-			int16_t *v = a->qp + ((size_t)x * (kq / 4) + t / 4) * 16;
-			for (int l = 0; l < 2; l++)
-				for (int ch = 0; ch < 4; ch++) {
-					v[l * 8 + 2 * ch] = ch < 3 ? w[2 * l] : 0;
-					v[l * 8 + 2 * ch + 1] = ch < 3 ? w[2 * l + 1] : 0;
+	for (int x = 0; x < n8; x += 2)
+		for (int t = 0; t < kq; t += 4)
+			for (int half = 0; half < 2; half++) {
+				int16_t *v = a->qp + (((size_t)(x / 2) * (kq / 4) + t / 4) * 2 + half) * 16;
+				for (int l = 0; l < 2; l++) {
+					const int16_t *w = a->qw + (size_t)(x + l) * kq + t + 2 * half;
+					for (int ch = 0; ch < 4; ch++) {
+						v[l * 8 + 2 * ch] = ch < 3 ? w[0] : 0;
+						v[l * 8 + 2 * ch + 1] = ch < 3 ? w[1] : 0;
+					}
 				}
-		}
+			}
 	return 0;
 }
 
@@ -113,16 +116,22 @@ static int plan_v(fv_axis *a)
 /* ------------------------------------------------------------ horizontal */
 
 #if defined(__AVX2__)
-/* One output's 4-tap groups: one 16-byte load holds 4 taps (and a bit);
- * lane 0 takes taps 0, 1 as [R0 R1 G0 G1 B0 B1 0 0], lane 1 taps 2, 3, and
- * madd sums each pair. The two lanes still need adding. */
-static inline __attribute__((always_inline)) __m256i hpix3(const uint8_t *s, const __m256i *w,
-							   int ng, __m256i mask, __m256i acc)
+/* Two outputs' 4-tap groups: lane 0 holds 16 source bytes from output x's
+ * first tap, lane 1 from x+1's (4 taps and a bit each); one shuffle makes
+ * taps 0, 1 into [R0 R1 G0 G1 B0 B1 0 0] per lane, another taps 2, 3, and
+ * madd sums each pair: [x | x+1] in R, G, B, 0 with no lane to fold. */
+static inline __attribute__((always_inline)) __m256i hpair3(const uint8_t *s0, const uint8_t *s1,
+							    const __m256i *w, int ng, __m256i m01,
+							    __m256i m23, __m256i acc)
 {
 	for (int g = 0; g < ng; g++) {
-		__m256i px = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(s + 12 * g)));
-		acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, mask),
-							      _mm256_load_si256(w + g)));
+		__m256i px = _mm256_inserti128_si256(
+			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(s0 + 12 * g))),
+			_mm_loadu_si128((const __m128i *)(s1 + 12 * g)), 1);
+		acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, m01),
+							      _mm256_load_si256(w + 2 * g)));
+		acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, m23),
+							      _mm256_load_si256(w + 2 * g + 1)));
 	}
 	return acc;
 }
@@ -131,24 +140,20 @@ static inline __attribute__((always_inline)) void hrow3_avx2(int16_t *restrict o
 								const uint8_t *restrict src, int org,
 								const fv_axis *a, const int ng)
 {
-	const __m256i mask = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-					      6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
-	const int h = 1 << (FX_BITS - FX_MID - 1);
-	const __m256i half = _mm256_setr_epi32(h, h, h, 0, 0, 0, 0, 0);
+	const __m256i m01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
+					     0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
+	const __m256i m23 = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,
+					     6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
+	const __m256i half = _mm256_set1_epi32(1 << (FX_BITS - FX_MID - 1));
 	const __m256i *wq = (const __m256i *)a->qp;
 	const int *qs = a->qstart;
 	const uint8_t *base = src - 3 * (ptrdiff_t)org;
 	for (int x = 0; x < a->n8; x += 4) {
-		const __m256i *w = wq + (size_t)x * ng;
-		__m256i v0 = hpix3(base + 3 * (size_t)qs[x], w, ng, mask, half);
-		__m256i v1 = hpix3(base + 3 * (size_t)qs[x + 1], w + ng, ng, mask, half);
-		__m256i v2 = hpix3(base + 3 * (size_t)qs[x + 2], w + 2 * ng, ng, mask, half);
-		__m256i v3 = hpix3(base + 3 * (size_t)qs[x + 3], w + 3 * ng, ng, mask, half);
-		/* lane 0 + lane 1 of each: [x | x+1], [x+2 | x+3] */
-		__m256i t01 = _mm256_add_epi32(_mm256_permute2x128_si256(v0, v1, 0x20),
-					       _mm256_permute2x128_si256(v0, v1, 0x31));
-		__m256i t23 = _mm256_add_epi32(_mm256_permute2x128_si256(v2, v3, 0x20),
-					       _mm256_permute2x128_si256(v2, v3, 0x31));
+		const __m256i *w = wq + (size_t)(x / 2) * 2 * ng;
+		__m256i t01 = hpair3(base + 3 * (size_t)qs[x], base + 3 * (size_t)qs[x + 1], w, ng, m01,
+				     m23, half);
+		__m256i t23 = hpair3(base + 3 * (size_t)qs[x + 2], base + 3 * (size_t)qs[x + 3],
+				     w + 2 * ng, ng, m01, m23, half);
 		t01 = _mm256_srai_epi32(t01, FX_BITS - FX_MID);
 		t23 = _mm256_srai_epi32(t23, FX_BITS - FX_MID);
 		/* packs gives [x, x+2 | x+1, x+3]; put them in order */
