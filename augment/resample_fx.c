@@ -206,15 +206,16 @@ static void hrow1(int16_t *restrict out, const uint8_t *restrict src, int org, c
 
 #define FX_SCALE (1.0f / (float)(1 << (FX_BITS + FX_MID)))
 
-/* Store 8 values of channel k at o + e in e's layout, after its affine
- * map ((x + add) - sub) * mul (the identity for plain planes). */
+/* Store 8 sums of channel k at out[k] + at in em's layout: the sum to
+ * pixel units and em's affine map in one multiply and one add,
+ * x * (FX_SCALE * mul) + (add - sub) * mul (for plain planes, exactly
+ * x * FX_SCALE). */
 #if defined(__AVX2__)
-static inline __attribute__((always_inline)) void emit8(const fv_emit *em, int k, size_t at,
-							  __m256 x)
+static inline __attribute__((always_inline)) void emit8(const fv_emit *em, const float *m,
+							  const float *b, int k, size_t at, __m256i acc)
 {
-	x = _mm256_mul_ps(_mm256_sub_ps(_mm256_add_ps(x, _mm256_set1_ps(em->add[k])),
-					_mm256_set1_ps(em->sub[k])),
-			  _mm256_set1_ps(em->mul[k]));
+	__m256 x = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(m[k])),
+				 _mm256_set1_ps(b[k]));
 	if (em->half)
 		_mm_storeu_si128((__m128i *)((uint16_t *)em->out[k] + at),
 				 _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
@@ -223,9 +224,10 @@ static inline __attribute__((always_inline)) void emit8(const fv_emit *em, int k
 }
 #endif
 
-static inline void emit1(const fv_emit *em, int k, size_t at, float x)
+static inline void emit1(const fv_emit *em, const float *m, const float *b, int k, size_t at,
+			 int acc)
 {
-	x = ((x + em->add[k]) - em->sub[k]) * em->mul[k];
+	float x = (float)acc * m[k] + b[k];
 	if (em->half)
 		fv_half_store((uint16_t *)em->out[k] + at, x);
 	else
@@ -238,6 +240,11 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 		 const int16_t *w, int cnt)
 {
 	int e = 0;
+	float m[3], bb[3];
+	for (int k = 0; k < 3; k++) {
+		m[k] = FX_SCALE * em->mul[k];
+		bb[k] = (em->add[k] - em->sub[k]) * em->mul[k];
+	}
 #if defined(__AVX2__)
 	int np = (cnt + 1) / 2;
 	__m256i wv[FX_MAXK / 2];
@@ -249,7 +256,6 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 		uint32_t pair = (uint16_t)w[j] | (uint32_t)(uint16_t)(odd ? 0 : w[j + 1]) << 16;
 		wv[p] = _mm256_set1_epi32((int)pair);
 	}
-	const __m256 sc = _mm256_set1_ps(FX_SCALE);
 	/* 16 values: lo = [e0..3 | e8..11], hi = [e4..7 | e12..15] */
 #define FX_SUM(off, lo, hi)                                                                    \
 	do {                                                                                   \
@@ -266,10 +272,9 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 			__m256i l1, h1, l2, h2;
 			FX_SUM(4 * e, l1, h1);      /* [p0 | p2], [p1 | p3] */
 			FX_SUM(4 * e + 16, l2, h2); /* [p4 | p6], [p5 | p7] */
-			__m256 f1 = _mm256_mul_ps(_mm256_cvtepi32_ps(l1), sc);
-			__m256 g1 = _mm256_mul_ps(_mm256_cvtepi32_ps(h1), sc);
-			__m256 f2 = _mm256_mul_ps(_mm256_cvtepi32_ps(l2), sc);
-			__m256 g2 = _mm256_mul_ps(_mm256_cvtepi32_ps(h2), sc);
+			/* transpose as floats' bits (moves only) */
+			__m256 f1 = _mm256_castsi256_ps(l1), g1 = _mm256_castsi256_ps(h1);
+			__m256 f2 = _mm256_castsi256_ps(l2), g2 = _mm256_castsi256_ps(h2);
 			__m256 u0 = _mm256_unpacklo_ps(f1, g1), u1 = _mm256_unpackhi_ps(f1, g1);
 			__m256 u2 = _mm256_unpacklo_ps(f2, g2), u3 = _mm256_unpackhi_ps(f2, g2);
 			__m256 r = _mm256_shuffle_ps(u0, u2, 0x44), g = _mm256_shuffle_ps(u0, u2, 0xEE);
@@ -277,9 +282,9 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 			r = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), 0xD8));
 			g = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(g), 0xD8));
 			b = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(b), 0xD8));
-			emit8(em, 0, row + e, r);
-			emit8(em, 1, row + e, g);
-			emit8(em, 2, row + e, b);
+			emit8(em, m, bb, 0, row + e, _mm256_castps_si256(r));
+			emit8(em, m, bb, 1, row + e, _mm256_castps_si256(g));
+			emit8(em, m, bb, 2, row + e, _mm256_castps_si256(b));
 		}
 	} else {
 		for (; e + 16 <= ow; e += 16) {
@@ -287,8 +292,8 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 			FX_SUM(e, lo, hi);
 			__m256i a = _mm256_permute2x128_si256(lo, hi, 0x20);
 			__m256i b = _mm256_permute2x128_si256(lo, hi, 0x31);
-			emit8(em, 0, row + e, _mm256_mul_ps(_mm256_cvtepi32_ps(a), sc));
-			emit8(em, 0, row + e + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(b), sc));
+			emit8(em, m, bb, 0, row + e, a);
+			emit8(em, m, bb, 0, row + e + 8, b);
 		}
 	}
 #undef FX_SUM
@@ -299,7 +304,7 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 			int acc = 0;
 			for (int j = 0; j < cnt; j++)
 				acc += w[j] * rows[j][per * e + ch];
-			emit1(em, ch, row + e, (float)acc * FX_SCALE);
+			emit1(em, m, bb, ch, row + e, acc);
 		}
 }
 
