@@ -35,7 +35,8 @@ typedef struct fv_axis {
 	int *fstart;
 	float *w8;
 	/* fixed-point path (resample_fx.c): kq taps per output (even, for
-	 * the horizontal axis), n8 outputs (n rounded up to 8), qstart[x],
+	 * the horizontal axis), n8 outputs (n rounded up to 8), qstart[x]
+	 * (bytes from source column lo),
 	 * 14-bit weights qw[x * kq + t], and qp, the horizontal weights laid
 	 * out for the AVX2 kernel */
 	int kq, n8;

@@ -55,13 +55,14 @@ int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c)
 }
 
 /* The horizontal plan: n8 outputs (n rounded up to 8; the extra ones weigh
- * nothing), each kq taps (a multiple of 4) from qstart[x], moved left at
+ * nothing), each kq taps (a multiple of 4) from source column lo +
+ * qstart[x] / c (qstart is in bytes from column lo), moved left at
  * the right edge so no tap passes hi; output x is source output n-1-x when
  * flipping. qw[x*kq + t]: per output; qp: the same as the AVX2 kernel
  * reads them, per pair of outputs and group of 4 taps two vectors of 16
  * int16: w[x][t], w[x][t+1] thrice and a zero pair, then the same for x+1;
  * then taps t+2, t+3 likewise. */
-static int plan_h(fv_axis *a, int flip)
+static int plan_h(fv_axis *a, int flip, int c)
 {
 	int n = a->n, n8 = (n + 7) & ~7, kq = (max_cnt(a) + 3) & ~3, rc;
 	if ((rc = fv_aug_buf_reserve(&a->bqstart, sizeof(int) * n8)) ||
@@ -77,7 +78,7 @@ static int plan_h(fv_axis *a, int flip)
 	for (int x = 0; x < n8; x++) {
 		int i = x < n ? (flip ? n - 1 - x : x) : (flip ? 0 : n - 1);
 		int st = a->start[i] < a->hi - kq ? a->start[i] : a->hi - kq;
-		a->qstart[x] = st;
+		a->qstart[x] = (st - a->lo) * c; /* bytes from column lo */
 		if (x >= n)
 			continue;
 		int16_t q[FX_MAXK];
@@ -137,7 +138,7 @@ static inline __attribute__((always_inline)) __m256i hpair3(const uint8_t *s0, c
 }
 
 static inline __attribute__((always_inline)) void hrow3_avx2(int16_t *restrict out,
-								const uint8_t *restrict src, int org,
+								const uint8_t *restrict src,
 								const fv_axis *a, const int ng)
 {
 	const __m256i m01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
@@ -147,13 +148,11 @@ static inline __attribute__((always_inline)) void hrow3_avx2(int16_t *restrict o
 	const __m256i half = _mm256_set1_epi32(1 << (FX_BITS - FX_MID - 1));
 	const __m256i *wq = (const __m256i *)a->qp;
 	const int *qs = a->qstart;
-	const uint8_t *base = src - 3 * (ptrdiff_t)org;
+	const uint8_t *base = src;
 	for (int x = 0; x < a->n8; x += 4) {
 		const __m256i *w = wq + (size_t)(x / 2) * 2 * ng;
-		__m256i t01 = hpair3(base + 3 * (size_t)qs[x], base + 3 * (size_t)qs[x + 1], w, ng, m01,
-				     m23, half);
-		__m256i t23 = hpair3(base + 3 * (size_t)qs[x + 2], base + 3 * (size_t)qs[x + 3],
-				     w + 2 * ng, ng, m01, m23, half);
+		__m256i t01 = hpair3(base + qs[x], base + qs[x + 1], w, ng, m01, m23, half);
+		__m256i t23 = hpair3(base + qs[x + 2], base + qs[x + 3], w + 2 * ng, ng, m01, m23, half);
 		t01 = _mm256_srai_epi32(t01, FX_BITS - FX_MID);
 		t23 = _mm256_srai_epi32(t23, FX_BITS - FX_MID);
 		/* packs gives [x, x+2 | x+1, x+3]; put them in order */
@@ -163,20 +162,20 @@ static inline __attribute__((always_inline)) void hrow3_avx2(int16_t *restrict o
 }
 #endif
 
-/* One source row (c = 3, 8-bit RGB; src is source column org; 4 bytes past
+/* One source row (c = 3, 8-bit RGB; src is source column lo; 4 bytes past
  * the last tap readable) into n8 pixels of R, G, B, 0 in 16 bits. */
-static void hrow3(int16_t *restrict out, const uint8_t *restrict src, int org, const fv_axis *a)
+static void hrow3(int16_t *restrict out, const uint8_t *restrict src, const fv_axis *a)
 {
 	int kq = a->kq, x = 0;
 #if defined(__AVX2__)
 	switch (kq) {
-	case 4: hrow3_avx2(out, src, org, a, 1); return;
-	case 8: hrow3_avx2(out, src, org, a, 2); return;
-	default: hrow3_avx2(out, src, org, a, kq / 4); return;
+	case 4: hrow3_avx2(out, src, a, 1); return;
+	case 8: hrow3_avx2(out, src, a, 2); return;
+	default: hrow3_avx2(out, src, a, kq / 4); return;
 	}
 #endif
 	for (; x < a->n8; x++) {
-		const uint8_t *s = src + 3 * (size_t)(a->qstart[x] - org);
+		const uint8_t *s = src + a->qstart[x];
 		const int16_t *w = a->qw + (size_t)x * kq;
 		int acc[3] = { 1 << (FX_BITS - FX_MID - 1), 1 << (FX_BITS - FX_MID - 1),
 			       1 << (FX_BITS - FX_MID - 1) };
@@ -189,11 +188,11 @@ static void hrow3(int16_t *restrict out, const uint8_t *restrict src, int org, c
 	}
 }
 
-static void hrow1(int16_t *restrict out, const uint8_t *restrict src, int org, const fv_axis *a)
+static void hrow1(int16_t *restrict out, const uint8_t *restrict src, const fv_axis *a)
 {
 	int kq = a->kq;
 	for (int x = 0; x < a->n8; x++) {
-		const uint8_t *s = src + (a->qstart[x] - org);
+		const uint8_t *s = src + a->qstart[x];
 		const int16_t *w = a->qw + (size_t)x * kq;
 		int acc = 1 << (FX_BITS - FX_MID - 1);
 		for (int t = 0; t < kq; t++)
@@ -347,7 +346,7 @@ int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_a
 			fv_axis *ay, int flip, fv_aug_buf *tmpb)
 {
 	int rc;
-	if ((rc = plan_h(ax, flip)) || (rc = plan_v(ay)))
+	if ((rc = plan_h(ax, flip, c)) || (rc = plan_v(ay)))
 		return rc;
 	int ow = ax->n, oh = ay->n, R = ay->kq;
 	size_t m = (size_t)ax->n8 * (c == 3 ? 4 : 1);           /* int16 per row */
@@ -366,9 +365,9 @@ int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_a
 				return FV_E_DECODE; /* the source said why */
 			int16_t *dst = (int16_t *)(ring + rowb * (size_t)(next % R));
 			if (c == 3)
-				hrow3(dst, src, ax->lo, ax);
+				hrow3(dst, src, ax);
 			else
-				hrow1(dst, src, ax->lo, ax);
+				hrow1(dst, src, ax);
 		}
 		const int16_t *rows[FX_MAXK];
 		for (int j = 0; j < cn; j++)
