@@ -348,9 +348,10 @@ static int decode(const fv_aug_input *in, fv_aug_scratch *s, int denom, int fast
 	return 0;
 }
 
-/* JPEG rows streamed into a buffer of STREAM_ROWS rows (32: fewer calls into libjpeg than 16, still L2-sized) as the resampler
+/* JPEG rows streamed into a buffer of STREAM_ROWS rows as the resampler
  * asks for them (in order), so the decoded region never lands in memory
- * whole: the rows are still in L1/L2 when the horizontal pass reads them. */
+ * whole: the rows are still in L1/L2 when the horizontal pass reads them.
+ * 32 rows: fewer calls into libjpeg than 16 (measured), still L2-sized. */
 enum { STREAM_ROWS = 32 };
 typedef struct jpeg_rows {
 	fv_jpeg *j;
