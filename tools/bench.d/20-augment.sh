@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Augment throughput: the train and eval transforms against a full TurboJPEG
-# decode measured in the same run (train_vs_decode; target >= 1.3), and the
-# pipeline through 1 and 2 real worker processes when those are built.
+# Augment throughput: the train transform as the trainer runs it by default
+# (RandomResizedCrop, flip, normalize), the same with ColorJitter 0.4/0.4/0.4,
+# and the eval transform, against a full TurboJPEG decode measured in the same
+# run (train_vs_decode; target >= 1.3), and the pipeline through 1 and 2 real
+# worker processes when those are built.
 set -u
 dir=${FV_SHARED_DATA:-../shared/data}/jpeg-bench
 exec "${FV_BIN:-build/bin}/fovea-bench" augment --images "$dir" "$@"
