@@ -20,31 +20,66 @@
 
 /* ---------------------------------------------------------------- pool */
 
+/* The workers themselves hand finished items to the writer, in input order:
+ * whoever completes the item the writer waits for delivers it and every
+ * finished item after it. The calling thread is one of the workers, so
+ * --jobs N runs N decoders and nothing else; no thread sleeps and wakes per
+ * item (each wakeup costs a futex call and, on a busy machine, preempts a
+ * decoder), and workers wait only when the window of finished, undelivered
+ * items is full because the writer is behind. */
 typedef struct pool {
 	const ingest_cfg *cfg;
+	ing_writer *w;
 	ing_item **items;
 	uint8_t *ready;
-	size_t n, next, consumed, window;
+	size_t n, next, delivered, window;
+	int delivering, space_waiters, rc;
 	pthread_mutex_t mu;
-	pthread_cond_t cv_ready, cv_space;
+	pthread_cond_t cv_space;
 } pool;
+
+/* Hand items[delivered..] to the writer while they are finished; called
+ * and returns with p->mu held. */
+static void pool_deliver(pool *p)
+{
+	p->delivering = 1;
+	while (!p->rc && p->delivered < p->n && p->ready[p->delivered]) {
+		ing_item *it = p->items[p->delivered];
+		p->items[p->delivered++] = NULL;
+		pthread_mutex_unlock(&p->mu);
+		int rc = ing_writer_add(p->w, it);
+		pthread_mutex_lock(&p->mu);
+		if (rc) /* stop: the others finish the item in hand and leave */
+			p->rc = rc;
+	}
+	p->delivering = 0;
+	if (p->space_waiters)
+		pthread_cond_broadcast(&p->cv_space);
+}
 
 static void *pool_worker(void *arg)
 {
 	pool *p = arg;
+	/* Reserved, not touched: pages fault in once, as the largest image so
+	 * far needs them, instead of anew at every growth of the buffer. */
 	fv_image scratch = { 0 };
+	fv_image_alloc(&scratch, 2048, 2048, 3);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (p->next < p->n && p->next >= p->consumed + p->window)
+		while (!p->rc && p->next < p->n && p->next >= p->delivered + p->window) {
+			p->space_waiters++;
 			pthread_cond_wait(&p->cv_space, &p->mu);
-		if (p->next >= p->n)
+			p->space_waiters--;
+		}
+		if (p->rc || p->next >= p->n)
 			break;
 		size_t i = p->next++;
 		pthread_mutex_unlock(&p->mu);
 		ing_item_prepare(p->cfg, p->items[i], &scratch);
 		pthread_mutex_lock(&p->mu);
 		p->ready[i] = 1;
-		pthread_cond_broadcast(&p->cv_ready);
+		if (!p->delivering)
+			pool_deliver(p);
 	}
 	pthread_mutex_unlock(&p->mu);
 	fv_image_free(&scratch);
@@ -53,55 +88,31 @@ static void *pool_worker(void *arg)
 
 int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n)
 {
-	pool p = { .cfg = cfg, .items = items, .n = n };
-	int jobs = cfg->jobs < 1 ? 1 : (int)cfg->jobs, started = 0, rc = 0;
+	pool p = { .cfg = cfg, .w = w, .items = items, .n = n };
+	int jobs = cfg->jobs < 1 ? 1 : (int)cfg->jobs, started = 0;
 	pthread_t th[256];
 	if (jobs > 256)
 		jobs = 256;
-	p.window = (size_t)jobs * 8; /* bounds memory: decoded-ahead items */
+	p.window = (size_t)jobs * 32; /* bounds memory: finished, undelivered items */
 	if (!(p.ready = calloc(n ? n : 1, 1))) {
 		for (size_t i = 0; i < n; i++)
 			ing_item_free(items[i]);
 		return ENOMEM;
 	}
 	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv_ready, NULL);
 	pthread_cond_init(&p.cv_space, NULL);
-	for (; started < jobs; started++)
+	for (; started < jobs - 1; started++) /* this thread is the last worker */
 		if (pthread_create(&th[started], NULL, pool_worker, &p))
 			break;
-	if (!started)
-		p.window = n; /* no threads: prepare inline below */
-	for (size_t i = 0; i < n; i++) {
-		if (!started) {
-			ing_item_prepare(cfg, items[i], NULL);
-		} else {
-			pthread_mutex_lock(&p.mu);
-			while (!p.ready[i])
-				pthread_cond_wait(&p.cv_ready, &p.mu);
-			pthread_mutex_unlock(&p.mu);
-		}
-		ing_item *it = items[i];
-		items[i] = NULL;
-		rc = ing_writer_add(w, it);
-		pthread_mutex_lock(&p.mu);
-		p.consumed = i + 1;
-		if (rc) /* stop: workers finish the item in hand and exit */
-			p.next = p.n;
-		pthread_cond_broadcast(&p.cv_space);
-		pthread_mutex_unlock(&p.mu);
-		if (rc)
-			break;
-	}
+	pool_worker(&p);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) /* what a failure left undelivered */
 		ing_item_free(items[i]);
 	pthread_mutex_destroy(&p.mu);
-	pthread_cond_destroy(&p.cv_ready);
 	pthread_cond_destroy(&p.cv_space);
 	free(p.ready);
-	return rc;
+	return p.rc;
 }
 
 /* ---------------------------------------------------------------- lists */
