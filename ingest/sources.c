@@ -34,6 +34,7 @@ typedef struct pool {
 	uint8_t *ready;
 	size_t n, next, delivered, window;
 	int delivering, space_waiters, rc;
+	char err[1024]; /* rc's detail, for the caller's thread */
 	pthread_mutex_t mu;
 	pthread_cond_t cv_space;
 } pool;
@@ -49,8 +50,10 @@ static void pool_deliver(pool *p)
 		pthread_mutex_unlock(&p->mu);
 		int rc = ing_writer_add(p->w, it);
 		pthread_mutex_lock(&p->mu);
-		if (rc) /* stop: the others finish the item in hand and leave */
+		if (rc && !p->rc) { /* stop: the others finish the item in hand and leave */
 			p->rc = rc;
+			snprintf(p->err, sizeof p->err, "%s", fv_err_msg(rc));
+		}
 	}
 	p->delivering = 0;
 	if (p->space_waiters)
@@ -112,7 +115,7 @@ int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t 
 	pthread_mutex_destroy(&p.mu);
 	pthread_cond_destroy(&p.cv_space);
 	free(p.ready);
-	return p.rc;
+	return p.rc ? fv_err_set(p.rc, "%s", p.err) : 0;
 }
 
 /* ---------------------------------------------------------------- lists */
