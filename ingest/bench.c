@@ -223,6 +223,9 @@ int fv_bench_ingest(int argc, char **argv)
 	double dec = 0, dec2 = 0, ing = 0, idx = 0, cpu_dec = 1e9, cpu_ing = 1e9;
 	uint64_t idx_n = 0, jpg_n = 0;
 
+	/* fovea-ingest's malloc policy, as its main() sets it; it holds for the
+	 * whole process, so the decode-only reference runs under it too */
+	ingest_malloc_setup();
 	fv_cfg_defaults(bench_options, &bc);
 	fv_cfg_defaults(ingest_options, &cfg);
 	if ((rc = fv_cfg_parse_args(bench_options, &bc, argc, argv, &npos, &help)) || help) {

@@ -36,6 +36,9 @@ typedef struct ingest_cfg {
 } ingest_cfg;
 
 extern const fv_cfg_opt ingest_options[];
+/* The process's malloc policy for ingest: main() and the benchmark call it
+ * before any thread starts. */
+void ingest_malloc_setup(void);
 
 /* One input. A source fills path/source/cls (or the raw fields for IDX);
  * ing_item_prepare fills the rest or sets `reason`. */
