@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The decode pool and the commit queue under load: 300 photos in 3 classes,
-# bad files and cross-class copies among them, small batches so many commits
-# queue up behind fsync and the workers wait for the writer. The dataset
+# The decode pool and the commit queue under load: 302 photos in 3 classes
+# (linked files, a linked subfolder), bad files and cross-class copies among
+# them, small batches so many commits queue up behind fsync and the workers
+# wait for the writer. The dataset
 # (record keys, hashes, bytes) must not depend on --jobs; a second run of
 # the same folder adds nothing; and kill -9 mid-run then a re-run gives the
 # same keys and hashes as a clean run.
@@ -24,14 +25,16 @@ cp "$J/img0100.jpg" "$S/a/img0100-copy.jpg"       # of b/img0100.jpg
 head -c 9000 "$J/img0042.jpg" >"$S/b/img0042-trunc.jpg"
 : >"$S/a/img0150-empty.jpg"
 echo nope >"$S/c/img0200-text.jpg"
+mkdir "$T/extra" && cp "$J/img0300.jpg" "$J/img0301.jpg" "$T/extra/"
+ln -s "$T/extra" "$S/b/zz-linked-folder" # a linked subfolder belongs to b too
 
 for j in 1 2 5; do
 	out=$(fovea ingest --db "$T/j$j" --jobs $j --batch 10 "$S" 2>&1)
 	check_eq "jobs${j}_summary" "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" \
-		"added 300, duplicates 2, rejected 3"
+		"added 302, duplicates 2, rejected 3"
 done
 s=$(fovea stats --db "$T/j2" --json)
-check_eq stats_records "$(jnum records <<<"$s")" 300
+check_eq stats_records "$(jnum records <<<"$s")" 302
 check_eq stats_rejected "$(jnum rejected <<<"$s")" 3
 hashes=$(mdb_dump -s hashes "$T/j1" | sha1sum)
 check_eq hashes_jobs2_as_jobs1 "$(mdb_dump -s hashes "$T/j2" | sha1sum)" "$hashes"
@@ -39,7 +42,7 @@ check_eq records_jobs5_as_jobs1 "$(records "$T/j5")" "$(records "$T/j1")"
 
 out=$(fovea ingest --db "$T/j2" --jobs 2 "$S" 2>&1)
 check_eq rerun_adds_nothing "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" \
-	"added 0, duplicates 302, rejected 3"
+	"added 0, duplicates 304, rejected 3"
 
 # kill -9 while batches of one record commit (one fsync each), then re-run
 fovea ingest --db "$T/k" --jobs 2 --batch 1 "$S" >/dev/null 2>&1 &
@@ -50,9 +53,9 @@ wait_for 20 has_records
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 n=$(fovea stats --db "$T/k" --json | jnum records)
-echo "    killed after $n of 300 records"
-check killed_mid_run test "$n" -gt 0 -a "$n" -lt 300
+echo "    killed after $n of 302 records"
+check killed_mid_run test "$n" -gt 0 -a "$n" -lt 302
 check rerun_after_kill fovea ingest --db "$T/k" --jobs 2 "$S"
-check_eq kill_rerun_records "$(fovea stats --db "$T/k" --json | jnum records)" 300
+check_eq kill_rerun_records "$(fovea stats --db "$T/k" --json | jnum records)" 302
 check_eq kill_rerun_hashes "$(mdb_dump -s hashes "$T/k" | sha1sum)" "$hashes"
 fv_done
