@@ -26,18 +26,32 @@
  * --jobs N runs N decoders and nothing else; no thread sleeps and wakes per
  * item (each wakeup costs a futex call and, on a busy machine, preempts a
  * decoder), and workers wait only when the window of finished, undelivered
- * items is full because the writer is behind. */
+ * items is full because the writer is behind. Items may keep arriving while
+ * the workers run (a folder is decoded while it is still being listed). */
 typedef struct pool {
 	const ingest_cfg *cfg;
 	ing_writer *w;
-	ing_item **items;
+	ing_item **items; /* the pool's; NULL once handed to the writer */
 	uint8_t *ready;
-	size_t n, next, delivered, window;
-	int delivering, space_waiters, rc;
+	size_t n, cap, next, delivered, window;
+	int open; /* pool_add may still come */
+	int delivering, space_waiters, item_waiters, rc, started;
 	char err[1024]; /* rc's detail, for the caller's thread */
+	pthread_t th[256];
 	pthread_mutex_t mu;
-	pthread_cond_t cv_space;
+	pthread_cond_t cv_space, cv_items;
 } pool;
+
+/* Stop on rc (the first one wins); called with p->mu held. */
+static void pool_fail(pool *p, int rc)
+{
+	if (p->rc)
+		return;
+	p->rc = rc;
+	snprintf(p->err, sizeof p->err, "%s", fv_err_msg(rc));
+	pthread_cond_broadcast(&p->cv_space);
+	pthread_cond_broadcast(&p->cv_items);
+}
 
 /* Hand items[delivered..] to the writer while they are finished; called
  * and returns with p->mu held. */
@@ -50,10 +64,8 @@ static void pool_deliver(pool *p)
 		pthread_mutex_unlock(&p->mu);
 		int rc = ing_writer_add(p->w, it);
 		pthread_mutex_lock(&p->mu);
-		if (rc && !p->rc) { /* stop: the others finish the item in hand and leave */
-			p->rc = rc;
-			snprintf(p->err, sizeof p->err, "%s", fv_err_msg(rc));
-		}
+		if (rc) /* stop: the others finish the item in hand and leave */
+			pool_fail(p, rc);
 	}
 	p->delivering = 0;
 	if (p->space_waiters)
@@ -69,16 +81,24 @@ static void *pool_worker(void *arg)
 	fv_image_alloc(&scratch, 2048, 2048, 3);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (!p->rc && p->next < p->n && p->next >= p->delivered + p->window) {
+		if (!p->rc && p->next >= p->n && p->open) {
+			p->item_waiters++;
+			pthread_cond_wait(&p->cv_items, &p->mu);
+			p->item_waiters--;
+			continue;
+		}
+		if (!p->rc && p->next < p->n && p->next >= p->delivered + p->window) {
 			p->space_waiters++;
 			pthread_cond_wait(&p->cv_space, &p->mu);
 			p->space_waiters--;
+			continue;
 		}
 		if (p->rc || p->next >= p->n)
 			break;
 		size_t i = p->next++;
+		ing_item *it = p->items[i];
 		pthread_mutex_unlock(&p->mu);
-		ing_item_prepare(p->cfg, p->items[i], &scratch);
+		ing_item_prepare(p->cfg, it, &scratch);
 		pthread_mutex_lock(&p->mu);
 		p->ready[i] = 1;
 		if (!p->delivering)
@@ -89,33 +109,100 @@ static void *pool_worker(void *arg)
 	return NULL;
 }
 
+/* Start cfg->jobs - 1 workers, waiting for pool_add; the caller becomes
+ * the last one in pool_close. */
+static int pool_open(const ingest_cfg *cfg, ing_writer *w, pool **out)
+{
+	pool *p = calloc(1, sizeof *p);
+	int jobs = cfg->jobs < 1 ? 1 : cfg->jobs > 256 ? 256 : (int)cfg->jobs;
+	*out = p;
+	if (!p)
+		return ENOMEM;
+	p->cfg = cfg;
+	p->w = w;
+	p->open = 1;
+	p->window = (size_t)jobs * 32; /* bounds memory: finished, undelivered items */
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv_space, NULL);
+	pthread_cond_init(&p->cv_items, NULL);
+	for (; p->started < jobs - 1; p->started++)
+		if (pthread_create(&p->th[p->started], NULL, pool_worker, p))
+			break;
+	return 0;
+}
+
+/* Queue it for validation; takes it, also on failure. Returns the pool's
+ * error once it has stopped, so the caller stops adding. */
+static int pool_add(pool *p, ing_item *it)
+{
+	int rc = 0;
+	pthread_mutex_lock(&p->mu);
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 1024;
+		ing_item **gi = realloc(p->items, cap * sizeof *gi);
+		if (gi)
+			p->items = gi;
+		uint8_t *gr = realloc(p->ready, cap);
+		if (gr)
+			p->ready = gr;
+		if (gi && gr)
+			p->cap = cap;
+		else
+			pool_fail(p, ENOMEM);
+	}
+	if (!p->rc) {
+		p->items[p->n] = it;
+		p->ready[p->n++] = 0;
+		it = NULL;
+		if (p->item_waiters)
+			pthread_cond_signal(&p->cv_items);
+	}
+	rc = p->rc;
+	pthread_mutex_unlock(&p->mu);
+	ing_item_free(it);
+	return rc;
+}
+
+/* No more items (rc: the producer's own failure, which stops the pool):
+ * work along until all are delivered, then free the pool. 0 or the first
+ * error, its detail on this thread. */
+static int pool_close(pool **pp, int rc)
+{
+	pool *p = *pp;
+	if (!p)
+		return rc;
+	pthread_mutex_lock(&p->mu);
+	p->open = 0;
+	if (rc)
+		pool_fail(p, rc);
+	pthread_cond_broadcast(&p->cv_items);
+	pthread_mutex_unlock(&p->mu);
+	pool_worker(p);
+	for (int i = 0; i < p->started; i++)
+		pthread_join(p->th[i], NULL);
+	for (size_t i = 0; i < p->n; i++) /* what a failure left undelivered */
+		ing_item_free(p->items[i]);
+	rc = p->rc ? fv_err_set(p->rc, "%s", p->err) : 0;
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv_space);
+	pthread_cond_destroy(&p->cv_items);
+	free(p->items);
+	free(p->ready);
+	free(p);
+	*pp = NULL;
+	return rc;
+}
+
 int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n)
 {
-	pool p = { .cfg = cfg, .w = w, .items = items, .n = n };
-	int jobs = cfg->jobs < 1 ? 1 : (int)cfg->jobs, started = 0;
-	pthread_t th[256];
-	if (jobs > 256)
-		jobs = 256;
-	p.window = (size_t)jobs * 32; /* bounds memory: finished, undelivered items */
-	if (!(p.ready = calloc(n ? n : 1, 1))) {
-		for (size_t i = 0; i < n; i++)
-			ing_item_free(items[i]);
-		return ENOMEM;
-	}
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv_space, NULL);
-	for (; started < jobs - 1; started++) /* this thread is the last worker */
-		if (pthread_create(&th[started], NULL, pool_worker, &p))
-			break;
-	pool_worker(&p);
-	for (int i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	for (size_t i = 0; i < n; i++) /* what a failure left undelivered */
+	pool *p = NULL;
+	int rc = pool_open(cfg, w, &p);
+	size_t i = 0;
+	for (; i < n && !rc; i++)
+		rc = pool_add(p, items[i]);
+	for (; i < n; i++)
 		ing_item_free(items[i]);
-	pthread_mutex_destroy(&p.mu);
-	pthread_cond_destroy(&p.cv_space);
-	free(p.ready);
-	return p.rc ? fv_err_set(p.rc, "%s", p.err) : 0;
+	return pool_close(&p, rc);
 }
 
 /* ---------------------------------------------------------------- lists */
@@ -222,8 +309,8 @@ static int is_dir(const char *path, const dent *e)
 }
 
 /* Every file under dir (sorted, subfolders included, dot files skipped) as
- * an item of class cls. */
-static int collect(const char *dir, const char *cls, vec *items, int depth)
+ * an item of class cls, into the pool (which decodes them meanwhile). */
+static int collect(const char *dir, const char *cls, pool *p, size_t *count, int depth)
 {
 	dent *ents = NULL;
 	char path[PATH_MAX];
@@ -233,13 +320,12 @@ static int collect(const char *dir, const char *cls, vec *items, int depth)
 	for (size_t i = 0; i < n && !rc; i++) {
 		snprintf(path, sizeof path, "%s/%s", dir, ents[i].name);
 		if (is_dir(path, &ents[i])) {
-			rc = collect(path, cls, items, depth + 1);
+			rc = collect(path, cls, p, count, depth + 1);
 			continue;
 		}
 		ing_item *it = ing_item_new_file(path, cls);
-		rc = it ? vec_push(items, it) : ENOMEM;
-		if (rc)
-			ing_item_free(it);
+		rc = it ? pool_add(p, it) : ENOMEM;
+		*count += !rc;
 	}
 	dents_free(ents, n);
 	return rc;
@@ -249,8 +335,8 @@ int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir)
 {
 	dent *ents = NULL;
 	char **cls = NULL, path[PATH_MAX];
-	size_t n = 0, ncls = 0;
-	vec items = { 0 };
+	size_t n = 0, ncls = 0, count = 0;
+	pool *p = NULL;
 	int rc = list_dir(dir, &ents, &n);
 	if (rc)
 		return rc;
@@ -258,26 +344,27 @@ int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir)
 		rc = ENOMEM;
 	for (size_t c = 0; c < n && !rc; c++) {
 		snprintf(path, sizeof path, "%s/%s", dir, ents[c].name);
-		if (!is_dir(path, &ents[c])) {
+		if (is_dir(path, &ents[c]))
+			cls[ncls++] = ents[c].name; /* only folders, in sorted order */
+		else
 			fv_warn("%s: not a class folder, skipped", path);
-			continue;
-		}
-		cls[ncls++] = ents[c].name; /* only folders, in sorted order */
-		rc = collect(path, ents[c].name, &items, 0);
 	}
-	/* sorted class names get the first indices, as torchvision's ImageFolder */
+	/* sorted class names get the first indices, as torchvision's ImageFolder
+	 * (registered before any image, so empty classes are no exception) */
 	if (!rc)
 		rc = ing_writer_classes(w, cls, NULL, ncls);
+	if (!rc)
+		rc = pool_open(cfg, w, &p);
+	for (size_t c = 0; c < ncls && !rc; c++) {
+		snprintf(path, sizeof path, "%s/%s", dir, cls[c]);
+		rc = collect(path, cls[c], p, &count, 0);
+	}
+	if (p) /* a listing error stops the decoding too */
+		rc = pool_close(&p, rc);
+	if (!rc && !count)
+		fv_warn("%s: no images found (expected %s/<class>/<image>)", dir, dir);
 	free(cls); /* the names are ents' */
 	dents_free(ents, n);
-	if (rc) {
-		vec_free(&items);
-		return rc;
-	}
-	if (!items.n)
-		fv_warn("%s: no images found (expected %s/<class>/<image>)", dir, dir);
-	rc = ing_pool_run(cfg, w, items.v, items.n);
-	free(items.v);
 	return rc;
 }
 
