@@ -45,7 +45,13 @@ void ingest_malloc_setup(void)
 	 * much of that memory was trimmed and faulted in again, page by page —
 	 * about a tenth of the CPU of a JPEG ingest (bench ingest, perf). Keep
 	 * up to 64 MB free per heap, and serve blocks up to 32 MB from the heaps
-	 * (setting one limit freezes the other at its default). */
+	 * (setting one limit freezes the other at its default). And one heap
+	 * for all threads: decoders and the commit thread free each other's
+	 * blocks, and pools and writers (a run per source) start new threads,
+	 * which glibc hands the old threads' heaps in another order — so with a
+	 * heap per thread each new set of threads grew its heaps again. The
+	 * lock it costs is taken a few times per image. */
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_ARENA_MAX, 1);
 }
