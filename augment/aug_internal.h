@@ -34,15 +34,14 @@ typedef struct fv_axis {
 	int kf;
 	int *fstart;
 	float *w8;
-	/* AVX-512 permute path (resample.c): outputs in blocks of pb (16 or 8;
-	 * 0 = not possible: a block's taps span more than 32 samples); per
-	 * block the first source sample pbase[b], and per tap 16 lane indexes
-	 * into a 32-sample window and 16 weights */
-	int pb, nblk;
-	int *pbase;
-	int32_t *pidx;
-	float *pw;
-	fv_aug_buf bstart, bcnt, bw, bfstart, bw8, bpbase, bpidx, bpw;
+	/* fixed-point path (resample_fx.c): kq taps per output (even, for
+	 * the horizontal axis), n8 outputs (n rounded up to 8), qstart[x],
+	 * 14-bit weights qw[x * kq + t], and qp, the horizontal weights laid
+	 * out for the AVX2 kernel */
+	int kq, n8;
+	int *qstart;
+	int16_t *qw, *qp;
+	fv_aug_buf bstart, bcnt, bw, bfstart, bw8, bqstart, bqw, bqp, blast;
 } fv_axis;
 
 /* Plan the antialiased triangle (bilinear) filter mapping the source span
@@ -63,9 +62,38 @@ typedef struct fv_aug_view {
 } fv_aug_view;
 
 /* Resample v through plans ax, ay into c float planes of ax->n x ay->n
- * (values 0..255), mirroring x when flip. tmp is scratch. */
-int fv_resample(float *planes, const fv_aug_view *v, const fv_axis *ax, const fv_axis *ay,
-		int flip, fv_aug_buf *tmp);
+ * (values 0..255), mirroring x when flip. tmp is scratch. Takes the
+ * fixed-point path when fv_axis_fx_ok, else the float one. */
+int fv_resample(float *planes, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, int flip,
+		fv_aug_buf *tmp);
+int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c);
+
+/* Where the fixed-point pass writes: channel k of output pixel i goes to
+ * out[k][i] as ((x + add[k]) - sub[k]) * mul[k], float or (half) IEEE
+ * half. Plain planes: add 0, sub 0, mul 1. */
+typedef struct fv_emit {
+	void *out[3];
+	float add[3], sub[3], mul[3];
+	int half;
+} fv_emit;
+int fv_resample_fx(const fv_emit *em, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, int flip,
+		   fv_aug_buf *tmp);
+/* The same from rows a source hands over one at a time, in order, each
+ * pointing at source column ax->lo with 16 bytes readable past ax->hi
+ * (so a decoder can stream rows through a small buffer); NULL ends it with
+ * the source's error. */
+typedef const uint8_t *(*fv_row_fn)(void *ctx, int y);
+int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_axis *ax,
+			fv_axis *ay, int flip, fv_aug_buf *tmp);
+
+/* When this sample's photometric part is a per-channel affine map (no
+ * ColorJitter op; lighting and normalization only) and out's layout is a
+ * float one: fill em for out and return 1; else 0. */
+int fv_aug_emit_direct(const fv_aug_params *p, uint64_t seed, int c, void *out, fv_emit *em);
+/* Random erasing on a finished output (what fv_aug_finish does last). */
+void fv_aug_erase(void *out, const fv_aug_params *p, uint64_t seed);
+/* float -> IEEE half, round to nearest even */
+void fv_half_store(uint16_t *o, float f);
 
 /* JPEG decoding with libjpeg: header first (dimensions, components), then
  * a region [x0,x1) x [y0,y1) of the image scaled by 1/denom. */
@@ -78,9 +106,18 @@ int fv_jpeg_header(fv_jpeg *j, const uint8_t *data, size_t len, int gray, int *w
 /* Size of the image at DCT scale 1/denom (denom 1, 2, 4, 8). */
 void fv_jpeg_scaled_size(fv_jpeg *j, int denom, int *w, int *h);
 /* Decode the region (coordinates at scale 1/denom) into buf; v describes it.
- * Ends the decode (success or not); call fv_jpeg_header again for the next. */
-int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug_buf *buf,
-		   fv_aug_view *v);
+ * fast: libjpeg's fast integer IDCT (JDCT_IFAST: ~3% less decode time,
+ * within a level or two of the accurate one at training qualities; for
+ * augmentation, never for evaluation). Ends the decode (success or not);
+ * call fv_jpeg_header again for the next. */
+int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int y1,
+		   fv_aug_buf *buf, fv_aug_view *v);
+/* The region streamed: start (the columns become [*xoff, *xoff + *cw),
+ * widened to iMCU edges), then the next up to n rows into rows[] (returns
+ * how many, or < 0 with fv_err set); end with fv_jpeg_abort. */
+int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int *xoff,
+			 int *cw);
+int fv_jpeg_stream_read(fv_jpeg *j, uint8_t **rows, int n);
 /* Abandon a decode started by fv_jpeg_header. */
 void fv_jpeg_abort(fv_jpeg *j);
 

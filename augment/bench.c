@@ -1,7 +1,9 @@
 /* augment/bench.c — `fovea bench augment`: single-threaded images/s of
  * (a) a full TurboJPEG decode to RGB, the floor every loader pays, (b) the
- * ImageNet train transform to 3x224x224 float32, (c) the eval transform
- * (256 -> 224), measured in the same run, interleaved in 16-image chunks
+ * ImageNet train transform to 3x224x224 float32 as the trainer runs it by
+ * default (RandomResizedCrop, flip, normalize: torchvision's reference
+ * recipe), (c) the eval transform (256 -> 224), (b') (b) with ColorJitter
+ * 0.4/0.4/0.4, measured in the same run, interleaved in 16-image chunks
  * (best of the passes per chunk, so a busy machine skews the ratio less), then (d) the pipeline through
  * real worker processes with 1 and 2 workers when aug-proto linked
  * fv_aug_bench_workers in. */
@@ -115,27 +117,30 @@ static double run_aug(const fv_aug_params *p, const file *f, int a, int b, void 
 	return now() - t0;
 }
 
-/* Best images/s of decode, train and eval into best[3]. Interleaves the
- * three at a fine grain (chunks of 16 images) and keeps each chunk's best
+enum { NM = 4 }; /* decode, train, eval, train + ColorJitter */
+
+/* Best images/s of decode, train, eval and train with ColorJitter into
+ * best[NM]. Interleaves them at a fine grain (chunks of 16 images) and keeps each chunk's best
  * time over the passes: other processes on a shared machine then inflate all
  * three alike or get filtered out. */
 static int measure(tjhandle tj, const file *f, int n, int passes, unsigned char *buf, size_t cap,
-		   const fv_aug_params *tr, const fv_aug_params *ev, void *out, fv_aug_scratch *s,
-		   double best[3])
+		   const fv_aug_params *tr, const fv_aug_params *ev, const fv_aug_params *tj4,
+		   void *out, fv_aug_scratch *s, double best[NM])
 {
 	enum { CHUNK = 16 };
 	int nchunks = (n + CHUNK - 1) / CHUNK;
-	double *bestc = malloc(sizeof(double) * 3 * nchunks);
-	for (int i = 0; i < 3 * nchunks; i++)
+	double *bestc = malloc(sizeof(double) * NM * nchunks);
+	for (int i = 0; i < NM * nchunks; i++)
 		bestc[i] = 1e30;
 	for (int p = 0; p < passes; p++) {
 		for (int c = 0; c < nchunks; c++) {
 			int a = c * CHUNK, b = a + CHUNK < n ? a + CHUNK : n;
-			double t[3];
+			double t[NM];
 			t[0] = run_decode(tj, f, a, b, buf, cap);
 			t[1] = run_aug(tr, f, a, b, out, s);
 			t[2] = run_aug(ev, f, a, b, out, s);
-			for (int k = 0; k < 3; k++) {
+			t[3] = run_aug(tj4, f, a, b, out, s);
+			for (int k = 0; k < NM; k++) {
 				if (t[k] < 0) {
 					fprintf(stderr, "fovea bench augment: %s failed on an image in %d..%d: %s\n",
 						k ? "transform" : "decode", a, b - 1,
@@ -143,29 +148,31 @@ static int measure(tjhandle tj, const file *f, int n, int passes, unsigned char 
 					free(bestc);
 					return 1;
 				}
-				if (t[k] < bestc[3 * c + k])
-					bestc[3 * c + k] = t[k];
+				if (t[k] < bestc[NM * c + k])
+					bestc[NM * c + k] = t[k];
 			}
 		}
 	}
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < NM; k++) {
 		double sum = 0;
 		for (int c = 0; c < nchunks; c++)
-			sum += bestc[3 * c + k];
+			sum += bestc[NM * c + k];
 		best[k] = n / sum;
 	}
 	free(bestc);
 	return 0;
 }
 
-static void report(int json, const char *dir, int n, int passes, const double best[3],
+static void report(int json, const char *dir, int n, int passes, const double best[NM],
 		   const double pw[2])
 {
 	if (json) {
 		printf("{\"images\": %d, \"passes\": %d, \"decode_img_per_s\": %.1f, "
 		       "\"train_img_per_s\": %.1f, \"eval_img_per_s\": %.1f, "
-		       "\"train_vs_decode\": %.3f, \"eval_vs_decode\": %.3f",
-		       n, passes, best[0], best[1], best[2], best[1] / best[0], best[2] / best[0]);
+		       "\"train_vs_decode\": %.3f, \"eval_vs_decode\": %.3f, "
+		       "\"train_jitter_img_per_s\": %.1f, \"train_jitter_vs_decode\": %.3f",
+		       n, passes, best[0], best[1], best[2], best[1] / best[0], best[2] / best[0],
+		       best[3], best[3] / best[0]);
 		for (int k = 0; k < 2; k++) {
 			if (pw[k] >= 0)
 				printf(", \"pipeline_img_per_s_%dw\": %.1f", k + 1, pw[k]);
@@ -177,8 +184,10 @@ static void report(int json, const char *dir, int n, int passes, const double be
 		printf("augment bench: %d JPEGs from %s, best of %d passes per 16-image chunk, interleaved, 1 thread\n", n,
 		       dir, passes);
 		printf("  decode only (TurboJPEG full RGB)   %8.1f img/s  (reference)\n", best[0]);
-		printf("  train RRC+flip+jitter -> 3x224x224 %8.1f img/s  %.2fx decode\n", best[1],
+		printf("  train RRC+flip -> 3x224x224 float  %8.1f img/s  %.2fx decode\n", best[1],
 		       best[1] / best[0]);
+		printf("  train + ColorJitter 0.4/0.4/0.4    %8.1f img/s  %.2fx decode\n", best[3],
+		       best[3] / best[0]);
 		printf("  eval 256->224 center crop          %8.1f img/s  %.2fx decode\n", best[2],
 		       best[2] / best[0]);
 		if (!fv_aug_bench_workers)
@@ -236,15 +245,17 @@ int fv_bench_augment(int argc, char **argv)
 			cap = (size_t)w * h * 3;
 	}
 	unsigned char *buf = malloc(cap ? cap : 1);
-	fv_aug_params tr, ev;
-	fv_aug_defaults(&tr, FV_AUG_TRAIN, 3, 224, 224);
+	fv_aug_params tr, ev, trj;
+	fv_aug_defaults(&tr, FV_AUG_TRAIN, 3, 224, 224); /* what the trainer runs by default */
 	fv_aug_defaults(&ev, FV_AUG_EVAL, 3, 224, 224);
+	trj = tr;
+	trj.brightness = trj.contrast = trj.saturation = 0.4f;
 	void *out = malloc(fv_aug_out_bytes(&tr));
 	fv_aug_scratch *s = NULL;
-	double best[3] = { 0, 0, 0 };
+	double best[NM] = { 0, 0, 0, 0 };
 	if ((rc = fv_aug_scratch_new(&s)))
 		goto out;
-	if ((rc = measure(tj, f, n, passes, buf, cap, &tr, &ev, out, s, best)))
+	if ((rc = measure(tj, f, n, passes, buf, cap, &tr, &ev, &trj, out, s, best)))
 		goto out;
 	double pw[2] = { -1, -1 };
 	if (fv_aug_bench_workers)

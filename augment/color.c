@@ -13,7 +13,7 @@
  * applies the rest and writes the output. */
 #include <math.h>
 #include <string.h>
-#if defined(__F16C__)
+#if defined(__F16C__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -327,8 +327,204 @@ static void erase_rect(void *out, const fv_aug_params *p, int ey, int ex, int eh
 		}
 }
 
+void fv_half_store(uint16_t *o, float f)
+{
+	*o = to_half(f);
+}
+
+int fv_aug_emit_direct(const fv_aug_params *p, uint64_t seed, int c, void *out, fv_emit *em)
+{
+	if ((p->layout != FV_OUT_F32_NCHW && p->layout != FV_OUT_F16_NCHW) || c != p->out_c)
+		return 0;
+	if (p->mode == FV_AUG_TRAIN &&
+	    (p->brightness > 0 || p->contrast > 0 || p->saturation > 0 || p->hue > 0))
+		return 0;
+	float add[3] = { 0, 0, 0 };
+	if (p->mode == FV_AUG_TRAIN && c == 3 && p->pca_lighting > 0)
+		lighting_draw(add, p->pca_lighting, seed);
+	size_t n = (size_t)p->out_w * p->out_h, es = p->layout == FV_OUT_F16_NCHW ? 2 : 4;
+	em->half = p->layout == FV_OUT_F16_NCHW;
+	for (int k = 0; k < 3; k++) {
+		em->out[k] = (uint8_t *)out + (k < c ? k : 0) * n * es;
+		em->add[k] = add[k];
+		em->sub[k] = p->mean[k];
+		em->mul[k] = 1.f / p->std[k];
+	}
+	return 1;
+}
+
+void fv_aug_erase(void *out, const fv_aug_params *p, uint64_t seed)
+{
+	int ey, ex, eh, ew;
+	if (p->mode == FV_AUG_TRAIN && fv_erase_box(p, seed, &ey, &ex, &eh, &ew))
+		erase_rect(out, p, ey, ex, eh, ew);
+}
+
 /* Blocks small enough that every op on one stays in L1. */
 #define BLK 1024
+
+#if defined(__AVX2__) && defined(__F16C__)
+/* The same ops as jitter_block, lighting and write_block, fused: 8 pixels
+ * go through every op in registers and are written once. Each step is the
+ * scalar code's own arithmetic (mul, then add, no FMA; min/max for the
+ * clamps), so the bits match the block path. */
+typedef struct fz {
+	__m256 f[4], bb, lo, hi, w0, w1, w2;
+} fz;
+
+static inline __attribute__((always_inline)) void fz_ops(const jitter *j, const fz *z, int from,
+							 int to, int c, __m256 *r, __m256 *g,
+							 __m256 *b)
+{
+	for (int i = from; i < to; i++) {
+		switch (j->op[i]) {
+		case 0:
+			*r = _mm256_min_ps(_mm256_mul_ps(*r, z->f[0]), z->hi);
+			if (c == 3) {
+				*g = _mm256_min_ps(_mm256_mul_ps(*g, z->f[0]), z->hi);
+				*b = _mm256_min_ps(_mm256_mul_ps(*b, z->f[0]), z->hi);
+			}
+			break;
+		case 1:
+#define FZ_BLEND(x, add) _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(x, z->f[1]), add), z->lo), z->hi)
+			*r = FZ_BLEND(*r, z->bb);
+			if (c == 3) {
+				*g = FZ_BLEND(*g, z->bb);
+				*b = FZ_BLEND(*b, z->bb);
+			}
+			break;
+		default: { /* saturation (hue never comes here) */
+			__m256 gray = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(z->w0, *r), _mm256_mul_ps(z->w1, *g)),
+						    _mm256_mul_ps(z->w2, *b));
+			gray = _mm256_mul_ps(z->f[3], gray); /* f[3] holds 1 - saturation here */
+			__m256 fs = z->f[2];
+#define FZ_SAT(x) _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(_mm256_mul_ps(x, fs), gray), z->lo), z->hi)
+			*r = FZ_SAT(*r);
+			*g = FZ_SAT(*g);
+			*b = FZ_SAT(*b);
+			break;
+		}
+		}
+	}
+#undef FZ_BLEND
+#undef FZ_SAT
+}
+
+/* fv_aug_finish for float layouts without hue; 0 when it did the work. */
+static int finish_fused(void *out, const float *planes, const fv_aug_params *p, const jitter *j,
+			const float add[3], int light)
+{
+	int c = p->out_c;
+	size_t n = (size_t)p->out_w * p->out_h;
+	if ((p->layout != FV_OUT_F32_NCHW && p->layout != FV_OUT_F16_NCHW) || (c != 1 && c != 3))
+		return 1;
+	for (int i = 0; i < j->nop; i++)
+		if (j->op[i] == 3)
+			return 1;
+	fz z;
+	for (int k = 0; k < 3; k++)
+		z.f[k] = _mm256_set1_ps(j->f[k]);
+	z.f[3] = _mm256_set1_ps(1.f - j->f[2]);
+	z.lo = z.bb = _mm256_setzero_ps();
+	z.hi = _mm256_set1_ps(255.f);
+	z.w0 = _mm256_set1_ps(0.2989f);
+	z.w1 = _mm256_set1_ps(0.587f);
+	z.w2 = _mm256_set1_ps(0.114f);
+	const float *R = planes, *G = planes + n, *B = planes + 2 * n;
+	float mean = 0;
+	if (j->contrast >= 0) {
+		/* the ops before contrast, then the gray sum in gray_sum's lanes
+		 * and order (blocks of BLK, 16 double lanes, tails apart) */
+		__m256d lane[4] = { _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(),
+				    _mm256_setzero_pd() };
+		double sum = 0;
+		for (size_t off = 0; off < n; off += BLK) {
+			size_t L = n - off < BLK ? n - off : BLK, i = 0;
+			for (; i + 16 <= L; i += 16)
+				for (int h = 0; h < 2; h++) {
+					size_t at = off + i + 8 * h;
+					__m256 r = _mm256_loadu_ps(R + at), g = r, b = r;
+					if (c == 3) {
+						g = _mm256_loadu_ps(G + at);
+						b = _mm256_loadu_ps(B + at);
+					}
+					fz_ops(j, &z, 0, j->contrast, c, &r, &g, &b);
+					__m256 gy = r;
+					if (c == 3)
+						gy = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(z.w0, r),
+										 _mm256_mul_ps(z.w1, g)),
+								   _mm256_mul_ps(z.w2, b));
+					/* pixel i + k goes to lane k, as in gray_sum */
+					lane[2 * h] = _mm256_add_pd(lane[2 * h],
+								    _mm256_cvtps_pd(_mm256_castps256_ps128(gy)));
+					lane[2 * h + 1] = _mm256_add_pd(
+						lane[2 * h + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(gy, 1)));
+				}
+			if (i < L) { /* the tail: the block path's own code */
+				float tr[16], tg[16], tb[16];
+				size_t t = L - i;
+				memcpy(tr, R + off + i, t * sizeof(float));
+				memcpy(tg, c == 3 ? G + off + i : tr, t * sizeof(float));
+				memcpy(tb, c == 3 ? B + off + i : tr, t * sizeof(float));
+				jitter_block(j, 0, j->contrast, tr, tg, tb, c, t, 0);
+				double dummy[16] = { 0 };
+				gray_sum(tr, tg, tb, c, t, dummy, &sum);
+			}
+		}
+		double lv[16];
+		for (int q = 0; q < 4; q++)
+			_mm256_storeu_pd(lv + 4 * q, lane[q]);
+		for (int k = 0; k < 16; k++)
+			sum += lv[k];
+		mean = (float)(sum / (double)n);
+	}
+	/* the planes are untouched: the second pass applies every op */
+	z.bb = _mm256_set1_ps((1.f - j->f[1]) * mean);
+	__m256 la[3], sub[3], mul[3];
+	for (int k = 0; k < 3; k++) {
+		la[k] = _mm256_set1_ps(add[k]);
+		sub[k] = _mm256_set1_ps(p->mean[k]);
+		mul[k] = _mm256_set1_ps(1.f / p->std[k]);
+	}
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 v[3];
+		v[0] = _mm256_loadu_ps(R + i);
+		v[1] = v[2] = v[0];
+		if (c == 3) {
+			v[1] = _mm256_loadu_ps(G + i);
+			v[2] = _mm256_loadu_ps(B + i);
+		}
+		fz_ops(j, &z, 0, j->nop, c, &v[0], &v[1], &v[2]);
+		for (int k = 0; k < c; k++) {
+			if (light)
+				v[k] = _mm256_add_ps(v[k], la[k]);
+			__m256 o = _mm256_mul_ps(_mm256_sub_ps(v[k], sub[k]), mul[k]);
+			if (p->layout == FV_OUT_F32_NCHW)
+				_mm256_storeu_ps((float *)out + k * n + i, o);
+			else
+				_mm_storeu_si128((__m128i *)((uint16_t *)out + k * n + i),
+						 _mm256_cvtps_ph(o, _MM_FROUND_TO_NEAREST_INT));
+		}
+	}
+	if (i < n) { /* the last few pixels through the block path */
+		float t[3][8];
+		size_t L = n - i;
+		for (int k = 0; k < 3; k++)
+			memcpy(t[k], planes + (c == 3 ? k : 0) * n + i, L * sizeof(float));
+		jitter_block(j, 0, j->nop, t[0], t[1], t[2], c, L, mean);
+		for (int k = 0; k < c; k++) {
+			for (size_t q = 0; q < L; q++)
+				t[k][q] += light ? add[k] : 0.f;
+			if (p->layout == FV_OUT_F32_NCHW)
+				write_f32((float *)out + k * n + i, t[k], L, p->mean[k], 1.f / p->std[k]);
+			else
+				write_half((uint16_t *)out + k * n + i, t[k], L, p->mean[k], 1.f / p->std[k]);
+		}
+	}
+	return 0;
+}
+#endif
 
 void fv_aug_finish(void *out, float *planes, const fv_aug_params *p, uint64_t seed)
 {
@@ -344,6 +540,13 @@ void fv_aug_finish(void *out, float *planes, const fv_aug_params *p, uint64_t se
 			lighting_draw(add, p->pca_lighting, seed);
 		erase = fv_erase_box(p, seed, &ey, &ex, &eh, &ew);
 	}
+#if defined(__AVX2__) && defined(__F16C__)
+	if (!finish_fused(out, planes, p, &j, add, light)) {
+		if (erase)
+			erase_rect(out, p, ey, ex, eh, ew);
+		return;
+	}
+#endif
 	float *r = planes, *g = planes + n, *b = planes + 2 * n;
 	float mean = 0;
 	int from = 0;

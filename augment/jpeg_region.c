@@ -122,8 +122,8 @@ void fv_jpeg_scaled_size(fv_jpeg *j, int denom, int *w, int *h)
 	*h = (int)((j->ci.image_height + denom - 1) / denom);
 }
 
-int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug_buf *buf,
-		   fv_aug_view *v)
+int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int y1,
+		   fv_aug_buf *buf, fv_aug_view *v)
 {
 	struct jpeg_decompress_struct *ci = &j->ci;
 	int rc = 0;
@@ -134,8 +134,7 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug
 	}
 	ci->scale_num = 1;
 	ci->scale_denom = (unsigned)denom;
-	ci->dct_method = JDCT_ISLOW;
-	ci->do_fancy_upsampling = FALSE;
+	ci->dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
 	jpeg_start_decompress(ci);
 	int nc = ci->output_components;
 	JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);
@@ -171,4 +170,48 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int x0, int y0, int x1, int y1, fv_aug
 	v->c = nc;
 	v->stride = stride;
 	return 0;
+}
+
+int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int *xoff,
+			 int *cw)
+{
+	struct jpeg_decompress_struct *ci = &j->ci;
+	if (setjmp(j->jb)) {
+		jpeg_abort_decompress(ci);
+		j->active = 0;
+		return fv_err_set(FV_E_DECODE, "jpeg: %s", j->msg);
+	}
+	ci->scale_num = 1;
+	ci->scale_denom = (unsigned)denom;
+	ci->dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
+	jpeg_start_decompress(ci);
+	JDIMENSION xo = (JDIMENSION)x0, w = (JDIMENSION)(x1 - x0);
+	if (x0 > 0 || x1 < (int)ci->output_width)
+		jpeg_crop_scanline(ci, &xo, &w);
+	if (y0 > 0 && jpeg_skip_scanlines(ci, (JDIMENSION)y0) != (JDIMENSION)y0) {
+		fv_jpeg_abort(j);
+		return fv_err_set(FV_E_DECODE, "jpeg: image ends before row %d", y0);
+	}
+	*xoff = (int)xo;
+	*cw = (int)w;
+	return 0;
+}
+
+int fv_jpeg_stream_read(fv_jpeg *j, uint8_t **rows, int n)
+{
+	struct jpeg_decompress_struct *ci = &j->ci;
+	int left = (int)ci->output_height - (int)ci->output_scanline;
+	const int want = n < left ? n : left;
+	if (setjmp(j->jb)) {
+		jpeg_abort_decompress(ci);
+		j->active = 0;
+		return fv_err_set(FV_E_DECODE, "jpeg: %s", j->msg);
+	}
+	/* may return fewer than asked (a row group at a time) */
+	JDIMENSION got = want > 0 ? jpeg_read_scanlines(ci, (JSAMPARRAY)rows, (JDIMENSION)want) : 0;
+	if (!got) {
+		fv_jpeg_abort(j);
+		return fv_err_set(FV_E_DECODE, "jpeg: no data at row %u", ci->output_scanline);
+	}
+	return (int)got;
 }

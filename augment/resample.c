@@ -66,49 +66,6 @@ static int fixed_taps(fv_axis *a)
 	return 0;
 }
 
-/* Plan the permute path: the largest block (16, then 8 outputs) whose taps
- * all fall in a 32-sample window starting at the block's first tap. */
-static int perm_plan(fv_axis *a)
-{
-	int n = a->n, kf = a->kf, rc;
-	a->pb = 0;
-	for (int pb = 16; pb >= 8 && !a->pb; pb /= 2) {
-		int ok = 1;
-		for (int i0 = 0; i0 < n && ok; i0 += pb) {
-			int last = i0 + pb < n ? i0 + pb - 1 : n - 1;
-			ok = a->fstart[last] + kf - a->fstart[i0] <= 32;
-		}
-		if (ok)
-			a->pb = pb;
-	}
-	if (!a->pb)
-		return 0;
-	int pb = a->pb, nblk = (n + pb - 1) / pb;
-	if ((rc = fv_aug_buf_reserve(&a->bpbase, sizeof(int) * nblk)) ||
-	    (rc = fv_aug_buf_reserve(&a->bpidx, sizeof(int32_t) * 16 * kf * nblk)) ||
-	    (rc = fv_aug_buf_reserve(&a->bpw, sizeof(float) * 16 * kf * nblk)))
-		return rc;
-	a->nblk = nblk;
-	a->pbase = a->bpbase.p;
-	a->pidx = a->bpidx.p;
-	a->pw = a->bpw.p;
-	for (int b = 0; b < nblk; b++) {
-		int i0 = b * pb, base = a->fstart[i0];
-		a->pbase[b] = base;
-		for (int k = 0; k < kf; k++) {
-			int32_t *idx = a->pidx + ((size_t)b * kf + k) * 16;
-			float *w = a->pw + ((size_t)b * kf + k) * 16;
-			for (int l = 0; l < 16; l++) {
-				int i = i0 + l;
-				int valid = l < pb && i < n;
-				idx[l] = valid ? a->fstart[i] + k - base : 0;
-				w[l] = valid ? a->w8[(size_t)(i / 2) * kf * 8 + (size_t)k * 8 + (i & 1) * 4] : 0.f;
-			}
-		}
-	}
-	return 0;
-}
-
 int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered,
 		 int horiz)
 {
@@ -121,6 +78,7 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 	if (prefiltered && scale * scale - 0.5 > 1.0)
 		fscale = sqrt(scale * scale - 0.5);
 	double support = fscale; /* triangle radius 1, stretched when shrinking */
+	double inv = 1.0 / fscale;
 	int k = (int)ceil(support) * 2 + 1;
 	int rc;
 	if ((rc = fv_aug_buf_reserve(&a->bstart, sizeof(int) * (size_t)out_n)) ||
@@ -147,7 +105,7 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 		double ww[k], sum = 0;
 		int n = 0;
 		for (int x = lo; x < hi; x++) {
-			ww[n] = tri((x - center + 0.5) / fscale);
+			ww[n] = tri((x - center + 0.5) * inv);
 			sum += ww[n++];
 		}
 		/* trim zero-weight taps at both ends so regions stay tight */
@@ -168,22 +126,19 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 		}
 		a->start[i] = lo + s;
 		a->cnt[i] = n;
+		double rs = 1.0 / sum;
 		for (int j = 0; j < n; j++)
-			a->w[(size_t)i * k + j] = (float)(ww[s + j] / sum);
+			a->w[(size_t)i * k + j] = (float)(ww[s + j] * rs);
 		if (lo + s < a->lo)
 			a->lo = lo + s;
 		if (lo + s + n > a->hi)
 			a->hi = lo + s + n;
 	}
-	if (!horiz) { /* the vertical pass needs only the largest tap count */
-		a->kf = 1;
-		for (int i = 0; i < out_n; i++)
-			a->kf = a->cnt[i] > a->kf ? a->cnt[i] : a->kf;
-		a->pb = 0;
-		return 0;
-	}
-	rc = fixed_taps(a);
-	return rc ? rc : perm_plan(a);
+	(void)horiz; /* the float path's fixed taps are made when it runs */
+	a->kf = 1;
+	for (int i = 0; i < out_n; i++)
+		a->kf = a->cnt[i] > a->kf ? a->cnt[i] : a->kf;
+	return 0;
 }
 
 /* tmp[0..m) = sum_j w[j] * row_j[0..m), summed in tap order. Specialized by
@@ -319,138 +274,15 @@ static void hpass3(float *restrict o0, float *restrict o1, float *restrict o2,
 	}
 }
 
-#if defined(__AVX512F__)
-/* The vertical pass over rows already converted to float (the same sums as
- * vpass: uint8 -> float is exact), specialized by tap count. */
-static inline __attribute__((always_inline)) void vpassf_n(float *restrict tmp,
-							  const float *const *rows, const float *w,
-							  const int cnt, size_t m)
+int fv_resample(float *planes, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, int flip,
+		fv_aug_buf *tmpb)
 {
-	const float *r[8];
-	for (int j = 0; j < cnt; j++)
-		r[j] = rows[j];
-	for (size_t x = 0; x < m; x++) {
-		float acc = w[0] * r[0][x];
-		for (int j = 1; j < cnt; j++)
-			acc = acc + w[j] * r[j][x];
-		tmp[x] = acc;
+	size_t plane = (size_t)ax->n * ay->n;
+	if (fv_axis_fx_ok(ax, ay, v->c)) {
+		fv_emit em = { { planes, planes + plane, planes + 2 * plane },
+			       { 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, 0 };
+		return fv_resample_fx(&em, v, ax, ay, flip, tmpb);
 	}
-}
-
-static void vpassf(float *restrict tmp, const float *const *rows, const float *w, int cnt, size_t m)
-{
-	switch (cnt) {
-	case 1: vpassf_n(tmp, rows, w, 1, m); return;
-	case 2: vpassf_n(tmp, rows, w, 2, m); return;
-	case 3: vpassf_n(tmp, rows, w, 3, m); return;
-	case 4: vpassf_n(tmp, rows, w, 4, m); return;
-	case 5: vpassf_n(tmp, rows, w, 5, m); return;
-	case 6: vpassf_n(tmp, rows, w, 6, m); return;
-	case 7: vpassf_n(tmp, rows, w, 7, m); return;
-	case 8: vpassf_n(tmp, rows, w, 8, m); return;
-	}
-	for (size_t x = 0; x < m; x++)
-		tmp[x] = w[0] * rows[0][x];
-	for (int j = 1; j < cnt; j++)
-		for (size_t x = 0; x < m; x++)
-			tmp[x] = tmp[x] + w[j] * rows[j][x];
-}
-
-/* One planar channel row through the permute plan into orow (blocks of pb
- * outputs, 16-lane stores; orow holds nblk * pb + 16 floats). Per tap: one
- * permute picks each lane's sample from a 32-sample window, then mul + add
- * in tap order, so the sums match the other paths bit for bit. */
-static inline __m512 perm_block(const float *restrict tp, const fv_axis *ax, int lo, int b)
-{
-	int kf = ax->kf;
-	const float *win = tp + (ax->pbase[b] - lo);
-	__m512 w0 = _mm512_loadu_ps(win), w1 = _mm512_loadu_ps(win + 16);
-	const int32_t *idx = ax->pidx + (size_t)b * kf * 16;
-	const float *w = ax->pw + (size_t)b * kf * 16;
-	__m512 acc = _mm512_mul_ps(_mm512_load_ps(w),
-				   _mm512_permutex2var_ps(w0, _mm512_load_si512(idx), w1));
-	for (int k = 1; k < kf; k++) {
-		__m512 x = _mm512_permutex2var_ps(w0, _mm512_load_si512(idx + 16 * k), w1);
-		acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_load_ps(w + 16 * k), x));
-	}
-	return acc;
-}
-
-static void hrow_perm(float *restrict orow, const float *restrict tp, const fv_axis *ax, int lo)
-{
-	int b = 0, pb = ax->pb;
-	/* two blocks per step: independent add chains hide the add latency */
-	for (; b + 1 < ax->nblk; b += 2) {
-		__m512 a0 = perm_block(tp, ax, lo, b), a1 = perm_block(tp, ax, lo, b + 1);
-		_mm512_storeu_ps(orow + (size_t)b * pb, a0);
-		_mm512_storeu_ps(orow + (size_t)(b + 1) * pb, a1);
-	}
-	if (b < ax->nblk)
-		_mm512_storeu_ps(orow + (size_t)b * pb, perm_block(tp, ax, lo, b));
-}
-
-static void copy_row(float *restrict dst, const float *restrict src, int n, int flip)
-{
-	if (flip)
-		for (int i = 0; i < n; i++)
-			dst[n - 1 - i] = src[i];
-	else
-		memcpy(dst, src, sizeof(float) * n);
-}
-
-/* The permute path for a whole image: vertical pass, deinterleave into
- * planar rows (padded so a 32-sample window never leaves the buffer), then
- * hrow_perm per channel. */
-static void resample_perm(float *planes, const fv_aug_view *v, const fv_axis *ax,
-			  const fv_axis *ay, int flip, float *work)
-{
-	int c = v->c, ow = ax->n, oh = ay->n, lo = ax->lo, wd = ax->hi - ax->lo;
-	size_t plane = (size_t)ow * oh;
-	size_t tps = ((size_t)wd + 32 + 15) & ~(size_t)15, wdp = ((size_t)wd + 15) & ~(size_t)15;
-	float *tp[3] = { work, work + tps, work + 2 * tps };
-	float *orow = work + 3 * tps;
-	/* a ring of source rows converted once each to planar floats (kf >=
-	 * every row's tap count; rows only move down) */
-	float *ring = orow + (((size_t)ax->nblk * ax->pb + 16 + 15) & ~(size_t)15);
-	int R = ay->kf, next = ay->start[0];
-	for (int ch = 0; ch < c; ch++)
-		memset(tp[ch] + wd, 0, sizeof(float) * (tps - wd));
-	for (int y = 0; y < oh; y++) {
-		int s0 = ay->start[y], cn = ay->cnt[y];
-		if (s0 < next - R)
-			next = s0;
-		for (; next < s0 + cn; next++) {
-			const uint8_t *restrict src = v->px + (size_t)(next - v->y0) * v->stride +
-						      (size_t)(lo - v->x0) * c;
-			float *restrict d0 = ring + (size_t)(next % R) * c * wdp;
-			if (c == 1) {
-				for (int x = 0; x < wd; x++)
-					d0[x] = src[x];
-			} else {
-				float *restrict d1 = d0 + wdp, *restrict d2 = d0 + 2 * wdp;
-				for (int x = 0; x < wd; x++) {
-					d0[x] = src[3 * x];
-					d1[x] = src[3 * x + 1];
-					d2[x] = src[3 * x + 2];
-				}
-			}
-		}
-		const float *w = ay->w + (size_t)y * ay->k;
-		for (int ch = 0; ch < c; ch++) {
-			const float *rows[64];
-			for (int j = 0; j < cn; j++)
-				rows[j] = ring + ((size_t)((s0 + j) % R) * c + ch) * wdp;
-			vpassf(tp[ch], rows, w, cn, (size_t)wd);
-			hrow_perm(orow, tp[ch], ax, lo);
-			copy_row(planes + ch * plane + (size_t)y * ow, orow, ow, flip);
-		}
-	}
-}
-#endif
-
-int fv_resample(float *planes, const fv_aug_view *v, const fv_axis *ax, const fv_axis *ay,
-		int flip, fv_aug_buf *tmpb)
-{
 	int c = v->c, ow = ax->n, oh = ay->n;
 	int lo = ax->lo;
 	size_t m = (size_t)(ax->hi - ax->lo) * c;
@@ -461,20 +293,8 @@ int fv_resample(float *planes, const fv_aug_view *v, const fv_axis *ax, const fv
 	if (rc)
 		return rc;
 	float *tmp = tmpb->p, *row = tmp + mtmp;
-	size_t plane = (size_t)ow * oh;
-#if defined(__AVX512F__)
-	if (ax->pb && ay->kf <= 64) {
-		/* the permute path: planar rows, its output row, the row ring */
-		size_t wd = (size_t)(ax->hi - ax->lo);
-		size_t tps = (wd + 32 + 15) & ~(size_t)15, wdp = (wd + 15) & ~(size_t)15;
-		size_t need = 3 * tps + (((size_t)ax->nblk * ax->pb + 16 + 15) & ~(size_t)15) +
-			      (size_t)ay->kf * c * wdp;
-		if ((rc = fv_aug_buf_reserve(tmpb, need * sizeof(float))))
-			return rc;
-		resample_perm(planes, v, ax, ay, flip, tmpb->p);
-		return 0;
-	}
-#endif
+	if ((rc = fixed_taps(ax)))
+		return rc;
 	for (int y = 0; y < oh; y++) {
 		const uint8_t *src = v->px + (size_t)(ay->start[y] - v->y0) * v->stride +
 				     (size_t)(lo - v->x0) * c;

@@ -85,7 +85,6 @@ void fv_aug_defaults(fv_aug_params *p, enum fv_aug_mode mode, int out_c, int out
 	if (mode == FV_AUG_TRAIN) {
 		p->rrc = 1;
 		p->flip_p = 0.5f;
-		p->brightness = p->contrast = p->saturation = 0.4f;
 	} else {
 		int s = out_h < out_w ? out_h : out_w;
 		p->resize_shorter = (int)lround(s * 256.0 / 224.0);
@@ -159,7 +158,7 @@ int fv_aug_scratch_new(fv_aug_scratch **out)
 static void axis_free(fv_axis *a)
 {
 	fv_aug_buf *all[] = { &a->bstart, &a->bcnt, &a->bw, &a->bfstart, &a->bw8,
-			      &a->bpbase, &a->bpidx, &a->bpw };
+			      &a->bqstart, &a->bqw, &a->bqp, &a->blast };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		free(all[i]->p);
 }
@@ -335,11 +334,11 @@ static int source_size(const fv_aug_input *in, fv_aug_scratch *s, int gray, int 
 	return fv_err_set(FV_E_FORMAT, "transform: unknown encoding %d", (int)in->encoding);
 }
 
-static int decode(const fv_aug_input *in, fv_aug_scratch *s, int denom,
+static int decode(const fv_aug_input *in, fv_aug_scratch *s, int denom, int fast,
 		  const fv_axis *ax, const fv_axis *ay, fv_aug_view *v)
 {
 	if (in->encoding == FV_ENC_JPEG)
-		return fv_jpeg_region(s->jpeg, denom, ax->lo, ay->lo, ax->hi, ay->hi, &s->pix, v);
+		return fv_jpeg_region(s->jpeg, denom, fast, ax->lo, ay->lo, ax->hi, ay->hi, &s->pix, v);
 	v->px = in->data;
 	v->x0 = v->y0 = 0;
 	v->w = in->width;
@@ -347,6 +346,58 @@ static int decode(const fv_aug_input *in, fv_aug_scratch *s, int denom,
 	v->c = in->channels;
 	v->stride = (size_t)in->width * in->channels;
 	return 0;
+}
+
+/* JPEG rows streamed into a buffer of STREAM_ROWS rows as the resampler
+ * asks for them (in order), so the decoded region never lands in memory
+ * whole: the rows are still in L1/L2 when the horizontal pass reads them. */
+enum { STREAM_ROWS = 16 };
+typedef struct jpeg_rows {
+	fv_jpeg *j;
+	uint8_t *buf;
+	size_t stride;
+	int first, n, end; /* rows [first, first + n) are in buf; end: last + 1 */
+	size_t off;        /* bytes from a row's start to column ax->lo */
+} jpeg_rows;
+
+static const uint8_t *jpeg_row(void *ctx, int y)
+{
+	jpeg_rows *r = ctx;
+	while (y >= r->first + r->n) {
+		r->first += r->n;
+		r->n = 0;
+		int want = r->end - r->first < STREAM_ROWS ? r->end - r->first : STREAM_ROWS;
+		uint8_t *rows[STREAM_ROWS];
+		for (int k = 0; k < want; k++)
+			rows[k] = r->buf + (size_t)k * r->stride;
+		while (r->n < want) {
+			int got = fv_jpeg_stream_read(r->j, rows + r->n, want - r->n);
+			if (got < 0)
+				return NULL;
+			r->n += got;
+		}
+		if (want <= 0)
+			return NULL;
+	}
+	return y < r->first ? NULL : r->buf + (size_t)(y - r->first) * r->stride + r->off;
+}
+
+/* Decode the JPEG region the plans need and resample it as it comes. */
+static int stream_resample(const fv_emit *em, fv_aug_scratch *s, int denom, int fast, int c,
+			   int flip)
+{
+	int xoff, cw, rc;
+	fv_axis *ax = &s->ax, *ay = &s->ay;
+	if ((rc = fv_jpeg_stream_start(s->jpeg, denom, fast, ax->lo, ay->lo, ax->hi, &xoff, &cw)))
+		return rc;
+	jpeg_rows r = { s->jpeg, NULL, (size_t)cw * c, ay->lo, 0, ay->hi, (size_t)(ax->lo - xoff) * c };
+	if ((rc = fv_aug_buf_reserve(&s->pix, r.stride * STREAM_ROWS + 64)))
+		return fv_err_set(rc, "jpeg: no memory for %d rows of %d pixels", STREAM_ROWS, cw);
+	r.buf = s->pix.p;
+	memset(r.buf + r.stride * STREAM_ROWS, 0, 64); /* read past the last tap, never used */
+	rc = fv_resample_fx_rows(em, jpeg_row, &r, c, ax, ay, flip, &s->tmp);
+	fv_jpeg_abort(s->jpeg);
+	return rc;
 }
 
 int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed, void *out,
@@ -387,10 +438,10 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 	if (b.pad) {
 		/* small images: decode whole */
 		if (in->encoding == FV_ENC_JPEG &&
-		    (rc = fv_jpeg_region(s->jpeg, 1, 0, 0, W, H, &s->pix, &v)))
+		    (rc = fv_jpeg_region(s->jpeg, 1, p->mode == FV_AUG_TRAIN, 0, 0, W, H, &s->pix, &v)))
 			goto fail;
 		if (in->encoding == FV_ENC_RAW)
-			decode(in, s, 1, NULL, NULL, &v);
+			decode(in, s, 1, 0, NULL, NULL, &v);
 		pad_copy(planes, &v, &b, p->out_w, p->out_h, flip);
 	} else {
 		int denom = in->encoding == FV_ENC_JPEG ? dct_denom(&b, p) : 1;
@@ -402,11 +453,37 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		if ((rc = fv_axis_plan(&s->ax, b.x0 * fx, b.w * fx, p->out_w, sw, denom > 1, 1)) ||
 		    (rc = fv_axis_plan(&s->ay, b.y0 * fy, b.h * fy, p->out_h, sh, denom > 1, 0)))
 			goto fail;
-		if (in->encoding != FV_ENC_PNG && (rc = decode(in, s, denom, &s->ax, &s->ay, &v)))
+		fv_emit em;
+		int direct = fv_aug_emit_direct(p, seed, C, out, &em);
+		if (in->encoding == FV_ENC_JPEG && fv_axis_fx_ok(&s->ax, &s->ay, C)) {
+			if (!direct) {
+				size_t pl = (size_t)p->out_w * p->out_h;
+				em = (fv_emit){ { planes, planes + pl, planes + 2 * pl },
+						{ 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, 0 };
+			}
+			if ((rc = stream_resample(&em, s, denom, p->mode == FV_AUG_TRAIN, C, flip)))
+				goto fail;
+			if (direct) {
+				fv_aug_erase(out, p, seed);
+				return 0;
+			}
+			v.c = C;
+			goto finish;
+		}
+		if (in->encoding != FV_ENC_PNG && (rc = decode(in, s, denom, p->mode == FV_AUG_TRAIN, &s->ax, &s->ay, &v)))
 			goto fail;
+		/* no ColorJitter: the resampler writes the normalized output
+		 * itself, with the same arithmetic fv_aug_finish would use */
+		if (fv_axis_fx_ok(&s->ax, &s->ay, v.c) && direct && v.c == C) {
+			if ((rc = fv_resample_fx(&em, &v, &s->ax, &s->ay, flip, &s->tmp)))
+				goto fail;
+			fv_aug_erase(out, p, seed);
+			return 0;
+		}
 		if ((rc = fv_resample(planes, &v, &s->ax, &s->ay, flip, &s->tmp)))
 			goto fail;
 	}
+finish:
 	if (v.c == 3 && p->out_c == 1)
 		fv_color_to_gray(planes, n);
 	else if (v.c == 1 && p->out_c == 3)

@@ -50,9 +50,10 @@ typedef struct fv_aug_input {
 	int width, height, channels;    /* required for RAW (HWC uint8) */
 } fv_aug_input;
 
-/* ImageNet defaults for a mode and output size: RRC 0.08-1, ratio 3/4-4/3,
- * flip 0.5, jitter 0.4/0.4/0.4/0, ImageNet mean/std; eval resize 256->224
- * scaled to the output size. */
+/* ImageNet defaults for a mode and output size, torchvision's reference
+ * recipe: RRC 0.08-1, ratio 3/4-4/3, flip 0.5, ImageNet mean/std, no
+ * ColorJitter (opt in, e.g. 0.4/0.4/0.4 as fb.resnet.torch); eval resize
+ * 256->224 scaled to the output size. */
 void fv_aug_defaults(fv_aug_params *p, enum fv_aug_mode mode, int out_c, int out_h, int out_w);
 
 /* Bytes one output sample takes in p's layout. */

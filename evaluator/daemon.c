@@ -21,6 +21,7 @@
 #include "fv_error.h"
 #include "fv_log.h"
 #include "fv_msg.h"
+#include "fv_status.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,7 +36,7 @@
 #define MAX_RUNS 16
 
 typedef struct dopts {
-	char *runs, *db, *sub, *pub, *augment_bind, *log_level;
+	char *runs, *db, *sub, *pub, *augment_bind, *log_level, *status_ep;
 	char *augment_curve_key, *augment_curve_pub, *augment_allow;
 	long workers, worker_threads, threads, batch, window, scan_ms;
 } dopts;
@@ -56,6 +57,7 @@ static const fv_cfg_opt table[] = {
 	{ "batch", FV_CFG_INT, O(batch), "256", 1, 65536, NULL, "images per forward pass" },
 	{ "window", FV_CFG_INT, O(window), "4", 1, 1024, NULL, "batches in flight to the augment workers" },
 	{ "scan-ms", FV_CFG_INT, O(scan_ms), "5000", 50, 3.6e6, NULL, "rescan checkpoint directories this often (events may be missed)" },
+	{ "status-endpoint", FV_CFG_STR, O(status_ep), "", 1, 0, NULL, "answer fovea status here (tcp://*:5570, ipc://PATH; empty = off; CURVE with --augment-curve-key)" },
 	{ "log-level", FV_CFG_STR, O(log_level), "info", 1, 0, NULL, "error | warn | info | debug" },
 	FV_CFG_END
 };
@@ -78,6 +80,8 @@ typedef struct evd {
 	int nsubs;
 	uint64_t seq;
 	fv_evaluator *ev;
+	fv_status *status;
+	char evaluating[256];   /* the checkpoint being scored now ("" = idle) */
 } evd;
 
 /* ---------------------------------------------------------------- champion */
@@ -298,7 +302,12 @@ static int evaluate(evd *d, run *r, const char *path)
 	fv_eval_result x;
 	fv_sd_status("evaluating %s", path);
 	fv_info("evaluating %s", path);
+	const char *base = strrchr(path, '/');
+	snprintf(d->evaluating, sizeof d->evaluating, "%.200s", base ? base + 1 : path);
+	fv_status_update(d->status, 1); /* answered from this while it runs */
 	int rc = fv_evaluator_run(d->ev, path, &x);
+	d->evaluating[0] = 0;
+	fv_status_update(d->status, 1);
 	if (rc == EINTR || fv_stop_requested) {
 		fv_info("%s: evaluation abandoned (stopping); it will be redone", path);
 		fv_eval_result_free(&x);
@@ -434,6 +443,37 @@ static void drain_events(evd *d, int timeout_ms)
 			}
 }
 
+/* ---------------------------------------------------------------- status */
+
+/* The status endpoint's figures: the first run's last scored checkpoint and
+ * its champion, and what is being scored now. */
+static void status_fill(void *ctx, fv_status_figs *f)
+{
+	evd *d = ctx;
+	run *r = &d->runs[0];
+	fv_status_num(f, "evaluator.runs", d->nruns);
+	fv_status_str(f, "evaluator.state", "%s", d->evaluating[0] ? "evaluating" : "idle");
+	if (d->evaluating[0])
+		fv_status_str(f, "evaluator.checkpoint", "%s", d->evaluating);
+	size_t n = r->log ? fv_evlog_count(r->log) : 0;
+	if (n) {
+		const fv_eval_entry *e = fv_evlog_at(r->log, n - 1);
+		fv_status_str(f, "evaluation.checkpoint", "%s", e->ckpt);
+		fv_status_num(f, "evaluation.step", (double)e->step);
+		fv_status_num(f, "evaluation.top1", e->top1);
+		fv_status_num(f, "evaluation.top5", e->top5);
+		fv_status_num(f, "evaluation.loss", e->loss);
+		fv_status_num(f, "evaluation.scored", (double)n);
+	}
+	long c = r->log && r->champion[0] ? fv_evlog_find(r->log, r->champion) : -1;
+	if (c >= 0) {
+		const fv_eval_entry *e = fv_evlog_at(r->log, (size_t)c);
+		fv_status_str(f, "champion.checkpoint", "%s", e->ckpt);
+		fv_status_num(f, "champion.step", (double)e->step);
+		fv_status_num(f, "champion.top1", e->top1);
+	}
+}
+
 /* ---------------------------------------------------------------- setup */
 
 /* "ipc://DIR/name" when it fits an ipc path, else one under /tmp. */
@@ -530,6 +570,7 @@ static int open_sockets(evd *d)
 
 static void teardown(evd *d)
 {
+	fv_status_destroy(&d->status);
 	fv_evaluator_destroy(&d->ev);
 	for (int i = 0; i < d->nsubs; i++)
 		zmq_close(d->subs[i]);
@@ -587,6 +628,12 @@ int fv_evaluator_daemon(int argc, char **argv)
 			    .curve_allow = *d.o.augment_allow ? d.o.augment_allow : NULL };
 	if ((rc = fv_evaluator_new(&d.ev, &eo)))
 		goto out;
+	fv_status_opts so = { .endpoint = d.o.status_ep, .name = "evaluator", .fill = status_fill, .fill_ctx = &d,
+			      .curve_secret_key = d.o.augment_curve_key, .curve_public_key = d.o.augment_curve_pub,
+			      .curve_allow = d.o.augment_allow };
+	if ((rc = fv_status_new(&d.status, d.zmq, &so)))
+		goto out;
+	fv_status_update(d.status, 1);
 	fv_sd_ready();
 	fv_info("ready: watching %d run(s), augment workers connect to %s", d.nruns,
 		fv_evaluator_endpoint(d.ev));
@@ -605,8 +652,9 @@ int fv_evaluator_daemon(int argc, char **argv)
 			next_scan = fv_now_ms() + d.o.scan_ms;
 		fv_sd_status("idle: %d run(s) watched", d.nruns);
 		fv_sd_watchdog_tick();
+		fv_status_update(d.status, 0);
 		int wait = (int)(next_scan - fv_now_ms());
-		drain_events(&d, wait < 0 ? 0 : wait > 1000 ? 1000 : wait);
+		drain_events(&d, wait < 0 ? 0 : wait > 250 ? 250 : wait);
 	}
 	rc = 0;
 	fv_sd_stopping();

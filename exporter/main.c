@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "exporter/export.h"
@@ -25,10 +26,11 @@
 #include "fv_error.h"
 #include "fv_log.h"
 #include "fv_msg.h"
+#include "fv_status.h"
 #include "nn/ckpt.h"
 
 typedef struct xopts {
-	char *ckpt, *db, *out, *watch, *sub, *pub, *log_level;
+	char *ckpt, *db, *out, *watch, *sub, *pub, *log_level, *status_ep;
 	int calib, json;
 	double max_drop, percentile;
 	long calib_images, select_images, val_images, threads, seed, poll_ms;
@@ -51,6 +53,7 @@ static const fv_cfg_opt opts[] = {
 	{ "threads", FV_CFG_INT, O(threads), "0", 0, 1024, NULL, "runtime threads (0 = all cores)" },
 	{ "seed", FV_CFG_INT, O(seed), "1", 1, 1e18, NULL, "calibration subset seed" },
 	{ "poll-ms", FV_CFG_INT, O(poll_ms), "2000", 50, 3600000, NULL, "daemon: how often to look at RUNDIR/champion.fvc" },
+	{ "status-endpoint", FV_CFG_STR, O(status_ep), "", 1, 0, NULL, "daemon: answer fovea status here (tcp://*:5570, ipc://PATH; empty = off)" },
 	{ "json", FV_CFG_BOOL, O(json), "0", 0, 0, NULL, "export: print the result as one JSON line" },
 	{ "log-level", FV_CFG_STR, O(log_level), "info", 1, 0, NULL, "error|warn|info|debug" },
 	FV_CFG_END,
@@ -120,6 +123,39 @@ static void announce(void *pub, uint64_t *seq, const fv_export_opts *e, const fv
 	fv_msg_send(pub, NULL, 0, FOVEA__MSG_TYPE__MSG_MODEL_EXPORTED, 1, ++*seq, &m.base, ZMQ_DONTWAIT);
 }
 
+/* What the daemon tells its status endpoint (filled on its own thread). */
+static struct {
+	const xopts *x;
+	fv_status *status;
+	uint64_t exporting, last_refused;
+	double top1_fp32, top1_int8;
+	char last_error[200];
+} live;
+
+static void status_fill(void *ctx, fv_status_figs *f)
+{
+	(void)ctx;
+	char source[4200];
+	uint64_t step = fv_export_current_step(live.x->out, source, sizeof source);
+	char link[4300], target[64];
+	snprintf(link, sizeof link, "%s/current", live.x->out);
+	ssize_t n = readlink(link, target, sizeof target - 1);
+	target[n > 0 ? n : 0] = 0;
+	fv_status_num(f, "model.version", target[0] == 'v' ? strtod(target + 1, NULL) : 0);
+	fv_status_num(f, "model.step", (double)step);
+	if (live.top1_int8 > 0) {
+		fv_status_num(f, "model.top1_fp32", live.top1_fp32);
+		fv_status_num(f, "model.top1_int8", live.top1_int8);
+	}
+	fv_status_str(f, "exporter.state", "%s", live.exporting ? "exporting" : "idle");
+	if (live.exporting)
+		fv_status_num(f, "exporter.exporting_step", (double)live.exporting);
+	if (live.last_refused) {
+		fv_status_num(f, "exporter.refused_step", (double)live.last_refused);
+		fv_status_str(f, "exporter.refused", "%s", live.last_error);
+	}
+}
+
 /* The champion's step, or 0 when there is none (yet). */
 static uint64_t champion_step(const char *path)
 {
@@ -142,13 +178,22 @@ static void maybe_export(xopts *x, const char *champ, uint64_t *done, uint64_t *
 	to_export(x, &e);
 	e.ckpt = (char *)champ;
 	fv_info("exporting %s (step %llu)", champ, (unsigned long long)step);
+	live.exporting = step;
+	fv_status_update(live.status, 1); /* answered from this while the export runs */
 	int rc = fv_export_run(&e, &r);
+	live.exporting = 0;
 	if (rc) {
+		live.last_refused = step;
+		snprintf(live.last_error, sizeof live.last_error, "%s", fv_err_msg(rc));
+		fv_status_update(live.status, 1);
 		fv_err("export of step %llu failed: %s", (unsigned long long)step, fv_err_msg(rc));
 		*refused = step; /* retried when the champion changes, not in a loop */
 		return;
 	}
 	*done = step;
+	live.top1_fp32 = r.top1_fp32;
+	live.top1_int8 = r.top1_int8;
+	fv_status_update(live.status, 1);
 	fv_info("published %s: top-1 fp32 %.4f int8 %.4f (%s), %zu bytes", r.dir, r.top1_fp32, r.top1_int8,
 		r.calib, r.size_fovea);
 	fv_sd_status("v%u from step %llu", r.version, (unsigned long long)step);
@@ -183,6 +228,14 @@ static int daemon_run(xopts *x)
 		fv_err("cannot connect %s / bind %s: %s", sub_ep, pub_ep, zmq_strerror(zmq_errno()));
 		goto out;
 	}
+	live.x = x;
+	fv_status_opts so = { .endpoint = x->status_ep, .name = "exporter", .fill = status_fill };
+	if ((rc = fv_status_new(&live.status, ctx, &so))) {
+		fv_err("%s", fv_err_msg(rc));
+		rc = 1;
+		goto out;
+	}
+	fv_status_update(live.status, 1);
 	uint64_t done = fv_export_current_step(x->out, NULL, 0), refused = 0, seq = 0;
 	fv_info("watching %s (events from %s), publishing to %s on %s; current export: step %llu", champ,
 		sub_ep, x->out, pub_ep, (unsigned long long)done);
@@ -191,8 +244,9 @@ static int daemon_run(xopts *x)
 	while (!fv_stop_requested) {
 		zmq_pollitem_t it = { .socket = sub, .events = ZMQ_POLLIN };
 		int64_t wait = next - fv_now_ms();
-		zmq_poll(&it, 1, wait > 0 ? (long)wait : 0);
+		zmq_poll(&it, 1, wait > 0 ? (long)(wait > 250 ? 250 : wait) : 0);
 		fv_sd_watchdog_tick();
+		fv_status_update(live.status, 0);
 		int hint = 0;
 		while (it.revents & ZMQ_POLLIN) {
 			fv_msg m;
@@ -210,6 +264,7 @@ static int daemon_run(xopts *x)
 	rc = 0;
 	fv_sd_stopping();
 out:
+	fv_status_destroy(&live.status);
 	zmq_close(sub);
 	zmq_close(pub);
 	zmq_ctx_term(ctx);

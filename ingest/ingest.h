@@ -27,6 +27,7 @@ typedef struct ingest_cfg {
 	char *labels;        /* class names, one per line (IDX, list files) */
 	char *watch;         /* inbox directory: daemon mode */
 	char *pub;           /* ZMQ PUB endpoint for DatasetUpdated */
+	char *status_ep;     /* watch: status endpoint (lib/fv_status.h) */
 	long batch;          /* records per commit */
 	long batch_ms;       /* watch: commit at least this often */
 	long map_mb;         /* initial map size of a new dataset */

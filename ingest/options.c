@@ -23,6 +23,8 @@ const fv_cfg_opt ingest_options[] = {
 	{ "labels", FV_CFG_STR, O(labels), NULL, 1, 0, NULL, "class names, one per line, in index order" },
 	{ "watch", FV_CFG_STR, O(watch), NULL, 1, 0, NULL, "inbox to watch: INBOX/<class>/<image>" },
 	{ "pub", FV_CFG_STR, O(pub), NULL, 1, 0, NULL, "ZMQ PUB endpoint for DatasetUpdated (watch)" },
+	{ "status-endpoint", FV_CFG_STR, O(status_ep), "", 1, 0, NULL,
+	  "watch: answer fovea status here (tcp://*:5570, ipc://PATH; empty = off)" },
 	{ "batch", FV_CFG_INT, O(batch), "1000", 1, 1000000, NULL, "records per commit" },
 	{ "batch-ms", FV_CFG_INT, O(batch_ms), "500", 1, 3600000, NULL,
 	  "watch: commit waiting files at least this often" },

@@ -23,6 +23,7 @@
 #include "fv_image.h"
 #include "fv_log.h"
 #include "fv_msg.h"
+#include "fv_status.h"
 #include "ingest.h"
 
 #define TICK_MS 100
@@ -40,6 +41,7 @@ typedef struct watch {
 	int64_t last_flush;
 	fv_image scratch; /* decode buffer reused from file to file */
 	int64_t rescan_at; /* 0, or when to scan the inbox again */
+	fv_status *status;
 } watch;
 
 static int hidden(const char *name)
@@ -245,6 +247,29 @@ static int on_events(watch *x)
 	}
 }
 
+/* The status endpoint's figures: the dataset as committed, and this run's. */
+static void status_fill(void *ctx, fv_status_figs *f)
+{
+	watch *x = ctx;
+	fv_store_meta m;
+	uint64_t a, d, r, v;
+	if (!fv_store_meta_get(x->s, &m)) {
+		fv_status_num(f, "dataset.version", (double)m.version);
+		fv_status_num(f, "dataset.records", (double)m.records);
+		fv_status_num(f, "dataset.train", (double)m.split[0]);
+		fv_status_num(f, "dataset.val", (double)m.split[1]);
+		fv_status_num(f, "dataset.test", (double)m.split[2]);
+		fv_status_num(f, "dataset.classes", m.classes);
+		fv_status_num(f, "dataset.rejected", (double)m.rejected);
+	}
+	ing_writer_totals(x->w, &a, &d, &r, &v);
+	fv_status_num(f, "ingest.added", (double)a);
+	fv_status_num(f, "ingest.duplicates", (double)d);
+	fv_status_num(f, "ingest.rejected", (double)r);
+	fv_status_num(f, "ingest.pending", (double)ing_writer_pending(x->w));
+	fv_status_str(f, "ingest.inbox", "%s", x->cfg->watch);
+}
+
 static int setup(watch *x)
 {
 	const char *inbox = x->cfg->watch;
@@ -263,8 +288,10 @@ static int setup(watch *x)
 					IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
 	if (x->inbox_wd < 0)
 		return fv_err_set(errno, "%s: cannot watch: %s", inbox, strerror(errno));
+	if ((x->cfg->pub || (x->cfg->status_ep && *x->cfg->status_ep)) && !(x->zctx = zmq_ctx_new()))
+		return fv_err_set(FV_E_ZMQ, "zmq: %s", zmq_strerror(zmq_errno()));
 	if (x->cfg->pub) {
-		if (!(x->zctx = zmq_ctx_new()) || !(x->pub = zmq_socket(x->zctx, ZMQ_PUB)))
+		if (!(x->pub = zmq_socket(x->zctx, ZMQ_PUB)))
 			return fv_err_set(FV_E_ZMQ, "zmq: %s", zmq_strerror(zmq_errno()));
 		fv_sock_limit(x->pub, 0);
 		if (zmq_bind(x->pub, x->cfg->pub))
@@ -273,6 +300,10 @@ static int setup(watch *x)
 	if ((rc = ing_writer_new(x->s, x->cfg, &x->w)))
 		return rc;
 	ing_writer_on_done(x->w, on_done, x);
+	fv_status_opts so = { .endpoint = x->cfg->status_ep, .name = "ingest", .fill = status_fill, .fill_ctx = x };
+	if ((rc = fv_status_new(&x->status, x->zctx, &so)))
+		return rc;
+	fv_status_update(x->status, 1);
 	fv_store_meta m;
 	if (!fv_store_meta_get(x->s, &m))
 		x->published = m.version;
@@ -309,6 +340,7 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 			if ((rc = flush(&x)) || (rc = scan_inbox(&x)))
 				break;
 		}
+		fv_status_update(x.status, 0);
 		fv_sd_watchdog_tick();
 	}
 	fv_sd_stopping();
@@ -319,6 +351,7 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 out:
 	if (rc)
 		fv_err("%s", fv_err_msg(rc));
+	fv_status_destroy(&x.status);
 	ing_writer_destroy(&x.w);
 	fv_image_free(&x.scratch);
 	for (int i = 0; i < x.nwd; i++)

@@ -513,6 +513,29 @@ int fv_augc_workers(fv_augc *c, int *capacity)
 	return n;
 }
 
+int fv_augc_worker_list(fv_augc *c, fv_augc_worker_info *out, int max)
+{
+	int n = 0;
+	int64_t now = fv_now_ms();
+	pthread_mutex_lock(&c->mu);
+	for (augc_worker *w = c->whead; w; w = w->next, n++) {
+		if (n >= max)
+			continue;
+		fv_augc_worker_info *i = &out[n];
+		snprintf(i->name, sizeof i->name, "%s", w->name);
+		i->capacity = w->capacity;
+		i->inflight = w->inflight;
+		i->joined_ms = w->joined_ms;
+		i->samples = w->samples;
+		/* a window that ran long without a reply: what it holds so far */
+		int64_t open_ms = now - w->win_ms;
+		i->img_per_s = open_ms > 2000 ? (double)w->win_samples * 1000.0 / (double)open_ms
+					       : w->rate;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
 void fv_augc_stats_get(fv_augc *c, fv_augc_stats *out)
 {
 	pthread_mutex_lock(&c->mu);

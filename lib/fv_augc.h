@@ -115,6 +115,17 @@ int fv_augc_pending(fv_augc *c);
  * the worker count. */
 int fv_augc_workers(fv_augc *c, int *capacity);
 
+/* One connected worker as the broker sees it. */
+typedef struct fv_augc_worker_info {
+	char name[64];            /* what it announced (host:pid) */
+	int capacity, inflight;
+	int64_t joined_ms;        /* fv_now_ms() clock */
+	uint64_t samples;         /* samples it answered since it joined */
+	double img_per_s;         /* over the last second or so (0 when idle) */
+} fv_augc_worker_info;
+/* Up to max workers alive now into out; returns how many there are. */
+int fv_augc_worker_list(fv_augc *c, fv_augc_worker_info *out, int max);
+
 typedef struct fv_augc_stats {
 	uint64_t submitted, delivered;
 	uint64_t sent;            /* requests sent to workers, resends included */

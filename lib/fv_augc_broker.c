@@ -189,6 +189,7 @@ static void on_hello(fv_augc *c, augc_worker *w, const fv_msg *m)
 	snprintf(w->name, sizeof w->name, "%s", h->name && *h->name ? h->name : "?");
 	w->capacity = h->capacity < 1 ? 1 : h->capacity > MAX_CAPACITY ? MAX_CAPACITY
 		: (int)h->capacity;
+	w->joined_ms = w->win_ms = fv_now_ms();
 	AUGC_APPEND(c->whead, c->wtail, w);
 	c->nworkers++;
 	worker_refresh(c, w);
@@ -295,8 +296,18 @@ static void on_reply(fv_augc *c, const fv_msg *m, zmq_msg_t *data)
 		goto out;
 	}
 	AUGC_UNLINK(c->fhead, c->ftail, r);
-	if (r->w)
-		r->w->inflight--;
+	if (r->w) {
+		augc_worker *w = r->w;
+		int64_t now = fv_now_ms();
+		w->inflight--;
+		w->samples += (uint64_t)r->count;
+		w->win_samples += (uint64_t)r->count;
+		if (now - w->win_ms >= 1000) { /* a new window each second */
+			w->rate = (double)w->win_samples * 1000.0 / (double)(now - w->win_ms);
+			w->win_ms = now;
+			w->win_samples = 0;
+		}
+	}
 	place(c, r, rep, data);
 	fv_augc_seg_put(c, r->seg); /* offered, not used: its writer is done */
 	r->seg = NULL;

@@ -75,6 +75,11 @@ struct augc_worker {
 	char name[64];
 	int capacity, inflight;
 	int64_t expiry;
+	int64_t joined_ms;
+	uint64_t samples;         /* samples it answered */
+	int64_t win_ms;           /* throughput window: start, samples in it */
+	uint64_t win_samples;
+	double rate;              /* samples/s over the last full window */
 	augc_worker *prev, *next; /* expiry order, soonest first */
 };
 

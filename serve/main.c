@@ -31,6 +31,7 @@ const fv_cfg_opt fv_serve_opts_table[] = {
 	{ "top-k", FV_CFG_INT, O(top_k), "5", 1, FV_SERVE_TOPK_MAX, NULL, "predictions per HTTP answer" },
 	{ "watch-ms", FV_CFG_INT, O(watch_ms), "2000", 0, 3600000, NULL, "look for a new MODELDIR/current this often (0 = only on events and SIGHUP)" },
 	{ "stats", FV_CFG_STR, O(stats), "", 1, 0, NULL, "write request counts and rate here every second (JSON, for fovea status)" },
+	{ "status-endpoint", FV_CFG_STR, O(status_ep), "", 1, 0, NULL, "answer fovea status here (tcp://*:5570, ipc://PATH; empty = off)" },
 	{ "log-level", FV_CFG_ENUM, O(log_level), "info", 0, 0, "error|warn|info|debug", "log verbosity" },
 	FV_CFG_END,
 };

@@ -11,7 +11,7 @@
 #include "serve/model.h"
 
 typedef struct fv_serve_opts {
-	char *model_dir, *model, *zmq, *sub, *http_addr, *stats;
+	char *model_dir, *model, *zmq, *sub, *http_addr, *stats, *status_ep;
 	int fp32, log_level;
 	long http_port, http_threads, max_body_kb, max_mpixels, threads, top_k, watch_ms;
 } fv_serve_opts;

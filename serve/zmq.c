@@ -13,6 +13,7 @@
 #include "fv_error.h"
 #include "fv_log.h"
 #include "fv_msg.h"
+#include "fv_status.h"
 #include "serve/serve.h"
 
 int fv_serve_status_of(int rc)
@@ -138,6 +139,34 @@ static void write_stats(fv_serve *s, uint64_t *last_n, int64_t *last_ms)
 	*last_n = n, *last_ms = now;
 }
 
+/* The status endpoint's figures: requests, their rate over the last
+ * second or so, and the model answering. */
+typedef struct live {
+	fv_serve *s;
+	uint64_t base_n;
+	int64_t base_ms;
+	double rate;
+} live;
+
+static void status_fill(void *ctx, fv_status_figs *f)
+{
+	live *l = ctx;
+	unsigned reloads, v;
+	int64_t now = fv_now_ms();
+	uint64_t n = fv_srv_metrics_total(&l->s->metrics);
+	if (now - l->base_ms >= 1000) {
+		l->rate = l->base_ms ? (double)(n - l->base_n) * 1000.0 / (double)(now - l->base_ms) : 0;
+		l->base_n = n;
+		l->base_ms = now;
+	}
+	fv_srv_models_stats(l->s->models, &reloads, &v);
+	fv_status_num(f, "serve.requests", (double)n);
+	fv_status_num(f, "serve.rate", l->rate);
+	fv_status_num(f, "serve.model_version", v);
+	fv_status_num(f, "serve.reloads", reloads);
+	fv_status_num(f, "serve.http_port", (double)l->s->o->http_port);
+}
+
 /* The REP socket (if --zmq) and the SUB socket for ModelExported. */
 static int open_sockets(fv_serve *s, void *ctx, void **rep, void **sub)
 {
@@ -169,8 +198,12 @@ int fv_serve_zmq_loop(fv_serve *s, void *ctx)
 	int rc = 0;
 	uint64_t seq = 0, last_n = 0;
 	int64_t last_stats = fv_now_ms(), last_look = fv_now_ms();
-	if ((rc = open_sockets(s, ctx, &rep, &sub)))
+	live l = { .s = s };
+	fv_status *status = NULL;
+	fv_status_opts so = { .endpoint = s->o->status_ep, .name = "serve", .fill = status_fill, .fill_ctx = &l };
+	if ((rc = open_sockets(s, ctx, &rep, &sub)) || (rc = fv_status_new(&status, ctx, &so)))
 		goto out;
+	fv_status_update(status, 1);
 	fv_sd_ready();
 	fv_sd_status("serving");
 	fv_info("ready: zmq %s, http %s:%ld, models from %s", *s->o->zmq ? s->o->zmq : "off",
@@ -208,11 +241,13 @@ int fv_serve_zmq_loop(fv_serve *s, void *ctx)
 		}
 		if (now - last_stats >= 1000)
 			write_stats(s, &last_n, &last_stats);
+		fv_status_update(status, 0);
 		fv_sd_watchdog_tick();
 	}
 	s->draining = 1;
 	fv_sd_stopping();
 out:
+	fv_status_destroy(&status);
 	if (rep)
 		zmq_close(rep);
 	if (sub)

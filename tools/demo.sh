@@ -6,6 +6,8 @@
 #   FV_DEMO_TRAIN_SECONDS  training time box (default 360): the step count
 #                          comes from this machine's measured speed
 #   FV_DEMO_DIR            where it works (default build/demo; re-runs reuse the dataset)
+#   FV_DEMO_MAX_DROP       the INT8 accuracy gate in top-1 points (default: the
+#                          exporter's own, --max-drop 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/${BUILD:-build}/bin
@@ -65,9 +67,25 @@ fovea eval --db "$D/db" --ckpt "$CKPT" --threads "$THREADS" --json >"$D/eval.jso
 python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print("top-1 %.2f%%  top-5 %.2f%%  loss %.4f  (%d images)" % (100*r["top1"], 100*r["top5"], r["loss"], r["n"]))' "$D/eval.json"
 
 step "export INT8 and ONNX (calibrated on train images, checked on val)"
-rm -rf "$D/models"
-fovea export --ckpt "$CKPT" --db "$D/db" --out "$D/models" --threads "$THREADS" --max-drop 100 --json >"$D/export.json"
-ls -l "$D/models/current/"
+rm -rf "$D/models" "$D/models-fp32"
+# The exporter's own accuracy gate (--max-drop, default 1 point): an INT8
+# model that loses more top-1 than that against FP32 is not published.
+MODELS=$D/models PRECISION=int8 xrc=0
+fovea export --ckpt "$CKPT" --db "$D/db" --out "$D/models" --threads "$THREADS" --json \
+	${FV_DEMO_MAX_DROP:+--max-drop "$FV_DEMO_MAX_DROP"} >"$D/export.json" 2>"$D/export.log" || xrc=$?
+if [ $xrc != 0 ]; then
+	if ! grep -q '"published":false' "$D/export.json" 2>/dev/null; then
+		cat "$D/export.log" >&2
+		exit $xrc
+	fi
+	grep 'not published' "$D/export.log" | sed 's/^/REFUSED: /' || true
+	echo "The INT8 model was refused by the accuracy gate; the rest of the demo serves the FP32 model."
+	# only to have an FP32 .fovea to serve: the gate stays on for what is published
+	fovea export --ckpt "$CKPT" --db "$D/db" --out "$D/models-fp32" --threads "$THREADS" --max-drop 100 \
+		--calib minmax --select-images 0 --val-images 1000 --json >"$D/export-fp32.json" 2>>"$D/export.log"
+	MODELS=$D/models-fp32 PRECISION=fp32
+fi
+ls -l "$MODELS/current/"
 
 step "serve it and classify val images over HTTP"
 python3 - "$F" "$D/img" <<'PY'
@@ -87,7 +105,8 @@ for i in range(200):
     open(f"{out}/val{i:03d}-label{lab[i]}.png", "wb").write(png)
 PY
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-fovea-serve --model-dir "$D/models" --http-port "$PORT" --zmq "ipc://$D/serve.sock" 2>"$D/serve.log" &
+fovea-serve --model-dir "$MODELS" --precision $PRECISION --http-port "$PORT" --zmq "ipc://$D/serve.sock" \
+	2>"$D/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 echo "fovea-serve on http://127.0.0.1:$PORT (pid $SERVE_PID)"
@@ -104,22 +123,30 @@ t1=$(date +%s.%N)
 kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true; SERVE_PID=
 
 step "summary"
-python3 - "$D" "$t0" "$t1" "${train_ips:-0}" "$steps" "$((SECONDS - t_start))" <<'PY'
+python3 - "$D" "$t0" "$t1" "${train_ips:-0}" "$steps" "$((SECONDS - t_start))" "$MODELS" "$PRECISION" <<'PY'
 import json, os, sys
 D, t0, t1, train_ips, steps, total = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6])
+models, precision = sys.argv[7], sys.argv[8]
 ev = json.load(open(D + "/eval.json"))
 ex = json.load(open(D + "/export.json"))
 res = [json.loads(l) for l in open(D + "/classify.json")]
 right = sum(1 for r in res if r["top5"][0]["label"] == int(r["image"].rsplit("label", 1)[1][:-4]))
-cur = D + "/models/current/"
+cur = models + "/current/"
 kb = lambda f: os.path.getsize(cur + f) / 1024
 print(f"trained resnet20 for {steps} steps of 128 images, {float(train_ips):.0f} img/s over the whole run (start-up included)")
 print(f"top-1 on val, FP32 checkpoint (fovea eval):      {100 * ev['top1']:.2f}%  ({ev['n']} images)")
 print(f"top-1 on val, FP32 export (runtime):             {100 * ex['top1_fp32']:.2f}%  ({ex['val_images']} images)")
-print(f"top-1 on val, INT8 export (runtime):             {100 * ex['top1_int8']:.2f}%  (same label as FP32 on {100 * ex['agreement']:.1f}%)")
-print(f"model sizes: INT8 .fovea {kb('model.fovea'):.0f} KiB, FP32 .fovea {kb('model-fp32.fovea'):.0f} KiB, "
-      f"ONNX QDQ {kb('model.onnx'):.0f} KiB, ONNX FP32 {kb('model-fp32.onnx'):.0f} KiB")
-print(f"fovea-serve: {len(res)} images over ZMQ in {t1 - t0:.2f} s = {len(res) / (t1 - t0):.0f} images/s "
+if ex["published"]:
+    print(f"top-1 on val, INT8 export (runtime):             {100 * ex['top1_int8']:.2f}%  (same label as FP32 on {100 * ex['agreement']:.1f}%)")
+    print(f"model sizes: INT8 .fovea {kb('model.fovea'):.0f} KiB, FP32 .fovea {kb('model-fp32.fovea'):.0f} KiB, "
+          f"ONNX QDQ {kb('model.onnx'):.0f} KiB, ONNX FP32 {kb('model-fp32.onnx'):.0f} KiB")
+else:
+    drop = 100 * (ex["top1_fp32"] - ex["top1_int8"])
+    print(f"INT8 export: REFUSED by the exporter's accuracy gate: INT8 top-1 {100 * ex['top1_int8']:.2f}% is "
+          f"{drop:.2f} points below FP32 ({ex['top1_fp32'] * 100:.2f}%), over the gate; nothing INT8 was published")
+    print(f"model sizes: FP32 .fovea {kb('model-fp32.fovea'):.0f} KiB, ONNX FP32 {kb('model-fp32.onnx'):.0f} KiB "
+          f"(served from {models}, precision fp32)")
+print(f"fovea-serve ({precision}): {len(res)} images over ZMQ in {t1 - t0:.2f} s = {len(res) / (t1 - t0):.0f} images/s "
       f"(one client, one at a time), top-1 {right}/{len(res)}")
 print(f"demo took {total // 60}m{total % 60:02d}s; everything is in {D}")
 PY

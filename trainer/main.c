@@ -18,6 +18,7 @@
 #include "fv_error.h"
 #include "fv_file.h"
 #include "fv_log.h"
+#include "fv_status.h"
 #include "nn/ckpt.h"
 
 #include <errno.h>
@@ -130,6 +131,7 @@ static int train(fv_run *r)
 						  loss, (unsigned long long)r->pos.step);
 			r->pos.step++;
 			r->pos.batch++;
+			fv_status_update(r->status, 0);
 			loss_sum += loss;
 			img_sum += n;
 			wait_sum += waited;
@@ -163,7 +165,9 @@ static int train(fv_run *r)
 		double top1 = -1;
 		int last = r->pos.epoch + 1 == (uint32_t)o->epochs;
 		if (last || (o->eval_every && (r->pos.epoch + 1) % o->eval_every == 0)) {
+			fv_run_phase(r, "evaluating epoch %u", r->pos.epoch + 1);
 			rc = fv_run_evaluate(r);
+			fv_run_phase(r, "training");
 			if (rc && rc != FV_E_NOTFOUND)
 				return rc;
 			if (!rc) {
@@ -218,7 +222,9 @@ int main(int argc, char **argv)
 		goto out;
 	fv_sd_ready();
 	fv_sd_status("training %s on %s", r.o.model, r.o.db);
+	fv_run_phase(&r, "training");
 	rc = train(&r);
+	fv_run_phase(&r, "checkpointing");
 	if (!rc && (fv_stop_requested || r.pos.step == (uint64_t)r.o.max_steps)) {
 		if (fv_stop_requested)
 			fv_info("stopping: checkpointing at step %llu", (unsigned long long)r.pos.step);

@@ -41,6 +41,7 @@ const fv_cfg_opt fv_train_table[] = {
 	{ "augment-curve-pub", FV_CFG_STR, O(augment_curve_pub), "", NOBOUND, NULL, "its public key (default: the .pub beside the secret key)" },
 	{ "augment-allow", FV_CFG_STR, O(augment_allow), "", NOBOUND, NULL, "allowed worker public keys: a directory of .pub files or a file of keys" },
 	{ "pub", FV_CFG_STR, O(pub), "", NOBOUND, NULL, "PUB endpoint for TrainProgress/CheckpointReady (default ipc://RUNDIR/events.sock)" },
+	{ "status-endpoint", FV_CFG_STR, O(status_ep), "", NOBOUND, NULL, "answer fovea status here (tcp://*:5570, ipc://PATH; empty = off; CURVE with --augment-curve-key)" },
 	{ "pad", FV_CFG_INT, O(pad), "-1", -1, 1024, NULL, "train: pad-and-random-crop padding (-1 = 4 for images under 64 px, else 0)" },
 	{ "rrc", FV_CFG_ENUM, O(rrc), "auto", 0, 0, "auto|on|off", "train: RandomResizedCrop (auto: on for images of 64 px and more)" },
 	{ "scale-min", FV_CFG_DOUBLE, O(scale_min), "0.08", 0.01, 1, NULL, "train: RandomResizedCrop smallest area fraction" },

@@ -25,7 +25,7 @@ typedef struct fv_train_opts {
 	/* checkpoints, events, logging */
 	long ckpt_steps, keep_last, log_steps, eval_every, max_steps;
 	double ckpt_minutes;
-	char *augment_bind, *pub, *log_level, *trace;
+	char *augment_bind, *pub, *log_level, *trace, *status_ep;
 	char *augment_curve_key, *augment_curve_pub, *augment_allow;
 	/* transfer learning and distillation */
 	char *init, *init_skip, *freeze, *teacher;

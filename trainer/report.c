@@ -17,6 +17,8 @@ struct fv_report {
 	char *run;
 	int tty;
 	uint64_t seq;
+	fv_progress last;
+	int have_last;
 };
 
 int fv_report_new(fv_report **out, const char *rundir, void *zmq_ctx, const char *pub)
@@ -79,20 +81,26 @@ static void fmt_eta(char *buf, size_t cap, double s)
 
 int fv_report_progress(fv_report *r, const fv_progress *p, int is_eval)
 {
-	char eta[32], val[96] = "";
+	char eta[32], val[96] = "", round[32] = "";
 	fmt_eta(eta, sizeof eta, p->eta_s);
+	if (!is_eval) {
+		r->last = *p;
+		r->have_last = 1;
+	}
+	if (p->round)
+		snprintf(round, sizeof round, "round %u ", p->round);
 	if (p->val_top1 >= 0)
 		snprintf(val, sizeof val, " val top1 %.4f top5 %.4f", p->val_top1, p->val_top5);
 	if (r->tty && !is_eval) {
-		fprintf(stderr, "\r\033[Kepoch %u/%u step %llu/%llu loss %.4f lr %.4g %.0f img/s starved %.0f%% ETA %s",
-			p->epoch + 1, p->epochs, (unsigned long long)p->epoch_step,
+		fprintf(stderr, "\r\033[K%sepoch %u/%u step %llu/%llu loss %.4f lr %.4g %.0f img/s starved %.0f%% ETA %s",
+			round, p->epoch + 1, p->epochs, (unsigned long long)p->epoch_step,
 			(unsigned long long)p->steps_per_epoch, p->loss, p->lr, p->img_per_s,
 			100 * p->starved, eta);
 	} else {
 		if (r->tty)
 			fputc('\n', stderr);
-		fv_info("epoch %u/%u step %llu/%llu loss %.4f lr %.4g %.0f img/s starved %.0f%% ETA %s%s",
-			p->epoch + 1, p->epochs, (unsigned long long)p->epoch_step,
+		fv_info("%sepoch %u/%u step %llu/%llu loss %.4f lr %.4g %.0f img/s starved %.0f%% ETA %s%s",
+			round, p->epoch + 1, p->epochs, (unsigned long long)p->epoch_step,
 			(unsigned long long)p->steps_per_epoch, p->loss, p->lr, p->img_per_s,
 			100 * p->starved, eta, val);
 	}
@@ -100,6 +108,9 @@ int fv_report_progress(fv_report *r, const fv_progress *p, int is_eval)
 		"\"img_per_s\": %.1f, \"starved\": %.4f, \"workers\": %u, \"bad_samples\": %llu",
 		p->epoch, (unsigned long long)p->step, p->loss, p->lr, p->img_per_s, p->starved,
 		p->workers, (unsigned long long)p->bad_samples);
+	if (p->round)
+		fprintf(r->metrics, ", \"round\": %u, \"epochs\": %u, \"steps_per_epoch\": %llu", p->round,
+			p->epochs, (unsigned long long)p->steps_per_epoch);
 	if (p->val_top1 >= 0)
 		fprintf(r->metrics, ", \"val_top1\": %.6f, \"val_top5\": %.6f, \"val_loss\": %.6g",
 			p->val_top1, p->val_top5, p->val_loss);
@@ -124,6 +135,14 @@ int fv_report_progress(fv_report *r, const fv_progress *p, int is_eval)
 		fv_msg_send(r->pub, NULL, 0, FOVEA__MSG_TYPE__MSG_TRAIN_PROGRESS, 1, ++r->seq,
 			    &m.base, ZMQ_DONTWAIT);
 	}
+	return 0;
+}
+
+int fv_report_last(const fv_report *r, fv_progress *out)
+{
+	if (!r || !r->have_last)
+		return FV_E_NOTFOUND;
+	*out = r->last;
 	return 0;
 }
 

@@ -18,6 +18,7 @@ typedef struct fv_progress {
 	double val_top1, val_top5, val_loss; /* < 0 when not evaluated */
 	uint32_t workers;
 	uint64_t bad_samples;
+	uint32_t round;           /* continual round (trainer/rounds.c); 0 = the initial training */
 } fv_progress;
 
 /* Open RUNDIR/metrics.jsonl for appending and bind the PUB endpoint (may be
@@ -28,6 +29,9 @@ void fv_report_destroy(fv_report **p);
 /* A progress line: live on a terminal, a log line otherwise; appended to
  * metrics.jsonl (fsynced at evaluations) and published. */
 int fv_report_progress(fv_report *r, const fv_progress *p, int is_eval);
+/* The last progress line reported (not an evaluation's), for the status
+ * endpoint. Returns 0, or FV_E_NOTFOUND before the first. */
+int fv_report_last(const fv_report *r, fv_progress *out);
 /* Publish CheckpointReady for a checkpoint just written. */
 int fv_report_checkpoint(fv_report *r, const char *path, uint32_t epoch, uint64_t step,
 			 uint64_t dataset_version, const char *model, double val_top1);

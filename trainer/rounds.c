@@ -25,6 +25,7 @@
 #include "fv_error.h"
 #include "fv_log.h"
 #include "fv_msg.h"
+#include "fv_status.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -197,6 +198,23 @@ static int init_round(fv_run *r, round_plan *p)
 	return 0;
 }
 
+/* A progress line (metrics.jsonl, TrainProgress, the log) the way the
+ * initial training writes them, so fovea status stays current in a round. */
+static void round_progress(fv_run *r, const round_plan *p, long e, size_t b, size_t spe, float lr,
+			   double loss, uint64_t imgs, double dt_s, double wait_s)
+{
+	int cap;
+	double ips = dt_s > 0 ? (double)imgs / dt_s : 0;
+	uint64_t left = (uint64_t)(r->o.round_epochs - e - 1) * spe + (spe - b);
+	fv_progress pr = { .epoch = (uint32_t)e, .epochs = (uint32_t)r->o.round_epochs, .step = r->pos.step,
+			   .epoch_step = b, .steps_per_epoch = spe, .loss = loss, .lr = lr, .img_per_s = ips,
+			   .starved = dt_s > 0 ? fmin(1, wait_s / dt_s) : 0,
+			   .eta_s = ips > 0 ? (double)left * (double)r->o.batch / ips : -1, .val_top1 = -1,
+			   .workers = (uint32_t)fv_augc_workers(r->augc, &cap),
+			   .bad_samples = fv_feed_bad_samples(r->train), .round = p->round };
+	fv_report_progress(r->report, &pr, 0);
+}
+
 static int train_round(fv_run *r, round_plan *p, uint64_t *steps)
 {
 	int rc = 0;
@@ -206,16 +224,20 @@ static int train_round(fv_run *r, round_plan *p, uint64_t *steps)
 		uint64_t id = ((uint64_t)p->round << 32) | (uint64_t)e;
 		if ((rc = fv_feed_epoch(r->train, id, 0, 0, NULL)))
 			break;
-		size_t spe = fv_feed_batches(r->train), b = 0;
-		double loss_sum = 0;
+		size_t spe = fv_feed_batches(r->train), b = 0, in_log = 0;
+		double loss_sum = 0, log_loss = 0, log_wait = 0;
+		uint64_t log_imgs = 0;
+		int64_t t_log = fv_now_ms();
+		fv_run_phase(r, "round %u epoch %ld/%ld", p->round, e + 1, r->o.round_epochs);
 		for (;;) {
 			const float *x;
 			const int *y;
 			int n;
 			float loss = 0;
+			double waited = 0;
 			if (fv_stop_requested)
 				return EINTR;
-			rc = fv_feed_next(r->train, &x, &y, &n, NULL);
+			rc = fv_feed_next(r->train, &x, &y, &n, &waited);
 			if (rc == FV_E_NOTFOUND) {
 				rc = 0;
 				break;
@@ -233,6 +255,19 @@ static int train_round(fv_run *r, round_plan *p, uint64_t *steps)
 			b++;
 			r->pos.step++;
 			(*steps)++;
+			log_loss += loss;
+			log_imgs += (uint64_t)n;
+			log_wait += waited;
+			in_log++;
+			if (r->pos.step % (uint64_t)r->o.log_steps == 0 || b == spe) {
+				int64_t now = fv_now_ms();
+				round_progress(r, p, e, b, spe, lr, log_loss / (double)in_log, log_imgs,
+					       (double)(now - t_log) / 1000.0, log_wait / 1000.0);
+				t_log = now;
+				log_loss = log_wait = 0;
+				log_imgs = in_log = 0;
+			}
+			fv_status_update(r->status, 0);
 			fv_sd_watchdog_tick();
 		}
 		if (rc)
@@ -318,14 +353,17 @@ static int count_new(fv_run *r, const rstate *st, size_t *nnew, uint64_t *to)
 
 /* Sleep up to ms, waking early on a DatasetUpdated (the event is a hint:
  * the dataset is counted either way). */
-static void wait_data(void *sub, int ms)
+static void wait_data(fv_run *r, void *sub, int ms)
 {
 	if (!sub) {
-		for (int t = 0; t < ms && !fv_stop_requested; t += 100)
+		for (int t = 0; t < ms && !fv_stop_requested; t += 100) {
 			usleep(100000);
+			fv_status_update(r->status, 0);
+		}
 		return;
 	}
 	zmq_pollitem_t it = { sub, 0, ZMQ_POLLIN, 0 };
+	fv_status_update(r->status, 0);
 	if (zmq_poll(&it, 1, ms) > 0)
 		for (int k = 0; k < 100; k++) {
 			fv_msg m;
@@ -378,8 +416,10 @@ int fv_rounds_run(fv_run *r)
 			before = nnew;
 			fv_sd_status("continual: %zu of %ld new images for round %u", nnew, r->o.round_min_new,
 				     st.done + 1);
+			fv_run_phase(r, "waiting: %zu of %ld new images for round %u", nnew, r->o.round_min_new,
+				     st.done + 1);
 			fv_sd_watchdog_tick();
-			wait_data(sub, 2000);
+			wait_data(r, sub, 2000);
 			continue;
 		}
 		before = SIZE_MAX;

@@ -7,6 +7,7 @@
 #include "fv_log.h"
 #include "fv_score.h"
 #include "fv_daemon.h"
+#include "fv_status.h"
 #include "trainer/plan.h"
 
 #include <errno.h>
@@ -388,7 +389,7 @@ int fv_run_setup(fv_run *r)
 		snprintf(pub, sizeof pub, "ipc://%s/events.sock", o->out);
 	else
 		pub[0] = 0;
-	if ((rc = fv_report_new(&r->report, o->out, r->zmq, pub)))
+	if ((rc = fv_report_new(&r->report, o->out, r->zmq, pub)) || (rc = fv_run_status_open(r)))
 		return rc;
 	/* write the measured normalization back so RUNDIR/config says what ran,
 	 * and run with exactly the values written (a resumed run reads them) */
@@ -402,6 +403,7 @@ int fv_run_setup(fv_run *r)
 
 void fv_run_teardown(fv_run *r)
 {
+	fv_status_destroy(&r->status);
 	fv_feed_destroy(&r->train);
 	fv_feed_destroy(&r->eval);
 	fv_augc_destroy(&r->augc);
@@ -612,6 +614,7 @@ int fv_run_evaluate(fv_run *r)
 		if ((rc = fv_net_forward(r->net, x, n, 0)))
 			break;
 		fv_score_add(&s, fv_net_logits(r->net), y, n, NULL);
+		fv_status_update(r->status, 0);
 	}
 	if (rc == FV_E_NOTFOUND)
 		rc = 0;

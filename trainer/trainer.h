@@ -47,6 +47,11 @@ typedef struct fv_run {
 	double last_top1, last_top5, last_loss;
 	FILE *trace;
 	char extra_meta[256];  /* appended to checkpoint meta ("key=value\n" lines) */
+	struct fv_status *status; /* --status-endpoint (trainer/live.c), or NULL */
+	char phase[96];        /* what the status endpoint says it is doing */
+	int64_t live_ms;       /* live.c's worker throughput window */
+	uint64_t live_delivered;
+	double live_rate;
 } fv_run;
 
 /* Open the dataset, work out input shape and normalization, build and
@@ -76,6 +81,11 @@ int fv_trainer_rounds(int argc, char **argv);
 
 /* `fovea-trainer inspect CKPT [--tensors]` (trainer/inspect.c). */
 int fv_trainer_inspect(int argc, char **argv);
+
+/* The status endpoint (trainer/live.c): open it (no-op without
+ * --status-endpoint); set the phase it reports and refresh its figures. */
+int fv_run_status_open(fv_run *r);
+void fv_run_phase(fv_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Unfreeze schedule: release the next frozen stage, top down. */
 void fv_run_unfreeze_next(fv_run *r);

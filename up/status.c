@@ -1,8 +1,11 @@
 /* up/status.c — `fovea status [--dir STATE] [--json]`: what the pipeline
- * under STATE is doing, from durable state only (no daemon is asked):
- * STATE/up.json (daemons, kept by fovea up), the dataset's LMDB meta (read
- * only), the run's metrics.jsonl, eval.jsonl and champion, the models'
- * current link and manifest, and fovea-serve's stats file. */
+ * under STATE is doing, from durable state: STATE/up.json (daemons, kept by
+ * fovea up), the dataset's LMDB meta (read only), the run's metrics.jsonl,
+ * eval.jsonl and champion, the models' current link and manifest, and
+ * fovea-serve's stats file; plus the live figures of each daemon whose
+ * status endpoint (ipc://STATE/status-NAME.sock, bound by fovea up)
+ * answers. With --endpoints the daemons alone are asked (status_ep.c):
+ * a pipeline spread over hosts. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,13 +21,18 @@
 #include "trainer/rounds.h"
 
 typedef struct sopts {
-	char *dir;
+	char *dir, *endpoints, *curve_key, *curve_server_key;
 	int json;
+	long timeout_ms;
 } sopts;
 
 static const fv_cfg_opt opts[] = {
 	{ "dir", FV_CFG_STR, offsetof(sopts, dir), "", 1, 0, NULL, "state directory of a fovea up (default as fovea up)" },
 	{ "json", FV_CFG_BOOL, offsetof(sopts, json), "false", 0, 0, NULL, "one JSON object instead of the table" },
+	{ "endpoints", FV_CFG_STR, offsetof(sopts, endpoints), "", 1, 0, NULL, "ask these daemons instead: NAME=ENDPOINT[,NAME=ENDPOINT...] (their status-endpoint options)" },
+	{ "timeout-ms", FV_CFG_INT, offsetof(sopts, timeout_ms), "1000", 10, 600000, NULL, "a daemon that does not answer in this long is shown down" },
+	{ "curve-key", FV_CFG_STR, offsetof(sopts, curve_key), "", 1, 0, NULL, "CURVE: our secret key (fovea keygen), for endpoints that use CURVE" },
+	{ "curve-server-key", FV_CFG_STR, offsetof(sopts, curve_server_key), "", 1, 0, NULL, "CURVE: the daemons' public key (the .pub of their --augment-curve-key)" },
 	FV_CFG_END,
 };
 
@@ -115,7 +123,38 @@ typedef struct state {
 	fv_store_meta meta;
 	int have_meta;
 	double eta_s;
+	fv_live live[FV_LIVE_MAX];
+	int nlive;
 } state;
+
+/* The daemon named name's live answer, or NULL. */
+static const fv_live *live_of(const state *st, const char *name, size_t len)
+{
+	for (int i = 0; i < st->nlive; i++)
+		if (strlen(st->live[i].name) == len && !strncmp(st->live[i].name, name, len))
+			return st->live[i].st ? &st->live[i] : NULL;
+	return NULL;
+}
+
+/* Ask the status endpoint of every daemon in up.json that has one. */
+static void gather_live(const char *S, state *st, const sopts *o)
+{
+	const char *p = st->up && st->up_alive ? strstr(st->up, "\"daemons\":[") : NULL;
+	while (p && (p = strstr(p, "{\"name\":\"")) && st->nlive < FV_LIVE_MAX) {
+		fv_live *l = &st->live[st->nlive];
+		char path[2400];
+		p += 9;
+		memset(l, 0, sizeof *l);
+		snprintf(l->name, sizeof l->name, "%.*s", (int)strcspn(p, "\""), p);
+		snprintf(path, sizeof path, "%s/status-%s.sock", S, l->name);
+		if (access(path, F_OK) || strlen(path) + 7 > sizeof l->endpoint)
+			continue;
+		snprintf(l->endpoint, sizeof l->endpoint, "ipc://%.500s", path);
+		st->nlive++;
+	}
+	if (st->nlive)
+		fv_live_ask(st->live, st->nlive, (int)o->timeout_ms, o->curve_key, o->curve_server_key);
+}
 
 static void gather(const char *S, state *st)
 {
@@ -180,9 +219,16 @@ static void print_json(const state *st, const char *S)
 		char obj[512];
 		snprintf(obj, sizeof obj, "%.*s", (int)(end ? end - p : 0), p);
 		const char *name = obj + 9;
-		printf("%s{\"name\":\"%.*s\",\"state\":\"%s\",\"pid\":%d,\"since\":%.0f,\"restarts\":%.0f}",
+		printf("%s{\"name\":\"%.*s\",\"state\":\"%s\",\"pid\":%d,\"since\":%.0f,\"restarts\":%.0f",
 		       first ? "" : ",", (int)strcspn(name, "\""), name, daemon_state(st, obj, b, sizeof b),
 		       (int)num(obj, "pid", 0), num(obj, "since", 0), num(obj, "restarts", 0));
+		const fv_live *l = live_of(st, name, strcspn(name, "\""));
+		if (l) {
+			printf(",\"live\":{");
+			fv_live_json_daemon(l, 0, stdout);
+			printf("}");
+		}
+		printf("}");
 		first = 0;
 		p = end ? end : p + 1;
 	}
@@ -267,6 +313,9 @@ static void print_table(const state *st, const char *S)
 		printf("serve       %.0f requests, %.1f/s, model v%.0f, http port %.0f\n",
 		       num(st->serve, "requests", 0), num(st->serve, "rate", 0), num(st->serve, "model_version", 0),
 		       num(st->serve, "http_port", 0));
+	for (int i = 0; i < st->nlive; i++)
+		if (st->live[i].st)
+			fv_live_line(&st->live[i], stdout);
 	/* continual retraining: the last rounds with their verdicts */
 	char run[2300];
 	snprintf(run, sizeof run, "%s/run", S);
@@ -283,13 +332,20 @@ int fv_status_main(int argc, char **argv)
 	if (fv_cfg_parse_args(opts, &o, argc, argv, &npos, &help) || help || npos) {
 		if (!help)
 			fprintf(stderr, "fovea status: %s\n", npos ? "unexpected argument" : fv_err_msg(FV_E_CONFIG));
-		fprintf(help ? stdout : stderr, "usage: fovea status [--dir STATE] [--json]\n\n");
+		fprintf(help ? stdout : stderr, "usage: fovea status [--dir STATE] [--json]\n"
+			"       fovea status --endpoints NAME=ENDPOINT[,NAME=ENDPOINT...] [--json] [-c FILE]\n\n");
 		fv_cfg_help(opts, help ? stdout : stderr, 0);
 		fv_cfg_free(opts, &o);
 		return help ? 0 : 2;
 	}
+	if (*o.endpoints) {
+		int rc = fv_status_endpoints(o.endpoints, (int)o.timeout_ms, o.curve_key, o.curve_server_key, o.json);
+		fv_cfg_free(opts, &o);
+		return rc;
+	}
 	fv_up_state_dir(o.dir, S, sizeof S);
 	gather(S, &st);
+	gather_live(S, &st, &o);
 	if (!st.up && !st.have_meta) {
 		fprintf(stderr, "fovea status: %s: no fovea up state here (give --dir)\n", S);
 		fv_cfg_free(opts, &o);
@@ -301,6 +357,7 @@ int fv_status_main(int argc, char **argv)
 		print_table(&st, S);
 	free(st.up), free(st.metrics), free(st.eval), free(st.champion), free(st.manifest);
 	free(st.serve), free(st.config);
+	fv_live_free(st.live, st.nlive);
 	fv_cfg_free(opts, &o);
 	return 0;
 }

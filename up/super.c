@@ -8,11 +8,14 @@
  *   STATE/run         the training run (trainer, evaluator's eval.jsonl)
  *   STATE/models      exports (vN/, current), watched by fovea-serve
  *   STATE/logs/NAME.log   each daemon's stderr and stdout
+ *   STATE/status-NAME.sock  each daemon's status endpoint (fovea status asks it)
  *
  * The trainer waits until the dataset has train and val images, and the
  * evaluator and exporter until the run directory exists; a trainer that
  * finishes (exit 0) is done, not restarted; one restarted after a crash
- * resumes its run. */
+ * resumes its run. By default the trainer then stays up (--continual) and
+ * fine-tunes a round whenever enough new images reach the dataset, so
+ * images dropped into the inbox flow through to a re-exported model. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -40,6 +43,7 @@ const fv_cfg_opt fv_up_opts_table[] = {
 	{ "workers", FV_CFG_INT, O(workers), "2", 0, 256, NULL, "augment workers (0 = the trainer starts its own)" },
 	{ "model", FV_CFG_STR, O(model), "resnet20", 1, 0, NULL, "model the trainer trains" },
 	{ "epochs", FV_CFG_INT, O(epochs), "10", 1, 100000, NULL, "epochs the trainer trains" },
+	{ "continual", FV_CFG_BOOL, O(continual), "true", 0, 0, NULL, "after training, the trainer fine-tunes a round whenever enough new inbox images arrive (its --continual; --round-min-new etc. via trainer-args)" },
 	{ "http-addr", FV_CFG_STR, O(http_addr), "127.0.0.1", 1, 0, NULL, "address fovea-serve's HTTP listens on" },
 	{ "http-port", FV_CFG_INT, O(http_port), "8080", 0, 65535, NULL, "fovea-serve's HTTP port (0 = no HTTP)" },
 	{ "ingest-args", FV_CFG_STR, O(ingest_args), "--val-fraction 0.1", 1, 0, NULL, "more fovea-ingest options" },
@@ -92,6 +96,9 @@ void fv_up_state_dir(const char *given, char *out, size_t cap)
 		snprintf(out, cap, "fovea-state");
 }
 
+/* Where fovea up's daemon NAME answers fovea status. */
+static void status_args(const up *u, child *d);
+
 /* Append the words of fmt to d's argv: split on blanks, except inside
  * '...' or "..." (config values like trainer-args = --model 'conv 8 3'). */
 static void add_args(child *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -100,7 +107,10 @@ static void add_args(child *d, const char *fmt, ...)
 	int n = 0;
 	size_t used = 0;
 	while (d->args[n])
-		used += strlen(d->args[n]) + 1, n++;
+		n++;
+	/* past the last word (quotes were cut out, so not the sum of lengths) */
+	if (n)
+		used = (size_t)(d->args[n - 1] - d->args_buf) + strlen(d->args[n - 1]) + 1;
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(d->args_buf + used, sizeof d->args_buf - used, fmt, ap);
@@ -188,6 +198,17 @@ static void plan(up *u)
 		add_args(d, "--model-dir %s/models --zmq ipc://%s/serve.sock --http-addr %s --http-port %ld "
 			    "--stats %s/serve.json %s", S, S, o->http_addr, o->http_port, S, o->serve_args);
 	}
+	for (int i = 0; i < u->n; i++)
+		if (!u->d[i].trainer && strncmp(u->d[i].name, "augment-", 8))
+			status_args(u, &u->d[i]);
+}
+
+static void status_args(const up *u, child *d)
+{
+	char path[2300];
+	snprintf(path, sizeof path, "%s/status-%s.sock", u->state, d->name);
+	unlink(path); /* a stale one from a killed run would answer nothing */
+	add_args(d, "--status-endpoint ipc://%s", path);
 }
 
 static int ready(const up *u, const child *d)
@@ -219,9 +240,16 @@ static void start(up *u, child *d)
 		d->args[1] = NULL;
 		snprintf(ck, sizeof ck, "%s/run/checkpoints", u->state);
 		int resume = !stat(ck, &st);
-		add_args(d, "%s %s/run --db %s/db --model '%s' --epochs %ld --workers %d %s",
+		add_args(d, "%s %s/run --db %s/db --model '%s' --epochs %ld --workers %d",
 			 resume ? "--resume" : "--out", u->state, u->state, u->o.model, u->o.epochs,
-			 u->o.workers > 0 ? 0 : 2, u->o.trainer_args);
+			 u->o.workers > 0 ? 0 : 2);
+		/* said either way: a resumed run reads its own config first */
+		if (u->o.continual && wanted(u, "ingest"))
+			add_args(d, "--continual --dataset-sub ipc://%s/ingest.sock", u->state);
+		else
+			add_args(d, "%s", u->o.continual ? "--continual" : "--no-continual");
+		status_args(u, d);
+		add_args(d, "%s", u->o.trainer_args);
 	}
 	snprintf(log, sizeof log, "%s/logs/%s.log", u->state, d->name);
 	snprintf(exe, sizeof exe, "%s/%s", u->bindir, d->program);

@@ -29,16 +29,19 @@ fovea ingest --db "$T/db" --split val "$T/src/t10k-images-idx3-ubyte.gz" >/dev/n
 mkdir -p "$IN"
 
 bg fovea ingest --db "$T/db" --watch "$IN" --pub "$DS" --encoding raw --val-fraction 0.2 \
-	--batch-ms 200 >"$T/ingest.log" 2>&1
+	--batch-ms 200 --status-endpoint "ipc://$T/st-ingest.sock" >"$T/ingest.log" 2>&1
 bg fovea-trainer --db "$T/db" --out "$R" --model resnet20 --batch 64 --epochs 1 --lr 0.2 \
 	--threads 1 --workers 1 --ckpt-minutes 0 --seed 5 --continual --round-min-new 1000 \
-	--round-epochs 1 --replay-ratio 0.5 --round-lr 0.5 --dataset-sub "$DS" >"$T/trainer.log" 2>&1
+	--round-epochs 1 --replay-ratio 0.5 --round-lr 0.5 --dataset-sub "$DS" \
+	--status-endpoint "ipc://$T/st-trainer.sock" >"$T/trainer.log" 2>&1
 TR=$!
-bg fovea-evaluator --runs "$R" --db "$T/db" --threads 1 --scan-ms 1000 >"$T/evaluator.log" 2>&1
+bg fovea-evaluator --runs "$R" --db "$T/db" --threads 1 --scan-ms 1000 \
+	--status-endpoint "ipc://$T/st-evaluator.sock" >"$T/evaluator.log" 2>&1
 bg fovea-exporter --watch "$R" --db "$T/db" --out "$M" --poll-ms 300 --calib minmax --threads 1 \
-	--calib-images 128 --select-images 200 --val-images 500 --max-drop 5 >"$T/exporter.log" 2>&1
+	--calib-images 128 --select-images 200 --val-images 500 --max-drop 5 \
+	--status-endpoint "ipc://$T/st-exporter.sock" >"$T/exporter.log" 2>&1
 bg fovea-serve --model-dir "$M" --http-port 0 --zmq "ipc://$T/serve.sock" --watch-ms 300 \
-	--stats "$T/serve.json" >"$T/serve.log" 2>&1
+	--stats "$T/serve.json" --status-endpoint "ipc://$T/st-serve.sock" >"$T/serve.log" 2>&1
 # served VERSION: fovea-serve answers with model version VERSION
 IMG=$T/probe.png
 served() { fovea classify --endpoint "ipc://$T/serve.sock" --json "$IMG" 2>/dev/null | grep -q "\"version\": *$1[,}]"; }
@@ -109,6 +112,15 @@ end=$(grep '"event":"end","round":1' "$R/rounds.jsonl")
 starts=$(grep '"event":"start","round":1' "$R/rounds.jsonl" | grep -o '"to_key":[0-9]*' | sort -u)
 check_eq redone_on_same_records "$starts" "$(grep -o '"to_key":[0-9]*' <<<"$end")"
 check_eq round_ended_once "$(grep -c '"event":"end"' "$R/rounds.jsonl")" 1
+# the round wrote progress lines as the initial training does (fovea status follows it)
+check round_progress_lines python3 - "$R/metrics.jsonl" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+r = [l for l in lines if l.get("round") == 1]
+assert r, "no round-1 progress line"
+assert r[-1]["step"] > max(l["step"] for l in lines if "round" not in l), r[-1]
+assert r[-1]["epoch"] == 0 and r[-1]["epochs"] == 1 and r[-1]["img_per_s"] > 0 and r[-1]["loss"] > 0, r[-1]
+PY
 # the round starts once >= 1000 new train images are in and the burst has
 # settled: all of them, counted once
 rnew=$(jnum new <<<"$end")
@@ -150,6 +162,27 @@ check exported_is_champion wait_for 120 exported
 cur=$(readlink "$M/current")
 check_eq round_model_exported_as_v2 "$cur" v2
 check round_model_served wait_for 30 served 2
+# every daemon answers on its status endpoint with what the files say
+EPS=$(for d in ingest trainer evaluator exporter serve; do printf '%s=ipc://%s/st-%s.sock,' $d "$T" $d; done)
+live_ok() {
+	fovea status --endpoints "$EPS" --json >"$T/live.json"
+	python3 - "$T/live.json" "$(basename "$ck")" "$(fovea stats --db "$T/db" --json)" <<'PY'
+import json, sys
+s, ck, db = json.load(open(sys.argv[1])), sys.argv[2], json.loads(sys.argv[3])
+assert s["answering"] == 5, [(d["name"], d.get("error")) for d in s["daemons"]]
+assert s["dataset"]["records"] == db["records"] and s["dataset"]["version"] == db["version"], s["dataset"]
+assert s["trainer"]["phase"].startswith("waiting"), s["trainer"]
+assert s["training"]["round"] == 1 and s["workers"]["count"] >= 1, (s["training"], s["workers"])
+# each worker by name: what it delivered (the workers did all the batches)
+w = s["worker"]
+assert len([k for k in w if k.endswith(".samples")]) == s["workers"]["count"], w
+assert sum(v for k, v in w.items() if k.endswith(".samples")) > 0, w
+assert s["champion"]["checkpoint"] == ck, s["champion"]
+assert s["model"]["version"] == 2 and s["serve"]["model_version"] == 2, (s["model"], s["serve"])
+PY
+}
+live_ok 2>/dev/null || sleep 1 # a daemon's figures may be one tick behind the files
+check live_status live_ok
 fovea-trainer rounds "$R" >"$T/rounds.txt"
 fovea status --dir "$T" >"$T/status.txt" 2>&1
 check status_shows_round grep -q "^round 1 .* -> replaced: top-1" "$T/status.txt"

@@ -40,6 +40,17 @@ assert all(d["pid"] > 0 and d["since"] > 0 for d in s["daemons"]), s
 PY
 fovea status --dir "$S" >"$T/status.txt"
 check status_table grep -q '^trainer  *up' "$T/status.txt"
+# each daemon answers on ipc://STATE/status-NAME.sock: fovea status shows it live
+live_trainer() { st | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+d = {x["name"]: x for x in s["daemons"]}
+assert d["trainer"]["live"]["figures"]["trainer.phase"] and d["trainer"]["live"]["pid"] == d["trainer"]["pid"]
+assert d["ingest"]["live"]["figures"]["dataset.train"] == 500 and "live" not in d["augment-1"]'; }
+check status_live_figures wait_for 20 live_trainer
+check status_table_live bash -c "fovea status --dir '$S' | grep -q '^live  *trainer: trainer.phase='"
+trainer_pid=$(st | grep -o '"name":"trainer","state":"up","pid":[0-9]*' | grep -o '[0-9]*$')
+check trainer_continual_by_default bash -c "tr '\0' ' ' </proc/$trainer_pid/cmdline | grep -q -- '--continual --dataset-sub ipc://'"
 
 # the whole loop: a model gets exported and served over HTTP
 served() { curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null; }

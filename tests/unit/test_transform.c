@@ -108,6 +108,11 @@ static void plain(fv_aug_params *p, enum fv_aug_mode m, int c, int h, int w)
 	}
 }
 
+/* How far the resampler may sit from the double-precision reference, in
+ * levels: its fixed-point path quantizes weights to 1/16384 and keeps 7
+ * fraction bits between the passes (resample_fx.c), ~0.02 at most here. */
+#define RESAMPLE_TOL 0.04
+
 /* Reference PIL-style bilinear (triangle, antialiased) weights for output i
  * of an axis mapping [x0, x0+len) of in_n samples onto out_n. */
 static void ref_weights(double *w, int in_n, double x0, double len, int out_n, int i)
@@ -240,7 +245,7 @@ FV_TEST(train_output_matches_reference_resample)
 			double maxd = 0;
 			for (int i = 0; i < 32 * 40; i++)
 				maxd = fmax(maxd, fabs(ref[i] - o[ch * 32 * 40 + i]));
-			FV_CHECK_MSG(maxd < 1e-3, "seed %d ch %d: max diff %g", (int)seed, ch, maxd);
+			FV_CHECK_MSG(maxd < RESAMPLE_TOL, "seed %d ch %d: max diff %g", (int)seed, ch, maxd);
 		}
 		free(o);
 	}
@@ -271,7 +276,7 @@ FV_TEST(resample_paths_match_reference)
 			for (int i = 0; i < ow * oh; i++)
 				maxd = fmax(maxd, fabs(ref[i] - o[(size_t)ch * ow * oh + i]));
 		}
-		FV_CHECK_MSG(maxd < 2e-3, "%dx%d: max diff %g", ow, oh, maxd);
+		FV_CHECK_MSG(maxd < RESAMPLE_TOL, "%dx%d: max diff %g", ow, oh, maxd);
 		free(ref);
 		free(o);
 	}
@@ -302,7 +307,7 @@ FV_TEST(eval_resize_center_crop_exact)
 			for (int x = 0; x < 64; x++)
 				maxd = fmax(maxd, fabs(big[(size_t)(y + top) * nw + x + left] -
 						       o[ch * 4096 + y * 64 + x]));
-		FV_CHECK_MSG(maxd < 1e-3, "ch %d: max diff %g", ch, maxd);
+		FV_CHECK_MSG(maxd < RESAMPLE_TOL, "ch %d: max diff %g", ch, maxd);
 	}
 	free(o);
 	free(big);
@@ -559,6 +564,7 @@ FV_TEST(params_check_and_proto_roundtrip)
 {
 	fv_aug_params p, q;
 	fv_aug_defaults(&p, FV_AUG_TRAIN, 3, 224, 224);
+	p.brightness = p.contrast = p.saturation = 0.4f;
 	p.pca_lighting = 0.1f;
 	p.erase_p = 0.25f;
 	p.layout = FV_OUT_F16_NCHW;
@@ -695,6 +701,7 @@ FV_TEST(deterministic_across_runs_and_threads)
 	int n = load_photos(ph, 24);
 	fv_aug_params p;
 	fv_aug_defaults(&p, FV_AUG_TRAIN, 3, 96, 96);
+	p.brightness = p.contrast = p.saturation = 0.4f;
 	p.hue = 0.1f;
 	p.pca_lighting = 0.1f;
 	p.erase_p = 0.5f;

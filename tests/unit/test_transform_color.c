@@ -112,6 +112,61 @@ FV_TEST(contrast_blends_with_mean_gray)
 	free(px);
 }
 
+/* Brightness and contrast together, in the order the seed drew: the
+ * output is one of the two compositions of the single ops, with the factors
+ * each op alone draws for that seed (every factor is drawn, used or not). */
+FV_TEST(brightness_and_contrast_compose_in_drawn_order)
+{
+	uint8_t *px = synth();
+	fv_aug_params p;
+	plain(&p);
+	static float ob[3 * N], oc[3 * N], o[3 * N];
+	static double y[3 * N], bc[3 * N], cb[3 * N];
+	double m = 0;
+	for (int i = 0; i < N; i++)
+		m += 0.2989 * px[i * 3] + 0.587 * px[i * 3 + 1] + 0.114 * px[i * 3 + 2];
+	m /= N;
+	int a = 0, b = 1, seen[2] = { 0, 0 };
+	while (px[a * 3] > 150)
+		a++;
+	while (px[b * 3] > 150 || px[b * 3] == px[a * 3])
+		b++;
+	for (uint64_t seed = 0; seed < 24; seed++) {
+		p.brightness = 0.4f;
+		p.contrast = 0;
+		run(&p, px, seed, ob);
+		double fb = ob[a] / px[a * 3];
+		p.brightness = 0;
+		p.contrast = 0.4f;
+		run(&p, px, seed, oc);
+		double fc = (oc[b] - oc[a]) / (px[b * 3] - px[a * 3]);
+		p.brightness = 0.4f;
+		run(&p, px, seed, o);
+		/* brightness then contrast */
+		double m2 = 0;
+		for (int i = 0; i < 3 * N; i++)
+			y[i] = fmin(fb * px[i], 255);
+		for (int i = 0; i < N; i++)
+			m2 += 0.2989 * y[i * 3] + 0.587 * y[i * 3 + 1] + 0.114 * y[i * 3 + 2];
+		m2 /= N;
+		for (int i = 0; i < 3 * N; i++) {
+			bc[i] = fmin(fmax(fc * y[i] + (1 - fc) * m2, 0), 255);
+			cb[i] = fmin(fb * fmin(fmax(fc * px[i] + (1 - fc) * m, 0), 255), 255);
+		}
+		double dbc = 0, dcb = 0;
+		for (int i = 0; i < N; i++)
+			for (int c = 0; c < 3; c++) {
+				dbc = fmax(dbc, fabs(o[c * N + i] - bc[i * 3 + c]));
+				dcb = fmax(dcb, fabs(o[c * N + i] - cb[i * 3 + c]));
+			}
+		FV_CHECK_MSG(fmin(dbc, dcb) < 0.02, "seed %d: off both orders by %g / %g", (int)seed,
+			     dbc, dcb);
+		seen[dbc < dcb]++;
+	}
+	FV_CHECK(seen[0] > 0 && seen[1] > 0); /* both orders drawn */
+	free(px);
+}
+
 FV_TEST(saturation_keeps_gray)
 {
 	uint8_t *px = synth();
