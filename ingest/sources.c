@@ -121,7 +121,7 @@ static int pool_open(const ingest_cfg *cfg, ing_writer *w, pool **out)
 	p->cfg = cfg;
 	p->w = w;
 	p->open = 1;
-	p->window = (size_t)jobs * 32; /* bounds memory: finished, undelivered items */
+	p->window = (size_t)jobs * 8; /* bounds memory: finished, undelivered items */
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv_space, NULL);
 	pthread_cond_init(&p->cv_items, NULL);
