@@ -37,6 +37,9 @@ typedef struct ingest_cfg {
 } ingest_cfg;
 
 extern const fv_cfg_opt ingest_options[];
+/* The process's malloc policy for ingest: main() and the benchmark call it
+ * before any thread starts. */
+void ingest_malloc_setup(void);
 
 /* One input. A source fills path/source/cls (or the raw fields for IDX);
  * ing_item_prepare fills the rest or sets `reason`. */
@@ -67,7 +70,11 @@ uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN]);
 ing_item *ing_item_reject(ing_item *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* The writer: gathers items, commits a batch every cfg->batch records (or
- * when flushed), prints one line per reject, and keeps the run's totals. */
+ * when flushed), prints one line per reject, and keeps the run's totals.
+ * Batches commit in order on a thread of the writer's own (the done
+ * callback runs there); add, classes and flush are for one thread at a
+ * time, not necessarily the same one. A failed commit makes every later
+ * add and flush return its error; nothing after it is committed. */
 typedef struct ing_writer ing_writer;
 typedef void (*ing_writer_done_fn)(void *ctx, ing_item *it, int stored, uint64_t version);
 int ing_writer_new(fv_store *s, const ingest_cfg *cfg, ing_writer **out);
@@ -90,8 +97,8 @@ int ing_source_add(const ingest_cfg *cfg, ing_writer *w, const char *src);
 int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir);
 int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list);
 int ing_source_idx(const ingest_cfg *cfg, ing_writer *w, const char *images);
-/* Validate items[0..n) on cfg->jobs threads and hand them to the writer in
- * order. Takes ownership of every item. */
+/* Validate items[0..n) on cfg->jobs threads (the caller's among them) and
+ * hand them to the writer in order. Takes ownership of every item. */
 int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n);
 
 /* List files: "<path> <label>" per line (label after the last blank);

@@ -55,6 +55,7 @@ int main(int argc, char **argv)
 	int npos = 0, help = 0, rc;
 
 	fv_log_init(argv[0], 0);
+	ingest_malloc_setup();
 	if (argc > 1 && !strcmp(argv[1], "stats"))
 		return ingest_stats(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "events"))

@@ -20,88 +20,189 @@
 
 /* ---------------------------------------------------------------- pool */
 
+/* The workers themselves hand finished items to the writer, in input order:
+ * whoever completes the item the writer waits for delivers it and every
+ * finished item after it. The calling thread is one of the workers, so
+ * --jobs N runs N decoders and nothing else; no thread sleeps and wakes per
+ * item (each wakeup costs a futex call and, on a busy machine, preempts a
+ * decoder), and workers wait only when the window of finished, undelivered
+ * items is full because the writer is behind. Items may keep arriving while
+ * the workers run (a folder is decoded while it is still being listed). */
 typedef struct pool {
 	const ingest_cfg *cfg;
-	ing_item **items;
+	ing_writer *w;
+	ing_item **items; /* the pool's; NULL once handed to the writer */
 	uint8_t *ready;
-	size_t n, next, consumed, window;
+	size_t n, cap, next, delivered, window;
+	int open; /* pool_add may still come */
+	int delivering, space_waiters, item_waiters, rc, started;
+	char err[1024]; /* rc's detail, for the caller's thread */
+	pthread_t th[256];
 	pthread_mutex_t mu;
-	pthread_cond_t cv_ready, cv_space;
+	pthread_cond_t cv_space, cv_items;
 } pool;
+
+/* Stop on rc (the first one wins); called with p->mu held. */
+static void pool_fail(pool *p, int rc)
+{
+	if (p->rc)
+		return;
+	p->rc = rc;
+	snprintf(p->err, sizeof p->err, "%s", fv_err_msg(rc));
+	pthread_cond_broadcast(&p->cv_space);
+	pthread_cond_broadcast(&p->cv_items);
+}
+
+/* Hand items[delivered..] to the writer while they are finished; called
+ * and returns with p->mu held. */
+static void pool_deliver(pool *p)
+{
+	p->delivering = 1;
+	while (!p->rc && p->delivered < p->n && p->ready[p->delivered]) {
+		ing_item *it = p->items[p->delivered];
+		p->items[p->delivered++] = NULL;
+		pthread_mutex_unlock(&p->mu);
+		int rc = ing_writer_add(p->w, it);
+		pthread_mutex_lock(&p->mu);
+		if (rc) /* stop: the others finish the item in hand and leave */
+			pool_fail(p, rc);
+	}
+	p->delivering = 0;
+	if (p->space_waiters)
+		pthread_cond_broadcast(&p->cv_space);
+}
 
 static void *pool_worker(void *arg)
 {
 	pool *p = arg;
+	/* Reserved, not touched: pages fault in once, as the largest image so
+	 * far needs them, instead of anew at every growth of the buffer. */
 	fv_image scratch = { 0 };
+	fv_image_alloc(&scratch, 2048, 2048, 3);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		while (p->next < p->n && p->next >= p->consumed + p->window)
+		if (!p->rc && p->next >= p->n && p->open) {
+			p->item_waiters++;
+			pthread_cond_wait(&p->cv_items, &p->mu);
+			p->item_waiters--;
+			continue;
+		}
+		if (!p->rc && p->next < p->n && p->next >= p->delivered + p->window) {
+			p->space_waiters++;
 			pthread_cond_wait(&p->cv_space, &p->mu);
-		if (p->next >= p->n)
+			p->space_waiters--;
+			continue;
+		}
+		if (p->rc || p->next >= p->n)
 			break;
 		size_t i = p->next++;
+		ing_item *it = p->items[i];
 		pthread_mutex_unlock(&p->mu);
-		ing_item_prepare(p->cfg, p->items[i], &scratch);
+		ing_item_prepare(p->cfg, it, &scratch);
 		pthread_mutex_lock(&p->mu);
 		p->ready[i] = 1;
-		pthread_cond_broadcast(&p->cv_ready);
+		if (!p->delivering)
+			pool_deliver(p);
 	}
 	pthread_mutex_unlock(&p->mu);
 	fv_image_free(&scratch);
 	return NULL;
 }
 
+/* Start cfg->jobs - 1 workers, waiting for pool_add; the caller becomes
+ * the last one in pool_close. */
+static int pool_open(const ingest_cfg *cfg, ing_writer *w, pool **out)
+{
+	pool *p = calloc(1, sizeof *p);
+	int jobs = cfg->jobs < 1 ? 1 : cfg->jobs > 256 ? 256 : (int)cfg->jobs;
+	*out = p;
+	if (!p)
+		return ENOMEM;
+	p->cfg = cfg;
+	p->w = w;
+	p->open = 1;
+	p->window = (size_t)jobs * 8; /* bounds memory: finished, undelivered items */
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv_space, NULL);
+	pthread_cond_init(&p->cv_items, NULL);
+	for (; p->started < jobs - 1; p->started++)
+		if (pthread_create(&p->th[p->started], NULL, pool_worker, p))
+			break;
+	return 0;
+}
+
+/* Queue it for validation; takes it, also on failure. Returns the pool's
+ * error once it has stopped, so the caller stops adding. */
+static int pool_add(pool *p, ing_item *it)
+{
+	int rc = 0;
+	pthread_mutex_lock(&p->mu);
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 1024;
+		ing_item **gi = realloc(p->items, cap * sizeof *gi);
+		if (gi)
+			p->items = gi;
+		uint8_t *gr = realloc(p->ready, cap);
+		if (gr)
+			p->ready = gr;
+		if (gi && gr)
+			p->cap = cap;
+		else
+			pool_fail(p, ENOMEM);
+	}
+	if (!p->rc) {
+		p->items[p->n] = it;
+		p->ready[p->n++] = 0;
+		it = NULL;
+		if (p->item_waiters)
+			pthread_cond_signal(&p->cv_items);
+	}
+	rc = p->rc;
+	pthread_mutex_unlock(&p->mu);
+	ing_item_free(it);
+	return rc;
+}
+
+/* No more items (rc: the producer's own failure, which stops the pool):
+ * work along until all are delivered, then free the pool. 0 or the first
+ * error, its detail on this thread. */
+static int pool_close(pool **pp, int rc)
+{
+	pool *p = *pp;
+	if (!p)
+		return rc;
+	pthread_mutex_lock(&p->mu);
+	p->open = 0;
+	if (rc)
+		pool_fail(p, rc);
+	pthread_cond_broadcast(&p->cv_items);
+	pthread_mutex_unlock(&p->mu);
+	pool_worker(p);
+	for (int i = 0; i < p->started; i++)
+		pthread_join(p->th[i], NULL);
+	for (size_t i = 0; i < p->n; i++) /* what a failure left undelivered */
+		ing_item_free(p->items[i]);
+	rc = p->rc ? fv_err_set(p->rc, "%s", p->err) : 0;
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv_space);
+	pthread_cond_destroy(&p->cv_items);
+	free(p->items);
+	free(p->ready);
+	free(p);
+	*pp = NULL;
+	return rc;
+}
+
 int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n)
 {
-	pool p = { .cfg = cfg, .items = items, .n = n };
-	int jobs = cfg->jobs < 1 ? 1 : (int)cfg->jobs, started = 0, rc = 0;
-	pthread_t th[256];
-	if (jobs > 256)
-		jobs = 256;
-	p.window = (size_t)jobs * 8; /* bounds memory: decoded-ahead items */
-	if (!(p.ready = calloc(n ? n : 1, 1))) {
-		for (size_t i = 0; i < n; i++)
-			ing_item_free(items[i]);
-		return ENOMEM;
-	}
-	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv_ready, NULL);
-	pthread_cond_init(&p.cv_space, NULL);
-	for (; started < jobs; started++)
-		if (pthread_create(&th[started], NULL, pool_worker, &p))
-			break;
-	if (!started)
-		p.window = n; /* no threads: prepare inline below */
-	for (size_t i = 0; i < n; i++) {
-		if (!started) {
-			ing_item_prepare(cfg, items[i], NULL);
-		} else {
-			pthread_mutex_lock(&p.mu);
-			while (!p.ready[i])
-				pthread_cond_wait(&p.cv_ready, &p.mu);
-			pthread_mutex_unlock(&p.mu);
-		}
-		ing_item *it = items[i];
-		items[i] = NULL;
-		rc = ing_writer_add(w, it);
-		pthread_mutex_lock(&p.mu);
-		p.consumed = i + 1;
-		if (rc) /* stop: workers finish the item in hand and exit */
-			p.next = p.n;
-		pthread_cond_broadcast(&p.cv_space);
-		pthread_mutex_unlock(&p.mu);
-		if (rc)
-			break;
-	}
-	for (int i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	for (size_t i = 0; i < n; i++)
+	pool *p = NULL;
+	int rc = pool_open(cfg, w, &p);
+	size_t i = 0;
+	for (; i < n && !rc; i++)
+		rc = pool_add(p, items[i]);
+	for (; i < n; i++)
 		ing_item_free(items[i]);
-	pthread_mutex_destroy(&p.mu);
-	pthread_cond_destroy(&p.cv_ready);
-	pthread_cond_destroy(&p.cv_space);
-	free(p.ready);
-	return rc;
+	return pool_close(&p, rc);
 }
 
 /* ---------------------------------------------------------------- lists */
@@ -146,17 +247,31 @@ ing_item *ing_item_new_file(const char *path, const char *cls)
 	return it;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* A directory entry: its name and dirent type (DT_UNKNOWN where the file
+ * system does not say). */
+typedef struct dent {
+	char *name;
+	unsigned char type;
+} dent;
+
+static int cmp_dent(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	return strcmp(((const dent *)a)->name, ((const dent *)b)->name);
 }
 
-/* Sorted names in dir (no dot files); *out owned by the caller. */
-static int list_dir(const char *dir, char ***out, size_t *n)
+static void dents_free(dent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+/* Sorted entries of dir (no dot files); *out owned by the caller. */
+static int list_dir(const char *dir, dent **out, size_t *n)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char **v = NULL;
+	dent *v = NULL;
 	size_t cnt = 0, cap = 0;
 	if (!d)
 		return fv_err_set(errno, "%s: %s", dir, strerror(errno));
@@ -165,88 +280,91 @@ static int list_dir(const char *dir, char ***out, size_t *n)
 			continue;
 		if (cnt == cap) {
 			cap = cap ? cap * 2 : 64;
-			char **g = realloc(v, cap * sizeof *g);
+			dent *g = realloc(v, cap * sizeof *g);
 			if (!g)
 				break;
 			v = g;
 		}
-		if (!(v[cnt] = strdup(e->d_name)))
+		if (!(v[cnt].name = strdup(e->d_name)))
 			break;
-		cnt++;
+		v[cnt++].type = e->d_type;
 	}
 	closedir(d);
 	if (cnt)
-		qsort(v, cnt, sizeof *v, cmp_str);
+		qsort(v, cnt, sizeof *v, cmp_dent);
 	*out = v;
 	*n = cnt;
 	return 0;
 }
 
-static void names_free(char **v, size_t n)
+/* Is dir/e a folder? The entry's type says so for plain files and folders
+ * (no stat: one system call less per image); links and file systems that
+ * give no type are asked. */
+static int is_dir(const char *path, const dent *e)
 {
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+	struct stat st;
+	if (e->type == DT_REG || e->type == DT_DIR)
+		return e->type == DT_DIR;
+	return !stat(path, &st) && S_ISDIR(st.st_mode);
 }
 
 /* Every file under dir (sorted, subfolders included, dot files skipped) as
- * an item of class cls. */
-static int collect(const char *dir, const char *cls, vec *items, int depth)
+ * an item of class cls, into the pool (which decodes them meanwhile). */
+static int collect(const char *dir, const char *cls, pool *p, size_t *count, int depth)
 {
-	char **names = NULL, path[PATH_MAX];
+	dent *ents = NULL;
+	char path[PATH_MAX];
 	size_t n = 0;
-	struct stat st;
 	int rc = depth > 16 ? fv_err_set(FV_E_TOOBIG, "%s: folders nested too deep", dir)
-			    : list_dir(dir, &names, &n);
+			    : list_dir(dir, &ents, &n);
 	for (size_t i = 0; i < n && !rc; i++) {
-		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-		if (!stat(path, &st) && S_ISDIR(st.st_mode)) {
-			rc = collect(path, cls, items, depth + 1);
+		snprintf(path, sizeof path, "%s/%s", dir, ents[i].name);
+		if (is_dir(path, &ents[i])) {
+			rc = collect(path, cls, p, count, depth + 1);
 			continue;
 		}
 		ing_item *it = ing_item_new_file(path, cls);
-		rc = it ? vec_push(items, it) : ENOMEM;
-		if (rc)
-			ing_item_free(it);
+		rc = it ? pool_add(p, it) : ENOMEM;
+		*count += !rc;
 	}
-	names_free(names, n);
+	dents_free(ents, n);
 	return rc;
 }
 
 int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir)
 {
+	dent *ents = NULL;
 	char **cls = NULL, path[PATH_MAX];
-	size_t ncls = 0, nclasses = 0;
-	vec items = { 0 };
-	struct stat st;
-	int rc = list_dir(dir, &cls, &ncls);
+	size_t n = 0, ncls = 0, count = 0;
+	pool *p = NULL;
+	int rc = list_dir(dir, &ents, &n);
 	if (rc)
 		return rc;
+	if (n && !(cls = calloc(n, sizeof *cls)))
+		rc = ENOMEM;
+	for (size_t c = 0; c < n && !rc; c++) {
+		snprintf(path, sizeof path, "%s/%s", dir, ents[c].name);
+		if (is_dir(path, &ents[c]))
+			cls[ncls++] = ents[c].name; /* only folders, in sorted order */
+		else
+			fv_warn("%s: not a class folder, skipped", path);
+	}
+	/* sorted class names get the first indices, as torchvision's ImageFolder
+	 * (registered before any image, so empty classes are no exception) */
+	if (!rc)
+		rc = ing_writer_classes(w, cls, NULL, ncls);
+	if (!rc)
+		rc = pool_open(cfg, w, &p);
 	for (size_t c = 0; c < ncls && !rc; c++) {
 		snprintf(path, sizeof path, "%s/%s", dir, cls[c]);
-		if (stat(path, &st) || !S_ISDIR(st.st_mode)) {
-			fv_warn("%s: not a class folder, skipped", path);
-			free(cls[c]);
-			cls[c] = NULL;
-			continue;
-		}
-		char *name = cls[c]; /* keep only folders, in sorted order */
-		cls[c] = NULL;
-		cls[nclasses++] = name;
-		rc = collect(path, name, &items, 0);
+		rc = collect(path, cls[c], p, &count, 0);
 	}
-	/* sorted class names get the first indices, as torchvision's ImageFolder */
-	if (!rc)
-		rc = ing_writer_classes(w, cls, NULL, nclasses);
-	names_free(cls, nclasses);
-	if (rc) {
-		vec_free(&items);
-		return rc;
-	}
-	if (!items.n)
+	if (p) /* a listing error stops the decoding too */
+		rc = pool_close(&p, rc);
+	if (!rc && !count)
 		fv_warn("%s: no images found (expected %s/<class>/<image>)", dir, dir);
-	rc = ing_pool_run(cfg, w, items.v, items.n);
-	free(items.v);
+	free(cls); /* the names are ents' */
+	dents_free(ents, n);
 	return rc;
 }
 

@@ -197,34 +197,43 @@ void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, fv_image *scratch)
 
 /* ---------------------------------------------------------------- ing_writer */
 
-/* One batch on its way into the store. The writer hands a full batch to a
- * commit thread and goes on gathering the next one, so the fsync of batch k
- * overlaps the decoding of batch k+1; at most one commit is in flight (LMDB
- * has one writer anyway), which keeps records in input order. */
+/* Full batches go into a queue that one commit thread, started with the
+ * writer's first batch and kept for its life, commits in order. Whoever
+ * adds items (a pool worker, mid-decode) only waits when QUEUE_MAX batches
+ * are already waiting, so an fsync that runs long stalls no decoder; order
+ * is kept because there is one commit thread (LMDB has one writer anyway).
+ * After a failed commit nothing later is committed: the queue is dropped
+ * and every later call returns the error. */
+#define QUEUE_MAX 2
+
 typedef struct job {
-	ing_writer *w;
+	struct job *next;
 	ing_item **items;
 	size_t n;
 	char **ids, **names;
 	size_t ncls;
 	uint64_t nrej;
-	int rc;
-	uint64_t added, dups, version;
 } job;
 
 struct ing_writer {
 	fv_store *s;
 	const ingest_cfg *cfg;
+	/* the batch being gathered: only the adding thread touches it */
 	ing_item **items;
 	size_t n, cap, bytes, nrej;
 	char **cls_ids, **cls_names;
 	size_t ncls;
 	ing_writer_done_fn done;
 	void *done_ctx;
-	uint64_t added, dups, rejected, version;
+	/* shared with the commit thread, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv_work, cv_idle;
+	job *head, *tail;
+	size_t queued;  /* batches queued, plus one while one commits */
+	int started, stop, rc;
+	char err[1024]; /* rc's detail: fv_err_msg is per thread */
 	pthread_t th;
-	int inflight;
-	job job;
+	uint64_t added, dups, rejected, version;
 };
 
 int ing_writer_new(fv_store *s, const ingest_cfg *cfg, ing_writer **out)
@@ -235,6 +244,9 @@ int ing_writer_new(fv_store *s, const ingest_cfg *cfg, ing_writer **out)
 		return ENOMEM;
 	w->s = s;
 	w->cfg = cfg;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv_work, NULL);
+	pthread_cond_init(&w->cv_idle, NULL);
 	fv_store_meta m;
 	if (!fv_store_meta_get(s, &m))
 		w->version = m.version;
@@ -250,25 +262,25 @@ static void names_free(char **v, size_t n)
 
 static void job_free(job *j)
 {
+	if (!j)
+		return;
 	for (size_t i = 0; i < j->n; i++)
 		ing_item_free(j->items[i]);
 	free(j->items);
 	names_free(j->ids, j->ncls);
 	names_free(j->names, j->ncls);
-	memset(j, 0, sizeof *j);
+	free(j);
 }
 
-/* Commit j, then tell the caller about every item; frees j's contents. */
-static int job_run(job *j)
+/* Commit j, then tell the done callback about every item; 0 or the error.
+ * Runs without w->mu; the totals are the caller's to add. */
+static int job_commit(ing_writer *w, job *j, fv_store_batch *b)
 {
-	ing_writer *w = j->w;
-	fv_store_batch b = { 0 };
 	fv_store_put *puts = j->n ? calloc(j->n, sizeof *puts) : NULL;
 	size_t np = 0;
-	if (j->n && !puts) {
-		j->rc = ENOMEM;
-		goto out;
-	}
+	int rc;
+	if (j->n && !puts)
+		return ENOMEM;
 	for (size_t i = 0; i < j->n; i++) {
 		ing_item *it = j->items[i];
 		if (it->reason)
@@ -286,78 +298,107 @@ static int job_run(job *j)
 		p->data = it->data;
 		p->data_len = it->len;
 	}
-	b.class_ids = (const char *const *)j->ids;
-	b.class_names = (const char *const *)j->names;
-	b.nclasses = j->ncls;
-	b.items = puts;
-	b.n = np;
-	b.rejected = j->nrej;
-	if ((j->rc = fv_store_commit(w->s, &b)))
+	b->class_ids = (const char *const *)j->ids;
+	b->class_names = (const char *const *)j->names;
+	b->nclasses = j->ncls;
+	b->items = puts;
+	b->n = np;
+	b->rejected = j->nrej;
+	if ((rc = fv_store_commit(w->s, b)))
 		goto out; /* nothing of the batch was stored */
-	j->added = b.added;
-	j->dups = b.duplicates;
-	j->version = b.version;
 	for (size_t i = 0, k = 0; i < j->n; i++) {
 		ing_item *it = j->items[i];
 		int stored = !it->reason;
 		if (stored && puts[k++].duplicate)
 			fv_debug("duplicate %s", it->source ? it->source : it->path);
 		if (w->done)
-			w->done(w->done_ctx, it, stored, b.version);
+			w->done(w->done_ctx, it, stored, b->version);
 	}
 out:
 	free(puts);
-	int rc = j->rc;
-	uint64_t a = j->added, d = j->dups, v = j->version, r = j->nrej;
-	job_free(j);
-	j->rc = rc;
-	j->added = a;
-	j->dups = d;
-	j->version = v;
-	j->nrej = r;
 	return rc;
 }
 
-static void *job_thread(void *arg)
+static void *commit_thread(void *arg)
 {
-	job_run(arg);
+	ing_writer *w = arg;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->head && !w->stop)
+			pthread_cond_wait(&w->cv_work, &w->mu);
+		job *j = w->head;
+		if (!j)
+			break;
+		if (!(w->head = j->next))
+			w->tail = NULL;
+		int failed = w->rc;
+		pthread_mutex_unlock(&w->mu);
+		fv_store_batch b = { 0 };
+		fv_err_clear();
+		int rc = failed ? 0 : job_commit(w, j, &b);
+		job_free(j);
+		pthread_mutex_lock(&w->mu);
+		if (rc && !w->rc) {
+			w->rc = rc;
+			snprintf(w->err, sizeof w->err, "%s", fv_err_msg(rc));
+		}
+		if (!failed && !rc) {
+			w->added += b.added;
+			w->dups += b.duplicates;
+			w->rejected += b.rejected;
+			w->version = b.version;
+		}
+		w->queued--;
+		pthread_cond_broadcast(&w->cv_idle);
+	}
+	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-static int job_account(ing_writer *w, const job *j)
+/* Hand what is gathered to the commit thread; waits while the queue is
+ * full (down to `room` batches) and returns the sticky error, if any. */
+static int enqueue(ing_writer *w, size_t room)
 {
-	if (j->rc)
-		return j->rc;
-	w->added += j->added;
-	w->dups += j->dups;
-	w->rejected += j->nrej;
-	w->version = j->version;
-	return 0;
-}
-
-static int wait_inflight(ing_writer *w)
-{
-	if (!w->inflight)
-		return 0;
-	pthread_join(w->th, NULL);
-	w->inflight = 0;
-	return job_account(w, &w->job);
-}
-
-/* Move what is pending into j. */
-static void take_pending(ing_writer *w, job *j)
-{
-	memset(j, 0, sizeof *j);
-	j->w = w;
-	j->items = w->items;
-	j->n = w->n;
-	j->ids = w->cls_ids;
-	j->names = w->cls_names;
-	j->ncls = w->ncls;
-	j->nrej = w->nrej;
-	w->items = NULL;
-	w->cls_ids = w->cls_names = NULL;
-	w->n = w->cap = w->bytes = w->nrej = w->ncls = 0;
+	job *j = NULL;
+	int rc;
+	if ((w->n || w->ncls) && !(j = calloc(1, sizeof *j)))
+		return ENOMEM; /* pending stays pending; the destroy frees it */
+	if (j) {
+		j->items = w->items;
+		j->n = w->n;
+		j->ids = w->cls_ids;
+		j->names = w->cls_names;
+		j->ncls = w->ncls;
+		j->nrej = w->nrej;
+		w->items = NULL;
+		w->cls_ids = w->cls_names = NULL;
+		w->n = w->cap = w->bytes = w->nrej = w->ncls = 0;
+	}
+	pthread_mutex_lock(&w->mu);
+	if (j && !w->started) {
+		if (pthread_create(&w->th, NULL, commit_thread, w)) {
+			w->rc = EAGAIN;
+			snprintf(w->err, sizeof w->err, "ingest: cannot start the commit thread");
+		} else
+			w->started = 1;
+	}
+	if (j && w->started) {
+		if (w->tail)
+			w->tail->next = j;
+		else
+			w->head = j;
+		w->tail = j;
+		w->queued++;
+		j = NULL;
+		pthread_cond_signal(&w->cv_work);
+	}
+	while (w->queued > room && !w->rc)
+		pthread_cond_wait(&w->cv_idle, &w->mu);
+	if ((rc = w->rc))
+		fv_err_set(rc, "%s", w->err);
+	pthread_mutex_unlock(&w->mu);
+	job_free(j);
+	return rc;
 }
 
 void ing_writer_destroy(ing_writer **wp)
@@ -365,10 +406,20 @@ void ing_writer_destroy(ing_writer **wp)
 	ing_writer *w = *wp;
 	if (!w)
 		return;
-	wait_inflight(w);
-	job j;
-	take_pending(w, &j);
-	job_free(&j);
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1; /* the thread commits what it was handed, then ends */
+	pthread_cond_signal(&w->cv_work);
+	pthread_mutex_unlock(&w->mu);
+	if (w->started)
+		pthread_join(w->th, NULL);
+	for (size_t i = 0; i < w->n; i++)
+		ing_item_free(w->items[i]);
+	free(w->items);
+	names_free(w->cls_ids, w->ncls);
+	names_free(w->cls_names, w->ncls);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv_work);
+	pthread_cond_destroy(&w->cv_idle);
 	free(w);
 	*wp = NULL;
 }
@@ -381,16 +432,23 @@ void ing_writer_on_done(ing_writer *w, ing_writer_done_fn fn, void *ctx)
 
 size_t ing_writer_pending(const ing_writer *w)
 {
-	return w->n + (size_t)w->inflight;
+	ing_writer *m = (ing_writer *)w; /* the lock is not part of the state */
+	pthread_mutex_lock(&m->mu);
+	size_t q = w->queued;
+	pthread_mutex_unlock(&m->mu);
+	return w->n + q;
 }
 
 void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
 		   uint64_t *version)
 {
+	ing_writer *m = (ing_writer *)w;
+	pthread_mutex_lock(&m->mu);
 	*added = w->added;
 	*dups = w->dups;
 	*rejected = w->rejected;
 	*version = w->version;
+	pthread_mutex_unlock(&m->mu);
 }
 
 int ing_writer_classes(ing_writer *w, char **ids, char **names, size_t n)
@@ -413,18 +471,11 @@ int ing_writer_classes(ing_writer *w, char **ids, char **names, size_t n)
 
 int ing_writer_flush(ing_writer *w)
 {
-	int rc = wait_inflight(w);
-	if (rc || (!w->n && !w->ncls))
-		return rc;
-	job j;
-	take_pending(w, &j);
-	job_run(&j);
-	return job_account(w, &j);
+	return enqueue(w, 0);
 }
 
 int ing_writer_add(ing_writer *w, ing_item *it)
 {
-	int rc;
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? w->cap * 2 : 256;
 		ing_item **g = realloc(w->items, cap * sizeof *g);
@@ -443,13 +494,5 @@ int ing_writer_add(ing_writer *w, ing_item *it)
 	w->bytes += it->len;
 	if (w->n - w->nrej < (size_t)w->cfg->batch && w->bytes < BATCH_MAX_BYTES)
 		return 0;
-	if ((rc = wait_inflight(w)))
-		return rc;
-	take_pending(w, &w->job);
-	if (pthread_create(&w->th, NULL, job_thread, &w->job)) {
-		job_run(&w->job); /* no thread: commit here */
-		return job_account(w, &w->job);
-	}
-	w->inflight = 1;
-	return 0;
+	return enqueue(w, QUEUE_MAX);
 }
