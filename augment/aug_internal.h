@@ -114,7 +114,10 @@ void fv_jpeg_scaled_size(fv_jpeg *j, int denom, int *w, int *h);
 int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int y1,
 		   fv_aug_buf *buf, fv_aug_view *v);
 /* The region streamed: start (the columns become [*xoff, *xoff + *cw),
- * widened to iMCU edges), then the next up to n rows into rows[] (returns
+ * widened to iMCU edges; fast as for fv_jpeg_region, and fast = 2 adds
+ * libjpeg's merged upsampling: chroma replicated 2x2 inside the color
+ * conversion instead of interpolated, ~5% less decode time, for crops the
+ * resampler shrinks, where its filter spans the 2x2 blocks), then the next up to n rows into rows[] (returns
  * how many, or < 0 with fv_err set); end with fv_jpeg_abort. */
 int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int *xoff,
 			 int *cw);

@@ -184,6 +184,9 @@ int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1
 	ci->scale_num = 1;
 	ci->scale_denom = (unsigned)denom;
 	ci->dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
+	/* fast > 1: chroma upsampled by replication merged into the color
+	 * conversion, for crops that shrink (see fv_jpeg_stream_start) */
+	ci->do_fancy_upsampling = fast > 1 ? FALSE : TRUE;
 	jpeg_start_decompress(ci);
 	JDIMENSION xo = (JDIMENSION)x0, w = (JDIMENSION)(x1 - x0);
 	if (x0 > 0 || x1 < (int)ci->output_width)

@@ -462,7 +462,11 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 				em = (fv_emit){ { planes, planes + pl, planes + 2 * pl },
 						{ 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, 0 };
 			}
-			if ((rc = stream_resample(&em, s, denom, p->mode == FV_AUG_TRAIN, C, flip)))
+			/* train crops: the fast IDCT; shrinking ones also merged
+			 * upsampling (1 = accurate decode) */
+			int fast = p->mode != FV_AUG_TRAIN ? 0
+				   : b.w >= p->out_w * denom && b.h >= p->out_h * denom ? 2 : 1;
+			if ((rc = stream_resample(&em, s, denom, fast, C, flip)))
 				goto fail;
 			if (direct) {
 				fv_aug_erase(out, p, seed);
