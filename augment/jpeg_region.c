@@ -122,56 +122,6 @@ void fv_jpeg_scaled_size(fv_jpeg *j, int denom, int *w, int *h)
 	*h = (int)((j->ci.image_height + denom - 1) / denom);
 }
 
-int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int y1,
-		   fv_aug_buf *buf, fv_aug_view *v)
-{
-	struct jpeg_decompress_struct *ci = &j->ci;
-	int rc = 0;
-	if (setjmp(j->jb)) {
-		jpeg_abort_decompress(ci);
-		j->active = 0;
-		return fv_err_set(FV_E_DECODE, "jpeg: %s", j->msg);
-	}
-	ci->scale_num = 1;
-	ci->scale_denom = (unsigned)denom;
-	ci->dct_method = fast ? JDCT_IFAST : JDCT_ISLOW;
-	jpeg_start_decompress(ci);
-	int nc = ci->output_components;
-	JDIMENSION xoff = (JDIMENSION)x0, cw = (JDIMENSION)(x1 - x0);
-	if (x0 > 0 || x1 < (int)ci->output_width)
-		jpeg_crop_scanline(ci, &xoff, &cw);
-	size_t stride = (size_t)cw * nc;
-	rc = fv_aug_buf_reserve(buf, stride * (size_t)(y1 - y0));
-	if (rc) {
-		fv_jpeg_abort(j);
-		return fv_err_set(rc, "jpeg: no memory for a %ux%d region", cw, y1 - y0);
-	}
-	if (y0 > 0 && jpeg_skip_scanlines(ci, (JDIMENSION)y0) != (JDIMENSION)y0) {
-		fv_jpeg_abort(j);
-		return fv_err_set(FV_E_DECODE, "jpeg: image ends before row %d", y0);
-	}
-	uint8_t *base = buf->p;
-	while ((int)ci->output_scanline < y1) {
-		JSAMPROW rows[16];
-		int first = (int)ci->output_scanline, nr = y1 - first < 16 ? y1 - first : 16;
-		for (int r = 0; r < nr; r++)
-			rows[r] = base + (size_t)(first + r - y0) * stride;
-		if (jpeg_read_scanlines(ci, rows, (JDIMENSION)nr) == 0) {
-			fv_jpeg_abort(j);
-			return fv_err_set(FV_E_DECODE, "jpeg: no data at row %u", ci->output_scanline);
-		}
-	}
-	fv_jpeg_abort(j);
-	v->px = base;
-	v->x0 = (int)xoff;
-	v->y0 = y0;
-	v->w = (int)cw;
-	v->h = y1 - y0;
-	v->c = nc;
-	v->stride = stride;
-	return 0;
-}
-
 int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int *xoff,
 			 int *cw)
 {
@@ -217,4 +167,38 @@ int fv_jpeg_stream_read(fv_jpeg *j, uint8_t **rows, int n)
 		return fv_err_set(FV_E_DECODE, "jpeg: no data at row %u", ci->output_scanline);
 	}
 	return (int)got;
+}
+
+int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int y1,
+		   fv_aug_buf *buf, fv_aug_view *v)
+{
+	int xoff, cw, rc;
+	if ((rc = fv_jpeg_stream_start(j, denom, fast, x0, y0, x1, &xoff, &cw)))
+		return rc;
+	int nc = j->ci.output_components;
+	size_t stride = (size_t)cw * nc;
+	if ((rc = fv_aug_buf_reserve(buf, stride * (size_t)(y1 - y0)))) {
+		fv_jpeg_abort(j);
+		return fv_err_set(rc, "jpeg: no memory for a %dx%d region", cw, y1 - y0);
+	}
+	uint8_t *base = buf->p;
+	for (int y = y0; y < y1;) {
+		uint8_t *rows[16];
+		int nr = y1 - y < 16 ? y1 - y : 16;
+		for (int r = 0; r < nr; r++)
+			rows[r] = base + (size_t)(y - y0 + r) * stride;
+		int got = fv_jpeg_stream_read(j, rows, nr);
+		if (got < 0)
+			return FV_E_DECODE; /* ended, with the reason set */
+		y += got;
+	}
+	fv_jpeg_abort(j);
+	v->px = base;
+	v->x0 = xoff;
+	v->y0 = y0;
+	v->w = cw;
+	v->h = y1 - y0;
+	v->c = nc;
+	v->stride = stride;
+	return 0;
 }

@@ -105,17 +105,6 @@ static double num(const char *s, const char *key, double def)
 	return end == p ? def : v;
 }
 
-static void since(char *buf, size_t cap, long long t)
-{
-	long long d = (long long)time(NULL) - t;
-	if (d < 120)
-		snprintf(buf, cap, "%llds", d);
-	else if (d < 7200)
-		snprintf(buf, cap, "%lldm", d / 60);
-	else
-		snprintf(buf, cap, "%lldh%02lldm", d / 3600, d / 60 % 60);
-}
-
 typedef struct state {
 	char *up, *metrics, *eval, *champion, *manifest, *serve, *config;
 	int up_alive;
@@ -273,7 +262,7 @@ static void print_table(const state *st, const char *S)
 		const char *end = strchr(p, '}');
 		char obj[512];
 		snprintf(obj, sizeof obj, "%.*s", (int)(end ? end - p : 0), p);
-		since(ago, sizeof ago, (long long)num(obj, "since", 0));
+		fv_up_since(ago, sizeof ago, (long long)num(obj, "since", 0));
 		printf("%-12.*s %-10s %-8d %-8s %.0f\n", (int)strcspn(obj + 9, "\""), obj + 9,
 		       daemon_state(st, obj, b, sizeof b), (int)num(obj, "pid", 0), ago, num(obj, "restarts", 0));
 		p = end ? end : p + 1;

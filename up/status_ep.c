@@ -177,7 +177,7 @@ static void print_json(const fv_live *d, int n, int up)
 	printf("}\n");
 }
 
-static void ago(char *buf, size_t cap, long long t)
+void fv_up_since(char *buf, size_t cap, long long t)
 {
 	long long s = (long long)time(NULL) - t;
 	if (s < 120)
@@ -214,7 +214,7 @@ static void print_table(const fv_live *d, int n, int up, int timeout_ms)
 	for (int i = 0; i < n; i++) {
 		const Fovea__DaemonStatus *st = d[i].st;
 		if (st)
-			ago(since, sizeof since, st->started_at);
+			fv_up_since(since, sizeof since, st->started_at);
 		printf("%-12s %-6s %-8d %-20.20s %-8s %s\n", d[i].name, st ? "up" : "down", st ? st->pid : 0,
 		       st ? st->host : "-", st ? since : "-", d[i].endpoint);
 		if (!st)

@@ -41,6 +41,8 @@ void fv_live_free(fv_live *d, int n);
 void fv_live_json_daemon(const fv_live *l, int with_state, FILE *o);
 /* A "live" table line: the daemon's own figures (NAME.* and workers.*). */
 void fv_live_line(const fv_live *l, FILE *o);
+/* How long ago unix time t was: "42s", "17m", "3h05m". */
+void fv_up_since(char *buf, size_t cap, long long t);
 /* `fovea status --endpoints LIST`: the table or JSON; exit status 0 when
  * one daemon answered, else 1 (2: a bad list). */
 int fv_status_endpoints(const char *list, int timeout_ms, const char *curve_key, const char *server_pub,
