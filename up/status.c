@@ -286,6 +286,7 @@ static void print_table(const state *st, const char *S)
 	} else {
 		printf("training    not started\n");
 	}
+	fv_live_workers(st->live, st->nlive, stdout); /* each worker, when the trainer answers */
 	if (st->eval)
 		printf("evaluation  step %.0f top-1 %.2f%% top-5 %.2f%%\n", num(st->eval, "step", 0),
 		       100 * num(st->eval, "top1", 0), 100 * num(st->eval, "top5", 0));

@@ -195,8 +195,7 @@ void fv_live_line(const fv_live *l, FILE *o)
 	fprintf(o, "%-11s %s:", "live", l->name);
 	for (size_t i = 0; l->st && i < l->st->n_figures; i++) {
 		const Fovea__StatusFigure *f = l->st->figures[i];
-		if (strncmp(f->key, "workers.", 8) && strncmp(f->key, "worker.", 7) &&
-		    (strncmp(f->key, l->name, nl) || f->key[nl] != '.'))
+		if (strncmp(f->key, "workers.", 8) && (strncmp(f->key, l->name, nl) || f->key[nl] != '.'))
 			continue;
 		if (f->numeric)
 			fprintf(o, " %s=%.4g", f->key, f->number);
@@ -204,6 +203,25 @@ void fv_live_line(const fv_live *l, FILE *o)
 			fprintf(o, " %s=%s", f->key, f->text);
 	}
 	fprintf(o, " (%.1f s old)\n", l->st ? l->st->age_ms / 1000.0 : 0);
+}
+
+void fv_live_workers(const fv_live *d, int n, FILE *o)
+{
+	for (int i = 0; i < n; i++)
+		for (size_t k = 0; d[i].st && k < d[i].st->n_figures; k++) {
+			const char *key = d[i].st->figures[k]->key;
+			size_t kl = strlen(key), tl = strlen(".img_per_s");
+			if (strncmp(key, "worker.", 7) || kl <= 7 + tl || strcmp(key + kl - tl, ".img_per_s"))
+				continue;
+			char name[96], other[128];
+			snprintf(name, sizeof name, "%.*s", (int)(kl - 7 - tl), key + 7);
+			snprintf(other, sizeof other, "worker.%s.samples", name);
+			const Fovea__StatusFigure *sm = fv_status_find(d[i].st, other);
+			snprintf(other, sizeof other, "worker.%s.capacity", name);
+			const Fovea__StatusFigure *cp = fv_status_find(d[i].st, other);
+			fprintf(o, "  worker    %-24s %7.0f img/s, %.0f samples, capacity %.0f\n", name,
+				d[i].st->figures[k]->number, sm ? sm->number : 0, cp ? cp->number : 0);
+		}
 }
 
 static void print_table(const fv_live *d, int n, int up, int timeout_ms)
@@ -239,22 +257,7 @@ static void print_table(const fv_live *d, int n, int up, int timeout_ms)
 	} else if (phase) {
 		printf("training    %s, %.0f workers\n", phase->text, num(d, n, "workers.count", 0));
 	}
-	/* each worker the trainer's broker knows: worker.<name>.img_per_s etc. */
-	for (int i = 0; i < n; i++)
-		for (size_t k = 0; d[i].st && k < d[i].st->n_figures; k++) {
-			const char *key = d[i].st->figures[k]->key;
-			size_t kl = strlen(key), tl = strlen(".img_per_s");
-			if (strncmp(key, "worker.", 7) || kl <= 7 + tl || strcmp(key + kl - tl, ".img_per_s"))
-				continue;
-			char name[96], other[128];
-			snprintf(name, sizeof name, "%.*s", (int)(kl - 7 - tl), key + 7);
-			snprintf(other, sizeof other, "worker.%s.samples", name);
-			const Fovea__StatusFigure *sm = fv_status_find(d[i].st, other);
-			snprintf(other, sizeof other, "worker.%s.capacity", name);
-			const Fovea__StatusFigure *cp = fv_status_find(d[i].st, other);
-			printf("  worker    %-24s %7.0f img/s, %.0f samples, capacity %.0f\n", name,
-			       d[i].st->figures[k]->number, sm ? sm->number : 0, cp ? cp->number : 0);
-		}
+	fv_live_workers(d, n, stdout);
 	if (fig(d, n, "evaluation.top1"))
 		printf("evaluation  step %.0f top-1 %.2f%% top-5 %.2f%%\n", num(d, n, "evaluation.step", 0),
 		       100 * num(d, n, "evaluation.top1", 0), 100 * num(d, n, "evaluation.top5", 0));

@@ -41,6 +41,8 @@ void fv_live_free(fv_live *d, int n);
 void fv_live_json_daemon(const fv_live *l, int with_state, FILE *o);
 /* A "live" table line: the daemon's own figures (NAME.* and workers.*). */
 void fv_live_line(const fv_live *l, FILE *o);
+/* A line per augment worker the answering trainer reports (worker.NAME.*). */
+void fv_live_workers(const fv_live *d, int n, FILE *o);
 /* How long ago unix time t was: "42s", "17m", "3h05m". */
 void fv_up_since(char *buf, size_t cap, long long t);
 /* `fovea status --endpoints LIST`: the table or JSON; exit status 0 when
