@@ -49,6 +49,9 @@ assert d["trainer"]["live"]["figures"]["trainer.phase"] and d["trainer"]["live"]
 assert d["ingest"]["live"]["figures"]["dataset.train"] == 500 and "live" not in d["augment-1"]'; }
 check status_live_figures wait_for 20 live_trainer
 check status_table_live bash -c "fovea status --dir '$S' | grep -q '^live  *trainer: trainer.phase='"
+# the one worker, by name, with what it delivered
+one_worker() { [ "$(fovea status --dir "$S" | grep -c '^  worker  *[^ ]*:[0-9]* .* img/s, [1-9][0-9]* samples, capacity 1$')" = 1 ]; }
+check status_table_worker wait_for 20 one_worker
 trainer_pid=$(st | grep -o '"name":"trainer","state":"up","pid":[0-9]*' | grep -o '[0-9]*$')
 check trainer_continual_by_default bash -c "tr '\0' ' ' </proc/$trainer_pid/cmdline | grep -q -- '--continual --dataset-sub ipc://'"
 
