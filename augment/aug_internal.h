@@ -49,10 +49,8 @@ typedef struct fv_axis {
  * [x0, x0 + len) of an axis with in_n samples onto out_n samples, the way
  * PIL's resample does: support scales with the shrink factor, taps outside
  * the source are dropped and the rest renormalized. prefiltered: the source
- * was DCT-scaled (see resample.c). horiz: plan the horizontal pass's extra
- * tables too (fixed taps, permute blocks); the vertical pass needs only kf. */
-int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered,
-		 int horiz);
+ * was DCT-scaled (see resample.c). Sets kf, the largest tap count. */
+int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered);
 
 /* A view of decoded pixels: px is the sample at (x0, y0) of the (possibly
  * DCT-scaled) source image; rows are stride bytes apart, c channels HWC. */

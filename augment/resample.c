@@ -2,7 +2,9 @@
  * straight to the output size: an antialiased triangle filter whose support
  * grows with the shrink factor (PIL's BILINEAR), vertical pass first over
  * contiguous rows (vectorizes), then horizontal into planar floats with the
- * flip folded into where each output column lands. */
+ * flip folded into where each output column lands. Here: the plans, and
+ * the float pass for filters wider than the fixed-point pass
+ * (resample_fx.c) takes, which handles every other crop. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,14 +41,11 @@ static inline double tri(double x)
 /* Derive the fixed-count taps from the trimmed ones (see fv_axis). */
 static int fixed_taps(fv_axis *a)
 {
-	int kf = 1, n = a->n, rc;
-	for (int i = 0; i < n; i++)
-		kf = a->cnt[i] > kf ? a->cnt[i] : kf;
+	int kf = a->kf, n = a->n, rc;
 	size_t pairs = (size_t)(n + 1) / 2;
 	if ((rc = fv_aug_buf_reserve(&a->bfstart, sizeof(int) * (size_t)(n + 1))) ||
 	    (rc = fv_aug_buf_reserve(&a->bw8, sizeof(float) * pairs * kf * 8)))
 		return rc;
-	a->kf = kf;
 	a->fstart = a->bfstart.p;
 	a->w8 = a->bw8.p;
 	memset(a->w8, 0, sizeof(float) * pairs * kf * 8);
@@ -66,8 +65,7 @@ static int fixed_taps(fv_axis *a)
 	return 0;
 }
 
-int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered,
-		 int horiz)
+int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int prefiltered)
 {
 	double scale = len / out_n;
 	double fscale = scale > 1.0 ? scale : 1.0;
@@ -134,7 +132,7 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 		if (lo + s + n > a->hi)
 			a->hi = lo + s + n;
 	}
-	(void)horiz; /* the float path's fixed taps are made when it runs */
+	/* the widest output; the paths' own tables are made when they run */
 	a->kf = 1;
 	for (int i = 0; i < out_n; i++)
 		a->kf = a->cnt[i] > a->kf ? a->cnt[i] : a->kf;

@@ -39,18 +39,10 @@ static void quantize(const fv_axis *a, int i, int16_t *q)
 	q[big] = (int16_t)(q[big] + ((1 << FX_BITS) - sum));
 }
 
-static int max_cnt(const fv_axis *a)
-{
-	int k = 1;
-	for (int i = 0; i < a->n; i++)
-		k = a->cnt[i] > k ? a->cnt[i] : k;
-	return k;
-}
-
 int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c)
 {
-	int kx = (max_cnt(ax) + 3) & ~3;
-	return (c == 1 || c == 3) && kx <= FX_MAXK && max_cnt(ay) <= FX_MAXK &&
+	int kx = (ax->kf + 3) & ~3;
+	return (c == 1 || c == 3) && kx <= FX_MAXK && ay->kf <= FX_MAXK &&
 	       ax->hi - ax->lo >= kx;
 }
 
@@ -64,7 +56,7 @@ int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c)
  * then taps t+2, t+3 likewise. */
 static int plan_h(fv_axis *a, int flip, int c)
 {
-	int n = a->n, n8 = (n + 7) & ~7, kq = (max_cnt(a) + 3) & ~3, rc;
+	int n = a->n, n8 = (n + 7) & ~7, kq = (a->kf + 3) & ~3, rc;
 	if ((rc = fv_aug_buf_reserve(&a->bqstart, sizeof(int) * n8)) ||
 	    (rc = fv_aug_buf_reserve(&a->bqw, sizeof(int16_t) * n8 * kq)) ||
 	    (rc = fv_aug_buf_reserve(&a->bqp, sizeof(int16_t) * 4 * (size_t)n8 * kq)))
@@ -104,7 +96,7 @@ static int plan_h(fv_axis *a, int flip, int c)
 /* The vertical plan: per output row its cnt weights, quantized. */
 static int plan_v(fv_axis *a)
 {
-	int n = a->n, k = max_cnt(a), rc;
+	int n = a->n, k = a->kf, rc;
 	if ((rc = fv_aug_buf_reserve(&a->bqw, sizeof(int16_t) * n * k)))
 		return rc;
 	a->kq = k;

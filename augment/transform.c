@@ -451,8 +451,8 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 			fv_jpeg_scaled_size(s->jpeg, denom, &sw, &sh);
 		/* scaled pixel k covers source pixels [k*d, (k+1)*d) */
 		double fx = 1.0 / denom, fy = 1.0 / denom;
-		if ((rc = fv_axis_plan(&s->ax, b.x0 * fx, b.w * fx, p->out_w, sw, denom > 1, 1)) ||
-		    (rc = fv_axis_plan(&s->ay, b.y0 * fy, b.h * fy, p->out_h, sh, denom > 1, 0)))
+		if ((rc = fv_axis_plan(&s->ax, b.x0 * fx, b.w * fx, p->out_w, sw, denom > 1)) ||
+		    (rc = fv_axis_plan(&s->ay, b.y0 * fy, b.h * fy, p->out_h, sh, denom > 1)))
 			goto fail;
 		fv_emit em;
 		int direct = fv_aug_emit_direct(p, seed, C, out, &em);
@@ -479,7 +479,7 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 			goto fail;
 		/* no ColorJitter: the resampler writes the normalized output
 		 * itself, with the same arithmetic fv_aug_finish would use */
-		if (fv_axis_fx_ok(&s->ax, &s->ay, v.c) && direct && v.c == C) {
+		if (direct && fv_axis_fx_ok(&s->ax, &s->ay, v.c)) {
 			if ((rc = fv_resample_fx(&em, &v, &s->ax, &s->ay, flip, &s->tmp)))
 				goto fail;
 			fv_aug_erase(out, p, seed);
