@@ -75,6 +75,11 @@ typedef struct fv_emit {
 	float add[3], sub[3], mul[3];
 	int half;
 } fv_emit;
+/* The emit for 3 plain float planes of n pixels each at planes. */
+static inline fv_emit fv_emit_planes(float *planes, size_t n)
+{
+	return (fv_emit){ { planes, planes + n, planes + 2 * n }, { 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, 0 };
+}
 int fv_resample_fx(const fv_emit *em, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, int flip,
 		   fv_aug_buf *tmp);
 /* The same from rows a source hands over one at a time, in order, each

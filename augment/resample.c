@@ -277,8 +277,7 @@ int fv_resample(float *planes, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, i
 {
 	size_t plane = (size_t)ax->n * ay->n;
 	if (fv_axis_fx_ok(ax, ay, v->c)) {
-		fv_emit em = { { planes, planes + plane, planes + 2 * plane },
-			       { 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, 0 };
+		fv_emit em = fv_emit_planes(planes, plane);
 		return fv_resample_fx(&em, v, ax, ay, flip, tmpb);
 	}
 	int c = v->c, ow = ax->n, oh = ay->n;

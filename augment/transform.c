@@ -457,11 +457,8 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		fv_emit em;
 		int direct = fv_aug_emit_direct(p, seed, C, out, &em);
 		if (in->encoding == FV_ENC_JPEG && fv_axis_fx_ok(&s->ax, &s->ay, C)) {
-			if (!direct) {
-				size_t pl = (size_t)p->out_w * p->out_h;
-				em = (fv_emit){ { planes, planes + pl, planes + 2 * pl },
-						{ 0, 0, 0 }, { 0, 0, 0 }, { 1, 1, 1 }, 0 };
-			}
+			if (!direct)
+				em = fv_emit_planes(planes, n);
 			/* train crops: the fast IDCT; shrinking ones also merged
 			 * upsampling (1 = accurate decode) */
 			int fast = p->mode != FV_AUG_TRAIN ? 0
