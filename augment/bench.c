@@ -3,7 +3,7 @@
  * ImageNet train transform to 3x224x224 float32 as the trainer runs it by
  * default (RandomResizedCrop, flip, normalize: torchvision's reference
  * recipe), (c) the eval transform (256 -> 224), (b') (b) with ColorJitter
- * 0.4/0.4/0.4, measured in the same run, interleaved in 16-image chunks
+ * 0.4/0.4/0.4, (b'') the decode of (b)'s crop alone, measured in the same run, interleaved in 16-image chunks
  * (best of the passes per chunk, so a busy machine skews the ratio less), then (d) the pipeline through
  * real worker processes with 1 and 2 workers when aug-proto linked
  * fv_aug_bench_workers in. */
