@@ -238,6 +238,20 @@ static void q_gemm(const fv_rt *rt, fv_rt_ws *w, int i, const uint8_t *in, int n
 		}
 }
 
+/* The input window [y0, y1) x [x0, x1) of pooling output (oy, ox), cut to
+ * the input (global average pooling: all of it). */
+static void pool_window(const fv_fovea_op *o, int gap, int k, int oy, int ox, int *y0, int *y1,
+			int *x0, int *x1)
+{
+	int ys = gap ? 0 : oy * (int)o->stride - (int)o->pad;
+	int xs = gap ? 0 : ox * (int)o->stride - (int)o->pad;
+	int ye = gap ? (int)o->ih : ys + k, xe = gap ? (int)o->iw : xs + k;
+	*y0 = ys < 0 ? 0 : ys;
+	*x0 = xs < 0 ? 0 : xs;
+	*y1 = ye > (int)o->ih ? (int)o->ih : ye;
+	*x1 = xe > (int)o->iw ? (int)o->iw : xe;
+}
+
 static void q_pool(const fv_rt *rt, int i, const uint8_t *in, int n, uint8_t *out)
 {
 	const fv_fovea_op *o = &rt->ops[i];
@@ -251,11 +265,8 @@ static void q_pool(const fv_rt *rt, int i, const uint8_t *in, int n, uint8_t *ou
 	for (int j = 0; j < n; j++)
 		for (int oy = 0; oy < (int)o->h; oy++)
 			for (int ox = 0; ox < (int)o->w; ox++) {
-				int y0 = gap ? 0 : oy * (int)o->stride - (int)o->pad;
-				int x0 = gap ? 0 : ox * (int)o->stride - (int)o->pad;
-				int y1 = gap ? (int)o->ih : y0 + k, x1 = gap ? (int)o->iw : x0 + k;
-				y0 = y0 < 0 ? 0 : y0, x0 = x0 < 0 ? 0 : x0;
-				y1 = y1 > (int)o->ih ? (int)o->ih : y1, x1 = x1 > (int)o->iw ? (int)o->iw : x1;
+				int y0, y1, x0, x1;
+				pool_window(o, gap, k, oy, ox, &y0, &y1, &x0, &x1);
 				uint8_t *d = out + j * osz + ((size_t)oy * o->w + ox) * C;
 				for (int c = 0; c < C; c++) {
 					int32_t mx = 0, sum = 0;
@@ -369,11 +380,8 @@ static void f_pool(const fv_rt *rt, int i, const float *in, int n, float *out)
 	for (int j = 0; j < n; j++)
 		for (int oy = 0; oy < (int)o->h; oy++)
 			for (int ox = 0; ox < (int)o->w; ox++) {
-				int y0 = gap ? 0 : oy * (int)o->stride - (int)o->pad;
-				int x0 = gap ? 0 : ox * (int)o->stride - (int)o->pad;
-				int y1 = gap ? (int)o->ih : y0 + k, x1 = gap ? (int)o->iw : x0 + k;
-				y0 = y0 < 0 ? 0 : y0, x0 = x0 < 0 ? 0 : x0;
-				y1 = y1 > (int)o->ih ? (int)o->ih : y1, x1 = x1 > (int)o->iw ? (int)o->iw : x1;
+				int y0, y1, x0, x1;
+				pool_window(o, gap, k, oy, ox, &y0, &y1, &x0, &x1);
 				float *d = out + j * osz + ((size_t)oy * o->w + ox) * C;
 				for (int c = 0; c < C; c++) {
 					float mx = -INFINITY, sum = 0;
