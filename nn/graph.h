@@ -57,6 +57,9 @@ struct fv_net {
 	int have_loss;          /* a loss seeded dy of the output since the last forward */
 	uint64_t step;          /* dropout seed stream */
 	int dev_grads;          /* gradients stay on the device (fv_net_device) */
+	double *prof;           /* FV_PROFILE: seconds per node, forward [0, nnodes)
+				 * then backward; NULL when off */
+	int prof_steps, prof_checked;
 };
 
 /* Backward's gradient routing (nn/run.c), shared with nn/inspect.c: where

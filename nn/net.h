@@ -21,6 +21,7 @@
 #define FV_NET_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include "nn/param.h"
 #include "nn/backend.h"
@@ -113,6 +114,15 @@ int fv_net_loss(fv_net *net, const int *labels, const fv_loss_opts *o, float *lo
 /* Backward from the gradient the loss seeded: fills every unfrozen param's
  * grad (overwritten, not accumulated). */
 int fv_net_backward(fv_net *net);
+
+/* FV_PROFILE=1 in the environment: every node's forward and backward is
+ * timed with the device synchronised around it (slower: a diagnosis aid).
+ * Prints milliseconds per training step by op kind and the costliest nodes;
+ * prints nothing when the profile is off or empty. */
+void fv_net_profile_report(fv_net *net, FILE *f);
+/* Start (or restart) that profile from the next training step, as
+ * FV_PROFILE=1 does from the first. */
+int fv_net_profile_start(fv_net *net);
 
 /* Make params' host data current (after GPU steps) / push host edits back. */
 int fv_net_sync_to_host(fv_net *net);

@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "fv_error.h"
 #include "nn/graph.h"
@@ -248,6 +249,9 @@ void fv_net_release(fv_net *net)
 		net->params[i].data = net->params[i].grad = NULL;
 	net->be = NULL;
 	net->compiled = 0;
+	free(net->prof);
+	net->prof = NULL;
+	net->prof_steps = net->prof_checked = 0;
 }
 
 int fv_net_compile(fv_net *net, const fv_net_opts *opts)
@@ -347,6 +351,97 @@ static int forward_node(fv_net *net, fv_node *n, int train)
 	return 0;
 }
 
+/* ---- FV_PROFILE ------------------------------------------------------------ */
+
+static double mono(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* The start of a timed op: the device idle first (a 4-byte read-back
+ * waits for everything queued before it). */
+static double prof_mark(fv_net *net, const fv_node *n)
+{
+	float f;
+	if (!net->be->host_visible && n->y.data)
+		net->be->to_host(net->ctx, &f, n->y.data, sizeof f);
+	return mono();
+}
+
+static void prof_add(fv_net *net, int slot, const fv_node *n, double t0)
+{
+	net->prof[slot] += prof_mark(net, n) - t0;
+}
+
+static int prof_on(fv_net *net)
+{
+	if (!net->prof_checked) {
+		const char *e = getenv("FV_PROFILE");
+		net->prof_checked = 1;
+		if (e && *e && strcmp(e, "0"))
+			net->prof = calloc(2 * (size_t)net->nnodes, sizeof *net->prof);
+	}
+	return net->prof != NULL;
+}
+
+int fv_net_profile_start(fv_net *net)
+{
+	net->prof_checked = 1;
+	if (!net->prof && !(net->prof = calloc(2 * (size_t)net->nnodes, sizeof *net->prof)))
+		return ENOMEM;
+	memset(net->prof, 0, 2 * (size_t)net->nnodes * sizeof *net->prof);
+	net->prof_steps = 0;
+	return 0;
+}
+
+static const char *op_name(enum fv_node_op op)
+{
+	static const char *names[] = { "input", "conv", "bn", "act", "maxpool", "avgpool",
+				       "gap", "flatten", "linear", "add", "scale", "dropout" };
+	return (unsigned)op < sizeof names / sizeof *names ? names[op] : "?";
+}
+
+void fv_net_profile_report(fv_net *net, FILE *f)
+{
+	if (!net->prof || !net->prof_steps)
+		return;
+	enum { NK = FV_OP_DROPOUT + 1, TOP = 12 };
+	double kf[NK] = { 0 }, kb[NK] = { 0 }, tot = 0, per = 1e3 / net->prof_steps;
+	int cnt[NK] = { 0 };
+	for (int i = 1; i < net->nnodes; i++) {
+		int k = net->nodes[i].op;
+		kf[k] += net->prof[i], kb[k] += net->prof[net->nnodes + i], cnt[k]++;
+		tot += net->prof[i] + net->prof[net->nnodes + i];
+	}
+	fprintf(f, "profile: %d step(s), %.2f ms/step in ops (each synchronised)\n",
+		net->prof_steps, tot * per);
+	fprintf(f, "profile: %-8s %5s %10s %10s %6s\n", "op", "nodes", "fwd ms", "bwd ms", "share");
+	for (int k = 1; k < NK; k++)
+		if (cnt[k])
+			fprintf(f, "profile: %-8s %5d %10.3f %10.3f %5.1f%%\n", op_name(k), cnt[k],
+				kf[k] * per, kb[k] * per, 100 * (kf[k] + kb[k]) / (tot > 0 ? tot : 1));
+	char *done = calloc(net->nnodes, 1);
+	for (int t = 0; t < TOP && done; t++) {
+		int best = 0;
+		double bv = -1;
+		for (int i = 1; i < net->nnodes; i++) {
+			double v = net->prof[i] + net->prof[net->nnodes + i];
+			if (!done[i] && v > bv)
+				best = i, bv = v;
+		}
+		if (!best)
+			break;
+		done[best] = 1;
+		const fv_node *n = &net->nodes[best];
+		fprintf(f, "profile: node %3d %-7s -> %4dx%3dx%3d k%d s%d  fwd %.3f bwd %.3f ms\n",
+			best, op_name(n->op), n->c, n->h, n->w, n->k, n->stride,
+			net->prof[best] * per, net->prof[net->nnodes + best] * per);
+	}
+	free(done);
+}
+
 int fv_net_forward(fv_net *net, const float *x, int n, int train)
 {
 	if (!net->compiled)
@@ -367,8 +462,17 @@ int fv_net_forward(fv_net *net, const float *x, int n, int train)
 		net->step++;
 	if (x) /* NULL: the caller filled the input tensor (fv_net_input) */
 		rc = net->be->tensor_import(net->ctx, &net->nodes[0].y, x, n);
-	for (int i = 1; i < net->nnodes && !rc; i++)
-		rc = forward_node(net, &net->nodes[i], train);
+	if (train && prof_on(net)) {
+		net->prof_steps++;
+		for (int i = 1; i < net->nnodes && !rc; i++) {
+			double t0 = prof_mark(net, &net->nodes[i]);
+			rc = forward_node(net, &net->nodes[i], train);
+			prof_add(net, i, &net->nodes[i], t0);
+		}
+	} else {
+		for (int i = 1; i < net->nnodes && !rc; i++)
+			rc = forward_node(net, &net->nodes[i], train);
+	}
 	if (!rc)
 		rc = net->be->tensor_export(net->ctx, net->logits, &net->nodes[net->output].y, n);
 	return rc;
@@ -535,7 +639,13 @@ int fv_net_backward(fv_net *net)
 					       net->params[n->param0 + k].numel * sizeof(float));
 			continue;
 		}
-		rc = backward_node(net, n);
+		if (net->prof) {
+			double t0 = prof_mark(net, n);
+			rc = backward_node(net, n);
+			prof_add(net, net->nnodes + i, n, t0);
+		} else {
+			rc = backward_node(net, n);
+		}
 	}
 	net->have_loss = 0;
 	if (!rc && !net->be->host_visible && !net->dev_grads)
