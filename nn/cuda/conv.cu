@@ -140,6 +140,10 @@ static int algos(fv_plan *p)
 		int rc = search(p, a);
 		if (rc)
 			return rc;
+		const char *show = getenv("FV_CUDA_ALGOS");
+		if (show && *show == '1')
+			fprintf(stderr, "cudnn conv [%s]: fwd %d, bwd data %d, bwd filter %d\n", key,
+				a->fwd, a->bwd_data, a->bwd_filter);
 		if (a->fwd < 0 || (p->d.train && (a->bwd_data < 0 || a->bwd_filter < 0)))
 			return fv_err_set(FV_E_UNSUPPORTED, "cudnn: no convolution algorithm for %s "
 					  "within %zu MB of workspace", key, ctx->ws_limit >> 20);

@@ -304,7 +304,9 @@ extern "C" void fv_cuda_plan_destroy(fv_plan **pp)
 	if (p->wd) cudnnDestroyFilterDescriptor(p->wd);
 	if (p->cd) cudnnDestroyConvolutionDescriptor(p->cd);
 	if (p->pd) cudnnDestroyPoolingDescriptor(p->pd);
-	void *bufs[] = { p->xc, p->dxc, p->wc, p->dwc, p->mean, p->invvar, p->mask, p->chunks };
+	if (p->ad) cudnnDestroyActivationDescriptor(p->ad);
+	void *bufs[] = { p->xc, p->dxc, p->wc, p->dwc, p->mean, p->invvar, p->mask, p->chunks,
+			 p->reserve };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		cudaFree(bufs[i]);
 	free(p);

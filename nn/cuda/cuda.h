@@ -64,6 +64,10 @@ struct fv_plan {
 	void *xc, *dxc;                         /* x converted to cfmt, its gradient */
 	void *wc, *dwc;                         /* bf16 KRSC weights / weight gradient */
 	float *mean, *invvar;                   /* batch norm: saved batch statistics */
+	int bn_ex;                              /* batch norm: the *Ex persistent path */
+	cudnnActivationDescriptor_t ad;         /* its fused ReLU (NULL: none) */
+	void *reserve;                          /* its reserve space */
+	size_t reserve_bytes;
 	uint8_t *mask;                          /* dropout keep mask */
 	const void *last_x, *last_y;            /* pooling: the last forward's tensors */
 	/* fused SGD */

@@ -8,9 +8,13 @@
  * linear       x: n x c plain fp32, w: k x c, b: k -> y: n x k
  * add / scale / dropout / reorder: as nn/backend.h says
  *
- * Batch norm with a folded ReLU (fuse_relu) runs cuDNN's batch norm, then
- * the ReLU in place; its backward masks dy from x and the saved batch
- * statistics (the ReLU's output is not kept), then runs cuDNN's backward. */
+ * Batch norm in bf16 channels-last training runs cuDNN's *Ex persistent
+ * kernels (CUDNN_BATCHNORM_SPATIAL_PERSISTENT, the NHWC path PyTorch takes)
+ * with a folded ReLU fused in (CUDNN_BATCHNORM_OPS_BN_ACTIVATION); the
+ * backward reads the op's y. FV_CUDA_BN_LEGACY=1 turns that off. Otherwise
+ * (fp32, inference) a folded ReLU runs in place after cuDNN's batch norm and
+ * its backward masks dy from x and the saved batch statistics, then runs
+ * cuDNN's backward. */
 #include <stdlib.h>
 
 extern "C" {
@@ -31,6 +35,44 @@ static size_t count_x(const fv_plan *p)
 
 /* ---- batch norm -------------------------------------------------------------- */
 
+static const cudnnBatchNormMode_t BN_PERSIST = CUDNN_BATCHNORM_SPATIAL_PERSISTENT;
+
+static cudnnBatchNormOps_t bn_ops(const fv_plan *p)
+{
+	return p->ad ? CUDNN_BATCHNORM_OPS_BN_ACTIVATION : CUDNN_BATCHNORM_OPS_BN;
+}
+
+/* The persistent path's ReLU, workspace and reserve space. */
+static int bn_ex_plan(fv_plan *p)
+{
+	fv_backend_ctx *ctx = p->ctx;
+	size_t wf = 0, wb = 0;
+	int rc = 0;
+	if (p->d.fuse_relu) {
+		rc = fv_cu_dnn(cudnnCreateActivationDescriptor(&p->ad), "activation descriptor");
+		if (!rc)
+			rc = fv_cu_dnn(cudnnSetActivationDescriptor(p->ad, CUDNN_ACTIVATION_RELU,
+				CUDNN_NOT_PROPAGATE_NAN, 0.0), "activation descriptor");
+	}
+	if (!rc)
+		rc = fv_cu_dnn(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(ctx->dnn,
+			BN_PERSIST, bn_ops(p), p->xd, NULL, p->xd, p->vd, p->ad, &wf),
+			"bn workspace");
+	if (!rc)
+		rc = fv_cu_dnn(cudnnGetBatchNormalizationBackwardExWorkspaceSize(ctx->dnn,
+			BN_PERSIST, bn_ops(p), p->xd, p->xd, p->xd, NULL, p->xd, p->vd, p->ad, &wb),
+			"bn backward workspace");
+	if (!rc)
+		rc = fv_cu_dnn(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(ctx->dnn,
+			BN_PERSIST, bn_ops(p), p->ad, p->xd, &p->reserve_bytes), "bn reserve space");
+	if (!rc && p->reserve_bytes)
+		rc = fv_cu_alloc(&p->reserve, p->reserve_bytes);
+	if (!rc)
+		rc = fv_cu_ws(ctx, wf > wb ? wf : wb);
+	p->bn_ex = !rc;
+	return rc;
+}
+
 extern "C" int fv_cu_bn_plan(fv_plan *p)
 {
 	const fv_op_desc *d = &p->d;
@@ -50,6 +92,9 @@ extern "C" int fv_cu_bn_plan(fv_plan *p)
 		if (!rc) /* gradients of frozen gamma / beta land here */
 			rc = fv_cu_alloc(&p->dwc, 2 * d->c * sizeof(float));
 	}
+	const char *legacy = getenv("FV_CUDA_BN_LEGACY");
+	if (!rc && d->train && d->fmt_x == CU_FMT_NHWC_BF16 && !(legacy && *legacy == '1'))
+		rc = bn_ex_plan(p);
 	return rc;
 }
 
@@ -60,6 +105,13 @@ extern "C" int fv_cuda_bn_forward_train(fv_tensor *y, const fv_tensor *x, const 
 	fv_backend_ctx *ctx = p->ctx;
 	/* cuDNN updates the running variance with the unbiased batch variance,
 	 * as the CPU backend (PyTorch's convention) does */
+	if (p->bn_ex) {
+		p->last_y = y->data; /* the fused ReLU's backward reads it */
+		return fv_cu_dnn(cudnnBatchNormalizationForwardTrainingEx(ctx->dnn, BN_PERSIST,
+			bn_ops(p), &one, &zero, p->xd, x->data, NULL, NULL, p->xd, y->data, p->vd,
+			gamma, beta, momentum, run_mean, run_var, p->d.eps, p->mean, p->invvar, p->ad,
+			ctx->ws, ctx->ws_bytes, p->reserve, p->reserve_bytes), "bn forward training");
+	}
 	int rc = fv_cu_dnn(cudnnBatchNormalizationForwardTraining(ctx->dnn, CUDNN_BATCHNORM_SPATIAL,
 		&one, &zero, p->xd, x->data, p->xd, y->data, p->vd, gamma, beta, momentum, run_mean,
 		run_var, p->d.eps, p->mean, p->invvar), "bn forward training");
@@ -88,11 +140,17 @@ extern "C" int fv_cuda_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, con
 	fv_backend_ctx *ctx = p->ctx;
 	const fv_op_desc *d = &p->d;
 	int rc = 0;
+	float *scr = (float *)p->dwc;
+	if (p->bn_ex)
+		return fv_cu_dnn(cudnnBatchNormalizationBackwardEx(ctx->dnn, BN_PERSIST, bn_ops(p),
+			&one, &zero, &one, &zero, p->xd, x->data, p->xd, p->last_y, p->xd, dy->data,
+			NULL, NULL, p->xd, dx->data, p->vd, gamma, beta, dgamma ? dgamma : scr,
+			dbeta ? dbeta : scr + d->c, d->eps, p->mean, p->invvar, p->ad, ctx->ws,
+			ctx->ws_bytes, p->reserve, p->reserve_bytes), "bn backward");
 	if (d->fuse_relu) /* dy is the ReLU's output gradient, dead after this op */
 		rc = fv_cu_bn_relu_mask(ctx, dy->data, x->data, (const float *)gamma,
 					(const float *)beta, p->mean, p->invvar, d->n, d->c,
 					d->h * d->w, d->fmt_x);
-	float *scr = (float *)p->dwc;
 	if (!rc)
 		rc = fv_cu_dnn(cudnnBatchNormalizationBackward(ctx->dnn, CUDNN_BATCHNORM_SPATIAL,
 			&one, &zero, &one, &zero, p->xd, x->data, p->xd, dy->data, p->xd, dx->data,
