@@ -2,7 +2,9 @@
  * device SGD (fv_sgd_bind) against nn/optim's host step, device
  * cross-entropy against nn/loss.c, the uint8 input path against a host
  * normalisation, and one whole resnet20 training step against the CPU. */
+#include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,70 +194,128 @@ static void check_input(fv_net *net)
 
 /* ---- a whole training step ----------------------------------------------------------- */
 
-static void check_resnet(const char *device, double tol)
+enum { RN = 32, RK = 10 };
+
+static float to_bf16(float f) /* round to nearest even, as the GPU stores it */
 {
-	enum { N = 32, K = 10 };
-	fv_net *a = NULL, *b = NULL;
-	fv_net_opts o = { .batch = N, .seed = 11 };
-	int rc = fv_model_build("resnet20", 1, 28, 28, K, &a);
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	u = (u + 0x7fff + ((u >> 16) & 1)) & 0xffff0000u;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+/* resnet20 (seed 11) on device: one forward, loss, backward from x; with
+ * round != 0 its input and parameters are first rounded to bf16. */
+static int resnet_step(fv_net **net, const char *device, const float *x, int round, float *loss)
+{
+	static int lab[RN];
+	for (int i = 0; i < RN; i++)
+		lab[i] = i % RK;
+	int rc = fv_model_build("resnet20", 1, 28, 28, RK, net);
 	if (!rc)
-		rc = fv_model_build("resnet20", 1, 28, 28, K, &b);
+		rc = fv_net_compile(*net, &(fv_net_opts){ .batch = RN, .seed = 11, .device = device });
+	float *xr = malloc(RN * 28 * 28 * sizeof *xr);
+	if (!rc && !xr)
+		rc = ENOMEM;
+	for (int i = 0; !rc && i < RN * 28 * 28; i++)
+		xr[i] = round ? to_bf16(x[i]) : x[i];
+	fv_param *p = rc ? NULL : fv_net_params(*net);
+	for (size_t i = 0; round && p && i < fv_net_nparams(*net); i++)
+		for (size_t j = 0; p[i].grad && j < p[i].numel; j++)
+			p[i].data[j] = to_bf16(p[i].data[j]);
 	if (!rc)
-		rc = fv_net_compile(a, &o);
-	o.device = device;
+		rc = fv_net_forward(*net, xr, RN, 1);
 	if (!rc)
-		rc = fv_net_compile(b, &o);
-	float *x = malloc(N * 28 * 28 * sizeof *x), la = 0, lb = 0;
-	int lab[N];
-	for (int i = 0; i < N * 28 * 28; i++)
+		rc = fv_net_loss(*net, lab, NULL, loss);
+	if (!rc)
+		rc = fv_net_backward(*net);
+	if (!rc)
+		rc = fv_net_sync_to_host(*net);
+	free(xr);
+	return rc;
+}
+
+/* Relative L2 error of b's gradients against a's, all together (the running
+ * statistics apart); per tensor into rel (running statistics by value). */
+static double grad_err(fv_net *a, fv_net *b, double *rel, int *nan)
+{
+	fv_param *pa = fv_net_params(a), *pb = fv_net_params(b);
+	double sd = 0, sr = 0;
+	for (size_t i = 0; i < fv_net_nparams(a); i++) {
+		const float *ra = pa[i].grad ? pa[i].grad : pa[i].data;
+		const float *rb = pb[i].grad ? pb[i].grad : pb[i].data;
+		double d2 = 0, r2 = 0;
+		for (size_t j = 0; j < pa[i].numel; j++) {
+			double e = (double)ra[j] - rb[j];
+			*nan |= isnan(rb[j]);
+			d2 += e * e, r2 += (double)ra[j] * ra[j];
+		}
+		if (rel)
+			rel[i] = sqrt(d2) / fmax(sqrt(r2), 1e-30);
+		if (pa[i].grad)
+			sd += d2, sr += r2;
+	}
+	return *nan ? NAN : sqrt(sd) / fmax(sqrt(sr), 1e-30);
+}
+
+/* One resnet20 training step on device against the CPU. Gradients are
+ * compared by relative L2 error, all together and per tensor (the three
+ * worst printed). fp32: all within tol, each within 5 tol. bf16: a random
+ * BN net's gradient at init is ill-conditioned (on the CPU alone, rounding
+ * the input and weights to bf16 moves it by ~15%), so the yardstick is that
+ * movement, measured here: the device's error must stay within 3 times it. */
+static void check_resnet(const char *device, double tol, int bf16)
+{
+	fv_net *a = NULL, *b = NULL, *c = NULL;
+	float *x = malloc(RN * 28 * 28 * sizeof *x), la = 0, lb = 0, lc = 0;
+	for (int i = 0; i < RN * 28 * 28; i++)
 		x[i] = frand();
-	for (int i = 0; i < N; i++)
-		lab[i] = i % K;
+	int rc = resnet_step(&a, NULL, x, 0, &la);
 	if (!rc)
-		rc = fv_net_forward(a, x, N, 1);
-	if (!rc)
-		rc = fv_net_forward(b, x, N, 1);
-	if (!rc)
-		cmp("resnet20 step", "logits", fv_net_logits(a), fv_net_logits(b), N * K, tol);
-	if (!rc)
-		rc = fv_net_loss(a, lab, NULL, &la);
-	if (!rc)
-		rc = fv_net_loss(b, lab, NULL, &lb);
-	if (!rc)
-		cmp("resnet20 step", "loss", &la, &lb, 1, tol);
-	if (!rc)
-		rc = fv_net_backward(a);
-	if (!rc)
-		rc = fv_net_backward(b);
-	if (!rc)
-		rc = fv_net_sync_to_host(b);
+		rc = resnet_step(&b, device, x, 0, &lb);
+	if (!rc && bf16)
+		rc = resnet_step(&c, NULL, x, 1, &lc);
 	if (rc) {
 		fail("resnet20 step", rc);
 		goto out;
 	}
-	/* every gradient tensor on its own scale; running statistics too */
-	fv_param *pa = fv_net_params(a), *pb = fv_net_params(b);
-	double worst = 0;
-	const char *wname = "";
-	for (size_t i = 0; i < fv_net_nparams(a); i++) {
-		const float *ra = pa[i].grad ? pa[i].grad : pa[i].data;
-		const float *rb = pb[i].grad ? pb[i].grad : pb[i].data;
-		double mx = 1e-12, err = 0;
-		for (size_t j = 0; j < pa[i].numel; j++) {
-			mx = fmax(mx, fabs(ra[j]));
-			err = fmax(err, isnan(rb[j]) ? INFINITY : fabs(ra[j] - rb[j]));
-		}
-		if (err / mx > worst || isnan(err))
-			worst = err / mx, wname = pa[i].name;
+	cmp("resnet20 step", "logits", fv_net_logits(a), fv_net_logits(b), RN * RK, tol);
+	cmp("resnet20 step", "loss", &la, &lb, 1, tol);
+	size_t np = fv_net_nparams(a);
+	double *rel = malloc(np * sizeof *rel);
+	int nan = 0;
+	if (!rel) {
+		fail("resnet20 step", ENOMEM);
+		goto out;
 	}
-	float w0 = 0, w1 = (float)worst;
-	char what[96];
-	snprintf(what, sizeof what, "resnet20 grads+stats (worst %.20s)", wname);
-	cmp(what, "grad", &w0, &w1, 1, tol);
+	double all = grad_err(a, b, rel, &nan);
+	for (int t = 0; t < 3; t++) {
+		size_t w = 0;
+		for (size_t i = 1; i < np; i++)
+			if (rel[i] > rel[w])
+				w = i;
+		printf("%-5s   worst %d: %-26s rel L2 err %.2e\n", mode, t + 1,
+		       fv_net_params(a)[w].name, rel[w]);
+		if (t == 0 && !bf16)
+			verdict("resnet20 worst tensor", "grad", nan ? NAN : rel[w], 5 * tol);
+		rel[w] = -1;
+	}
+	if (bf16) {
+		int n2 = 0;
+		double yard = grad_err(a, c, NULL, &n2);
+		printf("%-5s   yardstick: the CPU's own gradients with bf16 input and weights "
+		       "move by %.2e\n", mode, yard);
+		verdict("resnet20 all gradients / yardstick", "grad", all / yard, 3);
+	} else {
+		verdict("resnet20 all gradients", "grad", all, tol);
+	}
+	free(rel);
 out:
 	free(x);
 	fv_net_destroy(&a);
 	fv_net_destroy(&b);
+	fv_net_destroy(&c);
 }
 
 void check_net_all(side *g, const char *device, double tol)
@@ -269,7 +329,8 @@ void check_net_all(side *g, const char *device, double tol)
 		check_input(net);
 	}
 	fv_net_destroy(&net);
-	/* a whole net sums many ops' rounding: ten times the op tolerance,
-	 * five times in bf16 (where BN of rounded activations dominates) */
-	check_resnet(device, tol < 1e-3 ? tol * 10 : tol * 5);
+	/* a whole net sums many ops' rounding: in fp32 ten times the op
+	 * tolerance; bf16 is judged against a yardstick (check_resnet) */
+	int bf16 = tol >= 1e-3;
+	check_resnet(device, bf16 ? 5e-2 : tol * 10, bf16);
 }

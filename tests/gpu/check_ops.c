@@ -69,6 +69,13 @@ void cmp(const char *op, const char *what, const float *ref, const float *got, s
 	       bad ? "FAIL" : "ok");
 }
 
+void verdict(const char *op, const char *what, double got, double lim)
+{
+	int bad = !(got <= lim);
+	nchecks++, nfailed += bad;
+	printf("%-5s %-34s %-8s %.2e <= %.0e  %s\n", mode, op, what, got, lim, bad ? "FAIL" : "ok");
+}
+
 /* ---- tensors and parameters on either side ----------------------------------- */
 
 static fv_tensor mk(side *s, int n, int c, int h, int w, int fmt)
@@ -145,14 +152,21 @@ static void drop(pair *p)
 	gpu.be->plan_destroy(&p->pg);
 }
 
-/* A tensor pair filled with the same host data (NULL: left zero). */
+/* A tensor pair filled with the same host data (NULL: left zero). The CPU
+ * gets the values the GPU tensor holds (bf16-rounded in bf16 mode), so a
+ * mask or an argmax (ReLU, max pooling) decides alike on both sides and
+ * the comparison measures the op, not the input's rounding. */
 typedef struct tp { fv_tensor c, g; } tp;
 
 static tp tpair(int n, int ch, int h, int w, int gfmt, const float *host)
 {
 	tp t = { mk(&cpu, n, ch, h, w, FV_FMT_PLAIN), mk(&gpu, n, ch, h, w, gfmt) };
-	if (host)
-		put(&cpu, &t.c, host), put(&gpu, &t.g, host);
+	if (host) {
+		put(&gpu, &t.g, host);
+		float *held = get(&gpu, &t.g);
+		put(&cpu, &t.c, held);
+		free(held);
+	}
 	return t;
 }
 
@@ -290,6 +304,18 @@ static void pool(int max, int r, int s, int pad)
 	plans(&p, &d, 0);
 	size_t nx = (size_t)n * c * h * w, ny = (size_t)n * c * d.oh * d.ow;
 	float *hx = rnd(nx, 1), *hdy = rnd(ny, 1);
+	/* distinct values in each plane, exact in bf16 (multiples of 1/128 up to
+	 * 98/128): no ties, so the max is the same element on both sides */
+	for (size_t pl = 0; pl < (size_t)n * c; pl++) {
+		float *q = hx + pl * h * w;
+		for (int i = 0; i < h * w; i++)
+			q[i] = (float)(i - h * w / 2) / 128;
+		for (int i = h * w - 1; i > 0; i--) {
+			int j = (int)((frand() + 1) / 2 * (i + 1)) % (i + 1);
+			float t = q[i];
+			q[i] = q[j], q[j] = t;
+		}
+	}
 	tp x = tpair(n, c, h, w, p.dg.fmt_x, hx), y = tpair(n, c, d.oh, d.ow, p.dg.fmt_y, NULL);
 	tp dx = tpair(n, c, h, w, p.dg.fmt_x, NULL), dy = tpair(n, c, d.oh, d.ow, p.dg.fmt_y, hdy);
 	OK(cpu.be->pool_forward(&y.c, &x.c, p.pc, 1));
