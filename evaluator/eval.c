@@ -280,7 +280,7 @@ static int score_split(fv_evaluator *ev, const fv_aug_params *p, int classes, fv
 	}
 	if ((rc = fv_feed_epoch(f, ++ev->epoch_ids, 0, 0, NULL)))
 		goto out;
-	const float *x;
+	const void *x; /* float NCHW: the evaluator's transform keeps the default layout */
 	const int *y;
 	int n;
 	while (!(rc = fv_feed_next(f, &x, &y, &n, NULL))) {

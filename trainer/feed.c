@@ -12,7 +12,7 @@ struct fv_feed {
 	fv_store *store;
 	fv_augc *augc;
 	fv_feed_opts o;
-	size_t sample_floats;
+	size_t sample_bytes;
 	/* the split as the current epoch sees it */
 	uint64_t *keys;
 	uint32_t *labels;
@@ -24,7 +24,8 @@ struct fv_feed {
 	/* per in-flight batch: its labels (window slots, indexed batch % window) */
 	int *slot_labels;
 	/* what fv_feed_next hands out */
-	float *x;
+	void *x;
+	void *dest;             /* fv_feed_set_dest: the next batch goes here */
 	int *y;
 	fv_aug_input *inputs;
 	uint64_t *seeds;
@@ -81,9 +82,9 @@ int fv_feed_new(fv_feed **out, fv_store *store, fv_augc *augc, const fv_feed_opt
 	f->o = *o;
 	if (f->o.window < 1)
 		f->o.window = 1;
-	f->sample_floats = fv_aug_out_bytes(&o->params) / sizeof(float);
+	f->sample_bytes = fv_aug_out_bytes(&o->params);
 	f->slot_labels = malloc((size_t)f->o.window * o->batch * sizeof *f->slot_labels);
-	f->x = malloc((size_t)o->batch * f->sample_floats * sizeof *f->x);
+	f->x = malloc((size_t)o->batch * f->sample_bytes);
 	f->y = malloc((size_t)o->batch * sizeof *f->y);
 	f->inputs = malloc((size_t)o->batch * sizeof *f->inputs);
 	f->seeds = malloc((size_t)o->batch * sizeof *f->seeds);
@@ -257,7 +258,12 @@ static int submit(fv_feed *f, size_t b)
 	return rc;
 }
 
-int fv_feed_next(fv_feed *f, const float **x, const int **labels, int *n, double *waited_ms)
+void fv_feed_set_dest(fv_feed *f, void *dest)
+{
+	f->dest = dest;
+}
+
+int fv_feed_next(fv_feed *f, const void **x, const int **labels, int *n, double *waited_ms)
 {
 	fv_augc_batch *b;
 	int rc;
@@ -312,17 +318,18 @@ int fv_feed_next(fv_feed *f, const float **x, const int **labels, int *n, double
 		fputc('\n', f->trace);
 		fflush(f->trace);
 	}
+	char *dst = f->dest ? f->dest : f->x;
 	for (int i = 0; i < b->n; i++) {
 		if (b->failed && b->failed[i]) { /* skipped: leave it out */
 			f->bad++;
 			continue;
 		}
-		memcpy(f->x + (size_t)k * f->sample_floats,
+		memcpy(dst + (size_t)k * f->sample_bytes,
 		       (const char *)b->data + (size_t)i * b->sample_bytes, b->sample_bytes);
 		f->y[k++] = lab[i];
 	}
 	fv_augc_release(f->augc, &b);
-	*x = f->x;
+	*x = dst;
 	*labels = f->y;
 	*n = k;
 	return 0;

@@ -1,6 +1,7 @@
 /* trainer/feed.h — the data path of one split: epoch plan -> records read
  * from LMDB in short read transactions -> batches submitted to the augment
- * workers -> transformed batches back, in order, as host float tensors.
+ * workers -> transformed batches back, in order, as host tensors in the
+ * transform's layout (float NCHW, or uint8 NHWC for a GPU that normalises).
  *
  * Training feeds drop the last partial batch; evaluation feeds deliver every
  * record once, in key order, the last batch partial. A record that fails to
@@ -27,7 +28,7 @@ typedef struct fv_feed_opts {
 	enum fv_feed_order order;
 	int drop_last;
 	int classes;
-	fv_aug_params params;   /* transform; layout must be FV_OUT_F32_NCHW */
+	fv_aug_params params;   /* transform and output layout */
 	int window;             /* batches in flight */
 	uint64_t tag;           /* 0 for training, FV_FEED_TAG_EVAL for evaluation */
 } fv_feed_opts;
@@ -52,10 +53,15 @@ int fv_feed_set_subset(fv_feed *f, const uint64_t *keys, size_t n);
 size_t fv_feed_batches(const fv_feed *f);
 size_t fv_feed_records(const fv_feed *f);
 
-/* The next batch: *x = n x C x H x W floats, *labels = n ints; valid until the
- * next call. Returns 0, FV_E_NOTFOUND at the end of the epoch, or an error
- * (FAIL policy, workers timing out) with detail. *waited_ms = time blocked. */
-int fv_feed_next(fv_feed *f, const float **x, const int **labels, int *n, double *waited_ms);
+/* The next batch: *x = n samples in the transform's layout (n x C x H x W
+ * floats by default), *labels = n ints; valid until the next call. Returns
+ * 0, FV_E_NOTFOUND at the end of the epoch, or an error (FAIL policy,
+ * workers timing out) with detail. *waited_ms = time blocked. */
+int fv_feed_next(fv_feed *f, const void **x, const int **labels, int *n, double *waited_ms);
+/* Where the samples of the following fv_feed_next calls go (batch x sample
+ * bytes; a GPU's pinned staging slot, say) instead of the feed's own buffer;
+ * NULL returns to that. */
+void fv_feed_set_dest(fv_feed *f, void *dest);
 
 /* Epoch ids a feed sends to the augment client carry its tag in the high
  * bits, so a training feed and an evaluation feed can share one client. */

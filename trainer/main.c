@@ -118,7 +118,7 @@ static int train(fv_run *r)
 			float loss = 0;
 			if (fv_stop_requested || (o->max_steps && r->pos.step >= (uint64_t)o->max_steps))
 				return 0;
-			rc = fv_feed_next(r->train, &x, &y, &n, &waited);
+			rc = fv_run_next(r, r->train, &x, &y, &n, &waited);
 			if (rc == FV_E_NOTFOUND)
 				break;
 			if (rc)

@@ -237,7 +237,7 @@ static int train_round(fv_run *r, round_plan *p, uint64_t *steps)
 			double waited = 0;
 			if (fv_stop_requested)
 				return EINTR;
-			rc = fv_feed_next(r->train, &x, &y, &n, &waited);
+			rc = fv_run_next(r, r->train, &x, &y, &n, &waited);
 			if (rc == FV_E_NOTFOUND) {
 				rc = 0;
 				break;

@@ -3,6 +3,7 @@
 #include "trainer/trainer.h"
 #include "nn/models.h"
 #include "nn/ckpt.h"
+#include "nn/cuda/fv_cuda.h"
 #include "fv_error.h"
 #include "fv_log.h"
 #include "fv_score.h"
@@ -106,6 +107,14 @@ static int parse_floats(const char *s, const char *what, float *out)
 	return 0;
 }
 
+/* The CUDA input path exists in CUDA=1 builds only (nn/cuda/input.cu; the
+ * Makefile makes the linker keep it there): elsewhere these are NULL. */
+#pragma weak fv_cuda_input_new
+#pragma weak fv_cuda_input_destroy
+#pragma weak fv_cuda_input_buffer
+#pragma weak fv_cuda_input_submit
+#pragma weak fv_cuda_input_load
+
 static void transforms(fv_run *r, fv_aug_params *tr, fv_aug_params *ev)
 {
 	const fv_train_opts *o = &r->o;
@@ -129,7 +138,8 @@ static void transforms(fv_run *r, fv_aug_params *tr, fv_aug_params *ev)
 		tr->mean[k] = ev->mean[k] = r->mean[k];
 		tr->std[k] = ev->std[k] = r->std[k];
 	}
-	tr->layout = ev->layout = FV_OUT_F32_NCHW;
+	/* a GPU normalises uint8 itself: a quarter of the bytes from the workers */
+	tr->layout = ev->layout = r->gin ? FV_OUT_U8_NHWC : FV_OUT_F32_NCHW;
 }
 
 /* ------------------------------------------------------------ setup */
@@ -311,7 +321,20 @@ int fv_run_setup(fv_run *r)
 	r->sched.warmup_epochs = o->warmup_epochs;
 	r->sched.lr_min = o->lr_min;
 
-	/* the data path */
+	/* the data path; on a GPU (no teacher, which wants host floats) uint8
+	 * batches through pinned slots, normalised on the device */
+	if (fv_cuda_input_new && !r->teacher) {
+		float m[3], sd[3]; /* fv_cuda_input takes them in 0..1 units */
+		for (int k = 0; k < 3; k++)
+			m[k] = r->mean[k] / 255.0f, sd[k] = r->std[k] / 255.0f;
+		rc = fv_cuda_input_new(&r->gin, r->net, 2, m, sd);
+		if (rc == FV_E_UNSUPPORTED)
+			rc = 0;
+		if (rc)
+			return rc;
+		if (r->gin)
+			fv_info("input: uint8 batches staged on the GPU, normalised there");
+	}
 	r->zmq = zmq_ctx_new();
 	fv_augc_opts ao;
 	fv_augc_opts_default(&ao);
@@ -411,6 +434,8 @@ void fv_run_teardown(fv_run *r)
 	if (r->zmq)
 		zmq_ctx_term(r->zmq);
 	fv_sgd_destroy(&r->sgd);
+	if (r->gin)
+		fv_cuda_input_destroy(&r->gin);
 	fv_net_destroy(&r->net);
 	fv_net_destroy(&r->teacher);
 	fv_store_close(&r->store);
@@ -574,6 +599,22 @@ static void soft_targets(float *soft, const float *logits, int n, int k, float t
 	}
 }
 
+int fv_run_next(fv_run *r, fv_feed *f, const float **x, const int **y, int *n, double *waited_ms)
+{
+	const void *got;
+	if (r->gin)
+		fv_feed_set_dest(f, fv_cuda_input_buffer(r->gin, r->gslot));
+	int rc = fv_feed_next(f, &got, y, n, waited_ms);
+	*x = got;
+	if (rc || !r->gin || !*n)
+		return rc;
+	if (!(rc = fv_cuda_input_submit(r->gin, r->gslot, *n)))
+		rc = fv_cuda_input_load(r->gin, r->gslot);
+	r->gslot ^= 1;
+	*x = NULL;
+	return rc;
+}
+
 int fv_run_step(fv_run *r, const float *x, const int *y, int n, float lr, float *loss)
 {
 	fv_loss_opts lo = { .smoothing = (float)r->o.label_smoothing, .class_weights = r->class_weights };
@@ -608,7 +649,7 @@ int fv_run_evaluate(fv_run *r)
 		goto out;
 	if (ema)
 		fv_sgd_ema_swap(r->sgd), fv_net_sync_to_device(r->net);
-	while (!(rc = fv_feed_next(r->eval, &x, &y, &n, NULL))) {
+	while (!(rc = fv_run_next(r, r->eval, &x, &y, &n, NULL))) {
 		if (!n)
 			continue;
 		if ((rc = fv_net_forward(r->net, x, n, 0)))

@@ -32,6 +32,8 @@ typedef struct fv_run {
 	int in_c, in_h, in_w;
 	float mean[3], std[3];
 	fv_net *net, *teacher;
+	struct fv_cuda_input *gin; /* GPU: uint8 batches staged in pinned slots */
+	int gslot;
 	fv_sgd *sgd;
 	fv_sched sched;
 	void *zmq;
@@ -70,7 +72,14 @@ int fv_run_checkpoint(fv_run *r, double val_top1);
  * the split is empty (not an error for training). */
 int fv_run_evaluate(fv_run *r);
 
-/* One SGD step on a batch (with distillation when a teacher is set). */
+/* The next batch of feed f (r->train or r->eval) for r's net, as
+ * fv_feed_next gives it. On a GPU (r->gin) the workers' uint8 NHWC samples
+ * land in a pinned slot, are copied over and normalised into the net's
+ * input there, and *x is NULL: the net input is already filled. */
+int fv_run_next(fv_run *r, fv_feed *f, const float **x, const int **y, int *n, double *waited_ms);
+
+/* One SGD step on a batch (with distillation when a teacher is set); x NULL:
+ * the batch fv_run_next staged on the GPU. */
 int fv_run_step(fv_run *r, const float *x, const int *y, int n, float lr, float *loss);
 
 /* --continual: wait for new train images and fine-tune rounds until

@@ -22,7 +22,9 @@ $(OBJ)/nn/cuda/%.o: nn/cuda/%.cu | $(PROTO_H)
 
 $(BUILD)/libfovea.a: $(CU_OBJS)
 
-LDFLAGS += -Wl,--undefined=fv_backend_cuda -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib
+# the trainer refers to the uint8 input path weakly too (trainer/run.c)
+LDFLAGS += -Wl,--undefined=fv_backend_cuda -Wl,--undefined=fv_cuda_input_new \
+           -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib
 LDLIBS  += -lcudnn -lcublas -lcublasLt -lcudart -lstdc++
 
 # The fallback test (a CUDA=1 build on a machine without a GPU runs on the

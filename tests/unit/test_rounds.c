@@ -50,7 +50,7 @@ static size_t epoch_keys(fv_feed *f, uint64_t epoch, int *seen, const uint64_t *
 	char *buf = NULL;
 	size_t len = 0, delivered = 0;
 	FILE *t = open_memstream(&buf, &len);
-	const float *x;
+	const void *x;
 	const int *y;
 	int n;
 	fv_feed_trace(f, t);
