@@ -436,6 +436,8 @@ void fv_run_teardown(fv_run *r)
 	fv_sgd_destroy(&r->sgd);
 	if (r->gin)
 		fv_cuda_input_destroy(&r->gin);
+	if (r->net) /* FV_PROFILE=1: where the steps' time went */
+		fv_net_profile_report(r->net, stderr);
 	fv_net_destroy(&r->net);
 	fv_net_destroy(&r->teacher);
 	fv_store_close(&r->store);

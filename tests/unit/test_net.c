@@ -294,3 +294,42 @@ FV_TEST(linear_after_gap_odd_channels_per_image)
 	fv_net_destroy(&net);
 	fv_net_destroy(&one);
 }
+
+/* fv_net_profile_start / _report: nothing before the profile starts, then
+ * the steps counted and every op kind of the net with its time. */
+FV_TEST(profile_report)
+{
+	fv_net *net;
+	FV_CHECK_OK(fv_model_build("resnet20", 1, 12, 12, 10, &net));
+	FV_CHECK_OK(fv_net_compile(net, &(fv_net_opts){ .batch = 4, .threads = 1, .seed = 3 }));
+	float x[4 * 144] = { 0.5f }, loss;
+	int lab[4] = { 1, 2, 3, 4 };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	FV_CHECK_OK(fv_net_forward(net, x, 4, 1));
+	fv_net_profile_report(net, f); /* not started: prints nothing */
+	fflush(f);
+	FV_CHECK_EQ(len, 0);
+	FV_CHECK_OK(fv_net_profile_start(net));
+	for (int s = 0; s < 2; s++) {
+		FV_CHECK_OK(fv_net_forward(net, x, 4, 1));
+		FV_CHECK_OK(fv_net_loss(net, lab, NULL, &loss));
+		FV_CHECK_OK(fv_net_backward(net));
+	}
+	FV_CHECK_OK(fv_net_forward(net, x, 4, 0)); /* inference is not counted */
+	fv_net_profile_report(net, f);
+	fclose(f);
+	FV_CHECK_MSG(strstr(buf, "profile: 2 step(s)") != NULL, "%s", buf);
+	const char *kinds[] = { "conv", "bn", "add", "gap", "linear" };
+	for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+		char want[32];
+		snprintf(want, sizeof want, "profile: %-8s", kinds[k]);
+		FV_CHECK_MSG(strstr(buf, want) != NULL, "no %s line in:\n%s", kinds[k], buf);
+	}
+	FV_CHECK(strstr(buf, "profile: node") != NULL);
+	double ms = 0;
+	FV_CHECK(sscanf(strstr(buf, "step(s), "), "step(s), %lf ms/step", &ms) == 1 && ms > 0);
+	free(buf);
+	fv_net_destroy(&net);
+}
