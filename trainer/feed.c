@@ -26,6 +26,7 @@ struct fv_feed {
 	/* what fv_feed_next hands out */
 	void *x;
 	void *dest;             /* fv_feed_set_dest: the next batch goes here */
+	uint64_t generation;    /* bumped by each fv_feed_epoch / fv_feed_set_subset */
 	int *y;
 	fv_aug_input *inputs;
 	uint64_t *seeds;
@@ -33,12 +34,21 @@ struct fv_feed {
 	size_t replace_cap;
 	uint64_t bad;
 	FILE *trace;
+	int trace_defer;        /* hold each batch's line until fv_feed_trace_commit */
+	char *trace_line;       /* the held line ("" when none) */
+	size_t trace_cap;
 	uint64_t *subset;       /* subset mode: the keys an epoch may use, ascending */
 	size_t nsubset;
 };
 
+uint64_t fv_feed_generation(const fv_feed *f)
+{
+	return f->generation;
+}
+
 int fv_feed_set_subset(fv_feed *f, const uint64_t *keys, size_t n)
 {
+	f->generation++;
 	free(f->subset);
 	f->subset = NULL;
 	f->nsubset = 0;
@@ -69,6 +79,21 @@ static size_t keep_subset(fv_feed *f, size_t n)
 void fv_feed_trace(fv_feed *f, FILE *trace)
 {
 	f->trace = trace;
+}
+
+void fv_feed_trace_defer(fv_feed *f, int on)
+{
+	f->trace_defer = on;
+}
+
+void fv_feed_trace_commit(fv_feed *f)
+{
+	if (f->trace && f->trace_line && *f->trace_line) {
+		fputs(f->trace_line, f->trace);
+		fflush(f->trace);
+	}
+	if (f->trace_line)
+		*f->trace_line = 0;
 }
 
 int fv_feed_new(fv_feed **out, fv_store *store, fv_augc *augc, const fv_feed_opts *o)
@@ -125,6 +150,7 @@ void fv_feed_destroy(fv_feed **p)
 	}
 	free_split(f);
 	free(f->slot_labels);
+	free(f->trace_line);
 	free(f->x);
 	free(f->y);
 	free(f->inputs);
@@ -150,6 +176,7 @@ int fv_feed_epoch(fv_feed *f, uint64_t epoch, size_t start, uint64_t key_bound,
 
 	if (f->next_deliver < f->next_submit)
 		return fv_err_set(FV_E_INTERNAL, "feed: new epoch with batches in flight");
+	f->generation++;
 	free_split(f);
 	rc = fv_store_split_index(f->store, f->o.split, &f->keys, &f->labels, &n, &version);
 	if (rc)
@@ -310,13 +337,22 @@ int fv_feed_next(fv_feed *f, const void **x, const int **labels, int *n, double 
 	const int *lab = b->tag;
 	int k = 0;
 	if (f->trace) {
-		fprintf(f->trace, "%llu %llu", (unsigned long long)f->epoch, (unsigned long long)b->index);
-		for (int i = 0; i < b->n; i++)
-			if (!(b->failed && b->failed[i]))
-				fprintf(f->trace, " %llu",
-					(unsigned long long)f->keys[f->order[b->index * f->o.batch + i]]);
-		fputc('\n', f->trace);
-		fflush(f->trace);
+		char *line = NULL;
+		size_t len = 0;
+		FILE *m = open_memstream(&line, &len);
+		if (m) {
+			fprintf(m, "%llu %llu", (unsigned long long)f->epoch, (unsigned long long)b->index);
+			for (int i = 0; i < b->n; i++)
+				if (!(b->failed && b->failed[i]))
+					fprintf(m, " %llu",
+						(unsigned long long)f->keys[f->order[b->index * f->o.batch + i]]);
+			fputc('\n', m);
+			fclose(m);
+		}
+		free(f->trace_line);
+		f->trace_line = line;
+		if (!f->trace_defer)
+			fv_feed_trace_commit(f);
 	}
 	char *dst = f->dest ? f->dest : f->x;
 	for (int i = 0; i < b->n; i++) {

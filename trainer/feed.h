@@ -58,6 +58,9 @@ size_t fv_feed_records(const fv_feed *f);
  * 0, FV_E_NOTFOUND at the end of the epoch, or an error (FAIL policy,
  * workers timing out) with detail. *waited_ms = time blocked. */
 int fv_feed_next(fv_feed *f, const void **x, const int **labels, int *n, double *waited_ms);
+/* Changes with every fv_feed_epoch and fv_feed_set_subset: a batch taken
+ * under another generation belongs to an earlier plan. */
+uint64_t fv_feed_generation(const fv_feed *f);
 /* Where the samples of the following fv_feed_next calls go (batch x sample
  * bytes; a GPU's pinned staging slot, say) instead of the feed's own buffer;
  * NULL returns to that. */
@@ -78,6 +81,11 @@ int fv_feed_route_replace(void *router, uint64_t epoch, uint64_t batch, int inde
 /* Append "epoch batch key key ..." for every delivered batch to f (NULL
  * stops): lets tests count that each sample is seen exactly once. */
 void fv_feed_trace(fv_feed *f, FILE *trace);
+/* Deferred tracing (the trainer, which fetches a batch ahead): each batch's
+ * line waits for fv_feed_trace_commit, called when the batch is used; a
+ * batch never used (a stop, a new epoch) leaves no line. */
+void fv_feed_trace_defer(fv_feed *f, int on);
+void fv_feed_trace_commit(fv_feed *f);
 
 /* Samples that failed to decode so far, and how many were replaced. */
 uint64_t fv_feed_bad_samples(const fv_feed *f);

@@ -375,6 +375,7 @@ int fv_run_setup(fv_run *r)
 		if (!(r->trace = fopen(o->trace, "a")))
 			return fv_err_set(errno, "--trace %s: %s", o->trace, strerror(errno));
 		fv_feed_trace(r->train, r->trace);
+		fv_feed_trace_defer(r->train, 1); /* a line once fv_run_next hands the batch out */
 	}
 	r->router.train = r->train;
 	r->router.eval = r->eval;
@@ -436,6 +437,8 @@ void fv_run_teardown(fv_run *r)
 	fv_sgd_destroy(&r->sgd);
 	if (r->gin)
 		fv_cuda_input_destroy(&r->gin);
+	free(r->ahead.y);
+	r->ahead.y = NULL;
 	if (r->net) /* FV_PROFILE=1: where the steps' time went */
 		fv_net_profile_report(r->net, stderr);
 	fv_net_destroy(&r->net);
@@ -601,20 +604,67 @@ static void soft_targets(float *soft, const float *logits, int n, int k, float t
 	}
 }
 
+/* Take feed f's next batch (into pinned slot `slot` on a GPU, where its
+ * copy starts at once). */
+static int take(fv_run *r, fv_feed *f, int slot, const void **x, const int **y, int *n,
+		double *waited_ms)
+{
+	if (r->gin)
+		fv_feed_set_dest(f, fv_cuda_input_buffer(r->gin, slot));
+	int rc = fv_feed_next(f, x, y, n, waited_ms);
+	if (!rc && r->gin && *n)
+		rc = fv_cuda_input_submit(r->gin, slot, *n);
+	return rc;
+}
+
 int fv_run_next(fv_run *r, fv_feed *f, const float **x, const int **y, int *n, double *waited_ms)
 {
 	const void *got;
-	if (r->gin)
-		fv_feed_set_dest(f, fv_cuda_input_buffer(r->gin, r->gslot));
-	int rc = fv_feed_next(f, &got, y, n, waited_ms);
+	int rc, slot = r->gslot;
+	if (r->ahead.have && r->ahead.feed == f && r->ahead.generation != fv_feed_generation(f))
+		r->ahead.have = 0; /* fetched under the epoch before: not this plan's */
+	if (r->ahead.have && r->ahead.feed == f) { /* fetched while the last step ran */
+		rc = r->ahead.rc, slot = r->ahead.slot;
+		got = r->ahead.x, *y = r->ahead.y, *n = r->ahead.n;
+		if (waited_ms)
+			*waited_ms = r->ahead.waited_ms;
+		r->ahead.have = 0;
+	} else {
+		if (r->ahead.have) /* another feed's batch waits in that slot: keep it */
+			slot = r->ahead.slot ^ 1;
+		rc = take(r, f, slot, &got, y, n, waited_ms);
+	}
+	if (f == r->train)
+		r->ahead.feed = f; /* its steps fetch ahead */
+	if (!rc)
+		fv_feed_trace_commit(f);
 	*x = got;
 	if (rc || !r->gin || !*n)
 		return rc;
-	if (!(rc = fv_cuda_input_submit(r->gin, r->gslot, *n)))
-		rc = fv_cuda_input_load(r->gin, r->gslot);
-	r->gslot ^= 1;
+	rc = fv_cuda_input_load(r->gin, slot);
+	r->gslot = slot ^ 1;
 	*x = NULL;
 	return rc;
+}
+
+/* While the backward runs (asynchronously on a GPU): the next batch. */
+static int fetch_ahead(fv_run *r)
+{
+	fv_feed *f = r->ahead.feed;
+	if (!f || r->ahead.have)
+		return 0;
+	if (!r->ahead.y && !(r->ahead.y = malloc(r->o.batch * sizeof *r->ahead.y)))
+		return ENOMEM;
+	const int *y;
+	int n = 0;
+	double w = 0;
+	int rc = take(r, f, r->gslot, &r->ahead.x, &y, &n, &w);
+	if (!rc)
+		memcpy(r->ahead.y, y, (size_t)n * sizeof *y);
+	r->ahead.rc = rc, r->ahead.n = n, r->ahead.waited_ms = w, r->ahead.slot = r->gslot;
+	r->ahead.generation = fv_feed_generation(f);
+	r->ahead.have = 1;
+	return 0;
 }
 
 int fv_run_step(fv_run *r, const float *x, const int *y, int n, float lr, float *loss)
@@ -630,7 +680,7 @@ int fv_run_step(fv_run *r, const float *x, const int *y, int n, float lr, float 
 		lo.temperature = (float)r->o.kd_temperature;
 	}
 	if ((rc = fv_net_forward(r->net, x, n, 1)) || (rc = fv_net_loss(r->net, y, &lo, loss)) ||
-	    (rc = fv_net_backward(r->net)))
+	    (rc = fv_net_backward(r->net)) || (rc = fetch_ahead(r)))
 		return rc;
 	return fv_sgd_step(r->sgd, lr);
 }

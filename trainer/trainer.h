@@ -34,6 +34,16 @@ typedef struct fv_run {
 	fv_net *net, *teacher;
 	struct fv_cuda_input *gin; /* GPU: uint8 batches staged in pinned slots */
 	int gslot;
+	/* the next training batch, fetched while the last step's backward ran
+	 * (fv_run_step), for fv_run_next to hand out */
+	struct {
+		int have, rc, n, slot;
+		fv_feed *feed;
+		uint64_t generation;
+		const void *x;
+		int *y;
+		double waited_ms;
+	} ahead;
 	fv_sgd *sgd;
 	fv_sched sched;
 	void *zmq;
@@ -75,11 +85,16 @@ int fv_run_evaluate(fv_run *r);
 /* The next batch of feed f (r->train or r->eval) for r's net, as
  * fv_feed_next gives it. On a GPU (r->gin) the workers' uint8 NHWC samples
  * land in a pinned slot, are copied over and normalised into the net's
- * input there, and *x is NULL: the net input is already filled. */
+ * input there, and *x is NULL: the net input is already filled. A training
+ * batch fv_run_step already fetched (while its backward ran) is handed out
+ * first, unless the feed has started another epoch since. */
 int fv_run_next(fv_run *r, fv_feed *f, const float **x, const int **y, int *n, double *waited_ms);
 
 /* One SGD step on a batch (with distillation when a teacher is set); x NULL:
- * the batch fv_run_next staged on the GPU. */
+ * the batch fv_run_next staged on the GPU. Once the backward is under way it
+ * fetches the next batch of the feed the step's batch came from, so on a GPU
+ * the host's share of the data path overlaps the device's work; x and y are
+ * not read after that point. */
 int fv_run_step(fv_run *r, const float *x, const int *y, int n, float lr, float *loss);
 
 /* --continual: wait for new train images and fine-tune rounds until

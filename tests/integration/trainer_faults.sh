@@ -50,6 +50,21 @@ assert len(batches) == len(set(batches)) == 64, len(batches)
 assert len(keys) == len(set(keys)) == 2048, (len(keys), len(set(keys)))
 PY
 
+# --- a stop mid-epoch (--max-steps), then --resume to the epoch's end: the
+# trainer fetches each next batch while a step runs, and the trace lists
+# only the batches it trained on, each once across the stop
+fovea train "${common[@]}" --out "$T/m" --epochs 1 --max-steps 7 --trace "$T/mtrace" \
+	>/dev/null 2>&1
+check_eq max_steps_trace_lists_trained_batches "$(wc -l <"$T/mtrace")" 7
+fovea train --resume "$T/m" --max-steps 0 >/dev/null 2>&1
+check resumed_epoch_each_batch_once python3 - "$T/mtrace" <<'PY'
+import sys
+batches = [tuple(line.split()[:2]) for line in open(sys.argv[1])]
+keys = [k for line in open(sys.argv[1]) for k in line.split()[2:]]
+assert len(batches) == len(set(batches)) == 64, len(batches)
+assert len(keys) == len(set(keys)) == 2048, (len(keys), len(set(keys)))
+PY
+
 # --- bad input: one clear line naming the problem, exit 1
 fovea train --db "$T/nope" --out "$T/x1" >"$T/e1" 2>&1
 check_eq missing_db_fails $? 1
