@@ -55,6 +55,7 @@ typedef struct fv_op_desc {
 	int act;               /* enum fv_act */
 	float eps;             /* batch norm */
 	int fuse_relu;         /* bn / add: y = relu(op(x)); backward takes relu's dy */
+	int fuse_add;          /* bn (with fuse_relu): y = relu(bn(x) + z), the bn_add_* ops */
 	float p;               /* dropout */
 	int train;             /* plan must support backward */
 } fv_op_desc;
@@ -161,6 +162,19 @@ typedef struct fv_backend {
 	int (*sgd_new)(fv_backend_ctx *ctx, const fv_sgd_seg *segs, size_t nseg, fv_plan **out);
 	int (*sgd_step)(fv_plan *p, void *params, const void *grads, void *state,
 			const fv_sgd_hyper *h, double *sumsq);
+	/* batch norm with a residual z added before its ReLU (fuse_add plans):
+	 * y = relu(bn(x) + z), the end of a ResNet block in one pass; the
+	 * backward takes the gradient of y and gives dx and dz (the gradient of
+	 * the sum, masked by the ReLU). All three or none. */
+	int (*bn_add_forward_train)(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+				    const void *gamma, const void *beta, void *run_mean,
+				    void *run_var, float momentum, fv_plan *p);
+	int (*bn_add_forward_infer)(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+				    const void *gamma, const void *beta, const void *run_mean,
+				    const void *run_var, fv_plan *p);
+	int (*bn_add_backward)(fv_tensor *dx, fv_tensor *dz, void *dgamma, void *dbeta,
+			       const fv_tensor *dy, const fv_tensor *x, const void *gamma,
+			       const void *beta, fv_plan *p);
 } fv_backend;
 
 /* The backend named by device ("cpu", "cuda", "cuda:1", "cuda:bf16",

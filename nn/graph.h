@@ -27,8 +27,11 @@ typedef struct fv_node {
 	/* filled by compile */
 	int consumers;         /* nodes reading this one */
 	int need;              /* backward: a gradient must flow into this node */
-	int fused;             /* ACT folded into the BN before it: y is the BN's y */
+	int fused;             /* ACT folded into the BN / add before it, or an add
+				* folded into a BN: y is node alias's y */
+	int alias;
 	int fuse_relu;         /* BN that applies the ReLU after it */
+	int addz;              /* BN that adds node addz's y before that ReLU (-1: none) */
 	int gready;            /* backward: dy holds this step's gradient */
 	fv_tensor y, dy;       /* output and its gradient (backend memory) */
 	void *plan;            /* backend plan for this node's op */

@@ -115,6 +115,10 @@ int fv_net_loss(fv_net *net, const int *labels, const fv_loss_opts *o, float *lo
  * grad (overwritten, not accumulated). */
 int fv_net_backward(fv_net *net);
 
+/* How many residual adds compile folded into the BN before them (with
+ * their ReLU): backends that offer bn_add_*; for tests and the profile. */
+int fv_net_folded_adds(const fv_net *net);
+
 /* FV_PROFILE=1 in the environment: every node's forward and backward is
  * timed with the device synchronised around it (slower: a diagnosis aid).
  * Prints milliseconds per training step by op kind and the costliest nodes;

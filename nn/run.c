@@ -144,7 +144,7 @@ static int alloc_tensors(fv_net *net)
 			return fv_err_set(FV_E_UNSUPPORTED, "add: inputs %d and %d in different "
 					  "layouts", n->in[0], n->in[1]);
 		if (n->fused)
-			n->y.data = net->nodes[n->in[0]].y.data; /* the BN writes relu(bn(x)) */
+			n->y.data = net->nodes[n->alias].y.data; /* the BN writes relu(bn(x)) */
 		else
 			rc = be->alloc(net->ctx, b, &n->y.data);
 		if (!rc && net->train_ok && i != FV_NET_INPUT)
@@ -163,7 +163,7 @@ static fv_op_desc describe(fv_net *net, const fv_node *n, int batch)
 		.fmt_x = x->y.fmt, .fmt_y = n->y.fmt, .r = n->k, .stride = n->stride, .pad = n->pad,
 		.dil = n->dil, .groups = n->groups, .bias = n->bias, .act = n->act,
 		.eps = net->opts.bn_eps, .p = n->p, .train = net->train_ok,
-		.fuse_relu = n->fuse_relu,
+		.fuse_relu = n->fuse_relu, .fuse_add = n->op == FV_OP_BN && n->addz >= 0,
 	};
 	switch (n->op) {
 	case FV_OP_CONV: d.kind = FV_K_CONV; break;
@@ -207,20 +207,51 @@ static int make_plans(fv_net *net, int batch)
 
 /* BN -> ReLU and add -> ReLU where the ReLU is the only reader: the BN
  * (dnnl_fuse_norm_relu) or the add applies the ReLU itself, saving the
- * activation's memory passes. FV_NET_NOFUSE=1 turns it off (for measuring). */
+ * activation's memory passes. Then, on backends that offer bn_add_*, the
+ * end of a ResNet block, BN -> add -> ReLU with the BN read only by the add,
+ * becomes one BN that adds the other input (z) before its ReLU. The BN must
+ * come after z in node order (its backward produces z's gradient, so it
+ * runs first): of two BN inputs the later one takes the add.
+ * FV_NET_NOFUSE=1 turns all of it off (for measuring), =2 only the add. */
 static void fuse(fv_net *net)
 {
 	const char *env = getenv("FV_NET_NOFUSE");
-	for (int i = 1; i < net->nnodes; i++) {
+	int off = env && !strcmp(env, "1"), off_add = off || (env && !strcmp(env, "2"));
+	for (int i = 0; i < net->nnodes; i++)
+		net->nodes[i].fused = net->nodes[i].fuse_relu = 0, net->nodes[i].addz = -1;
+	for (int i = 1; i < net->nnodes && !off; i++) {
 		fv_node *n = &net->nodes[i], *x = &net->nodes[n->in[0]];
-		n->fused = x->fuse_relu = 0;
-		if (env && !strcmp(env, "1"))
-			continue;
 		if (n->op == FV_OP_ACT && n->act == FV_ACT_RELU &&
 		    (x->op == FV_OP_BN || x->op == FV_OP_ADD) && x->consumers == 1 &&
 		    i != net->output)
-			n->fused = x->fuse_relu = 1;
+			n->fused = x->fuse_relu = 1, n->alias = n->in[0];
 	}
+	for (int i = 1; i < net->nnodes && !off_add && net->be->bn_add_backward; i++) {
+		fv_node *n = &net->nodes[i];
+		if (n->op != FV_OP_ADD || !n->fuse_relu || n->in[0] == n->in[1])
+			continue;
+		int bn = -1;
+		for (int k = 0; k < 2; k++) {
+			const fv_node *c = &net->nodes[n->in[k]];
+			if (c->op == FV_OP_BN && c->consumers == 1 && !c->fuse_relu &&
+			    n->in[k] > n->in[1 - k] && n->in[k] > bn)
+				bn = n->in[k];
+		}
+		if (bn < 0)
+			continue;
+		fv_node *b = &net->nodes[bn];
+		b->fuse_relu = 1;
+		b->addz = n->in[0] == bn ? n->in[1] : n->in[0];
+		n->fused = 1, n->alias = bn;
+	}
+}
+
+int fv_net_folded_adds(const fv_net *net)
+{
+	int k = 0;
+	for (int i = 0; i < net->nnodes; i++)
+		k += net->nodes[i].op == FV_OP_BN && net->nodes[i].addz >= 0;
+	return k;
 }
 
 void fv_net_release(fv_net *net)
@@ -325,6 +356,13 @@ static int forward_node(fv_net *net, fv_node *n, int train)
 	case FV_OP_CONV:
 		return be->conv_forward(&n->y, x, P(net, n, 0), n->bias ? P(net, n, 1) : NULL, p);
 	case FV_OP_BN:
+		if (n->addz >= 0 && train)
+			return be->bn_add_forward_train(&n->y, x, &net->nodes[n->addz].y, P(net, n, 0),
+							P(net, n, 1), P(net, n, 2), P(net, n, 3),
+							net->opts.bn_momentum, p);
+		if (n->addz >= 0)
+			return be->bn_add_forward_infer(&n->y, x, &net->nodes[n->addz].y, P(net, n, 0),
+							P(net, n, 1), P(net, n, 2), P(net, n, 3), p);
 		if (train)
 			return be->bn_forward_train(&n->y, x, P(net, n, 0), P(net, n, 1), P(net, n, 2),
 						    P(net, n, 3), net->opts.bn_momentum, p);
@@ -338,8 +376,8 @@ static int forward_node(fv_net *net, fv_node *n, int train)
 		return be->reorder_forward(&n->y, x, p);
 	case FV_OP_LINEAR:
 		return be->linear_forward(&n->y, x, P(net, n, 0), P(net, n, 1), p);
-	case FV_OP_ADD:
-		return be->add_forward(&n->y, x, &net->nodes[n->in[1]].y, p);
+	case FV_OP_ADD: /* fused: the BN it was folded into wrote relu(bn + z) */
+		return n->fused ? 0 : be->add_forward(&n->y, x, &net->nodes[n->in[1]].y, p);
 	case FV_OP_SCALE:
 		return be->scale_forward(&n->y, x, &net->nodes[n->in[1]].y, p);
 	case FV_OP_DROPOUT:
@@ -550,6 +588,13 @@ static int backward_node(fv_net *net, fv_node *n)
 	int a = n->in[0], b = n->in[1], rc = 0;
 	fv_node *xa = &net->nodes[a];
 	fv_tensor *x = &xa->y, *dy = &n->dy;
+	if (n->op == FV_OP_ADD && n->fused) {
+		/* folded into BN alias: hand it relu's dy (it is the add's only
+		 * fresh input); its backward gives the other input its share */
+		fv_tensor *db = fv_graph_grad_dst(net, n->alias, 0);
+		swap(db, dy);
+		return fv_graph_grad_done(net, n->alias, db);
+	}
 	fv_tensor *da = xa->need ? fv_graph_grad_dst(net, a, 0) : NULL;
 	switch (n->op) {
 	case FV_OP_CONV:
@@ -560,6 +605,18 @@ static int backward_node(fv_net *net, fv_node *n)
 						      x, p);
 		break;
 	case FV_OP_BN:
+		if (n->addz >= 0) { /* z's share: scratch slot 1 (or z's own dy), dx: slot 0 */
+			fv_node *zn = &net->nodes[n->addz];
+			fv_tensor *dz = zn->need ? fv_graph_grad_dst(net, n->addz, 1) : &net->scr[1];
+			if (!zn->need)
+				net->scr[1].n = zn->dy.n, net->scr[1].c = zn->dy.c, net->scr[1].h = zn->dy.h,
+				net->scr[1].w = zn->dy.w, net->scr[1].fmt = zn->dy.fmt;
+			rc = be->bn_add_backward(da ? da : &net->scr[0], dz, G(net, n, 0), G(net, n, 1),
+						 dy, x, P(net, n, 0), P(net, n, 1), p);
+			if (!rc && zn->need)
+				rc = fv_graph_grad_done(net, n->addz, dz);
+			break;
+		}
 		/* the data gradient costs nothing extra in oneDNN: scratch when unused */
 		rc = be->bn_backward(da ? da : &net->scr[1], G(net, n, 0), G(net, n, 1), dy, x,
 				     P(net, n, 0), P(net, n, 1), p);

@@ -316,6 +316,12 @@ int fv_cpu_linear_backward(fv_tensor *, void *, void *, const fv_tensor *, const
 			   const void *, fv_plan *);
 int fv_cpu_add_forward(fv_tensor *, const fv_tensor *, const fv_tensor *, fv_plan *);
 int fv_cpu_add_relu_backward(fv_tensor *, const fv_tensor *, fv_plan *);
+int fv_cpu_bn_add_forward_train(fv_tensor *, const fv_tensor *, const fv_tensor *, const void *,
+				const void *, void *, void *, float, fv_plan *);
+int fv_cpu_bn_add_forward_infer(fv_tensor *, const fv_tensor *, const fv_tensor *, const void *,
+				const void *, const void *, const void *, fv_plan *);
+int fv_cpu_bn_add_backward(fv_tensor *, fv_tensor *, void *, void *, const fv_tensor *,
+			   const fv_tensor *, const void *, const void *, fv_plan *);
 int fv_cpu_scale_forward(fv_tensor *, const fv_tensor *, const fv_tensor *, fv_plan *);
 int fv_cpu_scale_backward(fv_tensor *, fv_tensor *, const fv_tensor *, const fv_tensor *,
 			  const fv_tensor *, fv_plan *);
@@ -356,6 +362,9 @@ const fv_backend fv_backend_cpu = {
 	.linear_backward = fv_cpu_linear_backward,
 	.add_forward = fv_cpu_add_forward,
 	.add_relu_backward = fv_cpu_add_relu_backward,
+	.bn_add_forward_train = fv_cpu_bn_add_forward_train,
+	.bn_add_forward_infer = fv_cpu_bn_add_forward_infer,
+	.bn_add_backward = fv_cpu_bn_add_backward,
 	.scale_forward = fv_cpu_scale_forward,
 	.scale_backward = fv_cpu_scale_backward,
 	.dropout_forward = fv_cpu_dropout_forward,

@@ -28,6 +28,7 @@ struct fv_plan {
 	void *ws;                               /* pooling workspace, dropout mask */
 	float *mean, *var, *dss;                /* batch norm: batch stats, scratch gradients */
 	size_t count;                           /* elements (padded) of the output */
+	const float *last_y;                    /* bn + add: the output, for the backward's mask */
 	dnnl_alg_kind_t alg;                    /* convolution algorithm */
 };
 

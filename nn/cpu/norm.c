@@ -25,7 +25,9 @@ int fv_cpu_bn_plan(fv_plan *p)
 {
 	const fv_op_desc *d = &p->d;
 	dnnl_memory_desc_t x = fv_cpu_md(d->n, d->c, d->h, d->w, d->fmt_x), v = vec(d->c);
-	unsigned fl = dnnl_use_scale | dnnl_use_shift | (d->fuse_relu ? dnnl_fuse_norm_relu : 0);
+	/* fuse_add: the ReLU comes after the residual (fv_cpu_bn_add_*) */
+	unsigned fl = dnnl_use_scale | dnnl_use_shift |
+		      (d->fuse_relu && !d->fuse_add ? dnnl_fuse_norm_relu : 0);
 	dnnl_batch_normalization_desc_t bd;
 	dnnl_primitive_desc_t pd = NULL, tpd = NULL;
 	int rc = 0;
@@ -123,6 +125,57 @@ int fv_cpu_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, const fv_tensor
 			   { DNNL_ARG_DIFF_SHIFT, M_DB, dbeta ? dbeta : p->dss + p->d.c },
 			   { DNNL_ARG_WORKSPACE, M_WB, p->ws } };
 	return fv_cpu_exec(p, p->bwd, p->ws ? 10 : 9, a);
+}
+
+/* Batch norm, then the residual and the ReLU in one pass over y: the same
+ * arithmetic as a separate add node, and the graph's fused form on the CPU
+ * too (nn/run.c fuse()). */
+static void add_relu(float *y, const float *z, size_t n)
+{
+	long m = (long)n;
+#pragma omp parallel for simd schedule(static)
+	for (long i = 0; i < m; i++) {
+		float v = y[i] + z[i];
+		y[i] = v > 0 ? v : 0;
+	}
+}
+
+int fv_cpu_bn_add_forward_train(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+				const void *gamma, const void *beta, void *run_mean,
+				void *run_var, float momentum, fv_plan *p)
+{
+	int rc = fv_cpu_bn_forward_train(y, x, gamma, beta, run_mean, run_var, momentum, p);
+	if (!rc)
+		add_relu(y->data, z->data, p->count);
+	p->last_y = y->data;
+	return rc;
+}
+
+int fv_cpu_bn_add_forward_infer(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+				const void *gamma, const void *beta, const void *run_mean,
+				const void *run_var, fv_plan *p)
+{
+	int rc = fv_cpu_bn_forward_infer(y, x, gamma, beta, run_mean, run_var, p);
+	if (!rc)
+		add_relu(y->data, z->data, p->count);
+	return rc;
+}
+
+int fv_cpu_bn_add_backward(fv_tensor *dx, fv_tensor *dz, void *dgamma, void *dbeta,
+			   const fv_tensor *dy, const fv_tensor *x, const void *gamma,
+			   const void *beta, fv_plan *p)
+{
+	/* dy (relu's output gradient, dead after this op) masked by y is the
+	 * sum's gradient: z's share, and the BN's */
+	float *g = dy->data, *gz = dz->data;
+	const float *yd = p->last_y;
+	long m = (long)p->count;
+	if (!yd)
+		return fv_err_set(FV_E_CONFIG, "bn add backward: no training forward yet");
+#pragma omp parallel for simd schedule(static)
+	for (long i = 0; i < m; i++)
+		gz[i] = g[i] = yd[i] > 0 ? g[i] : 0;
+	return fv_cpu_bn_backward(dx, dgamma, dbeta, dy, x, gamma, beta, p);
 }
 
 /* ---- activations ----------------------------------------------------------- */

@@ -8,6 +8,7 @@
 
 #include "fv_error.h"
 #include "fv_test.h"
+#include "nn/models.h"
 #include "nn/net.h"
 #include "nn/backend.h"
 #include "nn_gradcheck.h"
@@ -244,6 +245,70 @@ static int op_add_relu(fv_net *n, int x)
 			  FV_ACT_RELU);
 }
 FV_TEST(grad_add_relu_fused) { check_op(3, 5, 6, 8, op_add_relu, NULL); }
+
+static int op_bn_add_relu(fv_net *n, int x)
+{
+	/* the end of a ResNet block, BN -> add -> ReLU with the block input as
+	 * the shortcut: compile folds the add and the ReLU into the BN */
+	int b = fv_net_bn(n, fv_net_conv(n, x, "c", 8, 3, 1, 1, 1, 1, 0), "bn");
+	return fv_net_act(n, fv_net_add(n, b, x), FV_ACT_RELU);
+}
+FV_TEST(grad_bn_add_relu_fused) { check_op(3, 5, 6, 8, op_bn_add_relu, NULL); }
+
+static int op_bn_add_bn_relu(fv_net *n, int x)
+{
+	/* a downsampling block: both inputs of the add are BNs; the later one
+	 * (the projection) takes the add, the body's BN is its residual */
+	int body = fv_net_bn(n, fv_net_conv(n, x, "c", 16, 3, 2, 1, 1, 1, 0), "bn1");
+	int proj = fv_net_bn(n, fv_net_conv(n, x, "p", 16, 1, 2, 0, 1, 1, 0), "bn2");
+	return fv_net_act(n, fv_net_add(n, body, proj), FV_ACT_RELU);
+}
+FV_TEST(grad_bn_add_bn_relu_fused) { check_op(3, 8, 8, 8, op_bn_add_bn_relu, NULL); }
+
+/* The fold happens (compile marks it) and changes nothing: the same logits
+ * and gradients as with FV_NET_NOFUSE=2 (the add left as its own node). */
+FV_TEST(bn_add_fold_matches_unfolded)
+{
+	float *out[2][2];
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass)
+			setenv("FV_NET_NOFUSE", "2", 1);
+		fv_net *net;
+		FV_CHECK_OK(fv_model_build("resnet20", 1, 12, 12, 10, &net));
+		FV_CHECK_OK(fv_net_compile(net, &(fv_net_opts){ .batch = 4, .threads = 1, .seed = 7 }));
+		unsetenv("FV_NET_NOFUSE");
+		float x[4 * 144];
+		for (int i = 0; i < 4 * 144; i++)
+			x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+		int lab[4] = { 0, 3, 5, 9 };
+		float loss;
+		FV_CHECK_OK(fv_net_forward(net, x, 4, 1));
+		FV_CHECK_OK(fv_net_loss(net, lab, NULL, &loss));
+		FV_CHECK_OK(fv_net_backward(net));
+		fv_param *p = fv_net_params(net);
+		size_t total = 0;
+		for (size_t i = 0; i < fv_net_nparams(net); i++)
+			total += p[i].grad ? p[i].numel : 0;
+		out[pass][0] = malloc(40 * sizeof(float));
+		memcpy(out[pass][0], fv_net_logits(net), 40 * sizeof(float));
+		out[pass][1] = malloc(total * sizeof(float));
+		for (size_t i = 0, o = 0; i < fv_net_nparams(net); i++)
+			if (p[i].grad)
+				memcpy(out[pass][1] + o, p[i].grad, p[i].numel * sizeof(float)),
+				o += p[i].numel;
+		if (!pass)
+			FV_CHECK_EQ(fv_net_folded_adds(net), 9); /* resnet20: 9 blocks */
+		else
+			FV_CHECK_EQ(fv_net_folded_adds(net), 0);
+		fv_net_destroy(&net);
+		if (pass) {
+			FV_CHECK(!memcmp(out[0][0], out[1][0], 40 * sizeof(float)));
+			FV_CHECK(!memcmp(out[0][1], out[1][1], total * sizeof(float)));
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		free(out[i][0]), free(out[i][1]);
+}
 
 #include "nn/loss.h"
 
