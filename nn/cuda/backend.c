@@ -48,4 +48,7 @@ const fv_backend fv_backend_cuda = {
 	.ctx_open = fv_cuda_ctx_open,
 	.sgd_new = fv_cuda_sgd_new,
 	.sgd_step = fv_cuda_sgd_step,
+	.bn_add_forward_train = fv_cuda_bn_add_forward_train,
+	.bn_add_forward_infer = fv_cuda_bn_add_forward_infer,
+	.bn_add_backward = fv_cuda_bn_add_backward,
 };

@@ -10,8 +10,10 @@
  *
  * Batch norm in bf16 channels-last training runs cuDNN's *Ex persistent
  * kernels (CUDNN_BATCHNORM_SPATIAL_PERSISTENT, the NHWC path PyTorch takes)
- * with a folded ReLU fused in (CUDNN_BATCHNORM_OPS_BN_ACTIVATION); the
- * backward reads the op's y. FV_CUDA_BN_LEGACY=1 turns that off. Otherwise
+ * with a folded ReLU fused in (CUDNN_BATCHNORM_OPS_BN_ACTIVATION), and a
+ * ResNet block's residual add too (fuse_add: _BN_ADD_ACTIVATION, whose
+ * backward also gives the residual's gradient); the backward reads the
+ * op's y. Elsewhere a fuse_add plan adds the residual with our kernel. FV_CUDA_BN_LEGACY=1 turns that off. Otherwise
  * (fp32, inference) a folded ReLU runs in place after cuDNN's batch norm and
  * its backward masks dy from x and the saved batch statistics, then runs
  * cuDNN's backward. */
@@ -39,7 +41,8 @@ static const cudnnBatchNormMode_t BN_PERSIST = CUDNN_BATCHNORM_SPATIAL_PERSISTEN
 
 static cudnnBatchNormOps_t bn_ops(const fv_plan *p)
 {
-	return p->ad ? CUDNN_BATCHNORM_OPS_BN_ACTIVATION : CUDNN_BATCHNORM_OPS_BN;
+	return p->d.fuse_add ? CUDNN_BATCHNORM_OPS_BN_ADD_ACTIVATION
+	       : p->ad ? CUDNN_BATCHNORM_OPS_BN_ACTIVATION : CUDNN_BATCHNORM_OPS_BN;
 }
 
 /* The persistent path's ReLU, workspace and reserve space. */
@@ -48,7 +51,8 @@ static int bn_ex_plan(fv_plan *p)
 	fv_backend_ctx *ctx = p->ctx;
 	size_t wf = 0, wb = 0;
 	int rc = 0;
-	if (p->d.fuse_relu) {
+	cudnnTensorDescriptor_t zd = p->d.fuse_add ? p->xd : NULL;
+	if (p->d.fuse_relu || p->d.fuse_add) {
 		rc = fv_cu_dnn(cudnnCreateActivationDescriptor(&p->ad), "activation descriptor");
 		if (!rc)
 			rc = fv_cu_dnn(cudnnSetActivationDescriptor(p->ad, CUDNN_ACTIVATION_RELU,
@@ -56,11 +60,11 @@ static int bn_ex_plan(fv_plan *p)
 	}
 	if (!rc)
 		rc = fv_cu_dnn(cudnnGetBatchNormalizationForwardTrainingExWorkspaceSize(ctx->dnn,
-			BN_PERSIST, bn_ops(p), p->xd, NULL, p->xd, p->vd, p->ad, &wf),
+			BN_PERSIST, bn_ops(p), p->xd, zd, p->xd, p->vd, p->ad, &wf),
 			"bn workspace");
 	if (!rc)
 		rc = fv_cu_dnn(cudnnGetBatchNormalizationBackwardExWorkspaceSize(ctx->dnn,
-			BN_PERSIST, bn_ops(p), p->xd, p->xd, p->xd, NULL, p->xd, p->vd, p->ad, &wb),
+			BN_PERSIST, bn_ops(p), p->xd, p->xd, p->xd, zd, p->xd, p->vd, p->ad, &wb),
 			"bn backward workspace");
 	if (!rc)
 		rc = fv_cu_dnn(cudnnGetBatchNormalizationTrainingExReserveSpaceSize(ctx->dnn,
@@ -98,44 +102,48 @@ extern "C" int fv_cu_bn_plan(fv_plan *p)
 	return rc;
 }
 
-extern "C" int fv_cuda_bn_forward_train(fv_tensor *y, const fv_tensor *x, const void *gamma,
-					const void *beta, void *run_mean, void *run_var,
-					float momentum, fv_plan *p)
+/* Training forward; z (fuse_add plans) is added before the ReLU. */
+static int bn_train(fv_tensor *y, const fv_tensor *x, const fv_tensor *z, const void *gamma,
+		    const void *beta, void *run_mean, void *run_var, float momentum, fv_plan *p)
 {
 	fv_backend_ctx *ctx = p->ctx;
+	p->last_y = y->data; /* a fused ReLU's backward reads it */
 	/* cuDNN updates the running variance with the unbiased batch variance,
 	 * as the CPU backend (PyTorch's convention) does */
-	if (p->bn_ex) {
-		p->last_y = y->data; /* the fused ReLU's backward reads it */
+	if (p->bn_ex)
 		return fv_cu_dnn(cudnnBatchNormalizationForwardTrainingEx(ctx->dnn, BN_PERSIST,
-			bn_ops(p), &one, &zero, p->xd, x->data, NULL, NULL, p->xd, y->data, p->vd,
-			gamma, beta, momentum, run_mean, run_var, p->d.eps, p->mean, p->invvar, p->ad,
-			ctx->ws, ctx->ws_bytes, p->reserve, p->reserve_bytes), "bn forward training");
-	}
+			bn_ops(p), &one, &zero, p->xd, x->data, z ? p->xd : NULL, z ? z->data : NULL,
+			p->xd, y->data, p->vd, gamma, beta, momentum, run_mean, run_var, p->d.eps,
+			p->mean, p->invvar, p->ad, ctx->ws, ctx->ws_bytes, p->reserve,
+			p->reserve_bytes), "bn forward training");
 	int rc = fv_cu_dnn(cudnnBatchNormalizationForwardTraining(ctx->dnn, CUDNN_BATCHNORM_SPATIAL,
 		&one, &zero, p->xd, x->data, p->xd, y->data, p->vd, gamma, beta, momentum, run_mean,
 		run_var, p->d.eps, p->mean, p->invvar), "bn forward training");
-	if (!rc && p->d.fuse_relu)
+	if (!rc && z)
+		rc = fv_cu_add(ctx, y->data, y->data, z->data, count_x(p), p->d.fmt_x, 1);
+	else if (!rc && p->d.fuse_relu)
 		rc = fv_cu_act(ctx, y->data, y->data, count_x(p), p->d.fmt_x, FV_ACT_RELU);
 	return rc;
 }
 
-extern "C" int fv_cuda_bn_forward_infer(fv_tensor *y, const fv_tensor *x, const void *gamma,
-					const void *beta, const void *run_mean,
-					const void *run_var, fv_plan *p)
+static int bn_infer(fv_tensor *y, const fv_tensor *x, const fv_tensor *z, const void *gamma,
+		    const void *beta, const void *run_mean, const void *run_var, fv_plan *p)
 {
 	fv_backend_ctx *ctx = p->ctx;
 	int rc = fv_cu_dnn(cudnnBatchNormalizationForwardInference(ctx->dnn,
 		CUDNN_BATCHNORM_SPATIAL, &one, &zero, p->xd, x->data, p->xd, y->data, p->vd, gamma,
 		beta, run_mean, run_var, p->d.eps), "bn forward inference");
-	if (!rc && p->d.fuse_relu)
+	if (!rc && z)
+		rc = fv_cu_add(ctx, y->data, y->data, z->data, count_x(p), p->d.fmt_x, 1);
+	else if (!rc && p->d.fuse_relu)
 		rc = fv_cu_act(ctx, y->data, y->data, count_x(p), p->d.fmt_x, FV_ACT_RELU);
 	return rc;
 }
 
-extern "C" int fv_cuda_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, const fv_tensor *dy,
-				   const fv_tensor *x, const void *gamma, const void *beta,
-				   fv_plan *p)
+/* Backward; dz (fuse_add plans) receives the sum's gradient, masked by the
+ * ReLU (with the ReLU after the add, its mask comes from y). */
+static int bn_back(fv_tensor *dx, fv_tensor *dz, void *dgamma, void *dbeta, const fv_tensor *dy,
+		   const fv_tensor *x, const void *gamma, const void *beta, fv_plan *p)
 {
 	fv_backend_ctx *ctx = p->ctx;
 	const fv_op_desc *d = &p->d;
@@ -144,19 +152,68 @@ extern "C" int fv_cuda_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, con
 	if (p->bn_ex)
 		return fv_cu_dnn(cudnnBatchNormalizationBackwardEx(ctx->dnn, BN_PERSIST, bn_ops(p),
 			&one, &zero, &one, &zero, p->xd, x->data, p->xd, p->last_y, p->xd, dy->data,
-			NULL, NULL, p->xd, dx->data, p->vd, gamma, beta, dgamma ? dgamma : scr,
-			dbeta ? dbeta : scr + d->c, d->eps, p->mean, p->invvar, p->ad, ctx->ws,
-			ctx->ws_bytes, p->reserve, p->reserve_bytes), "bn backward");
-	if (d->fuse_relu) /* dy is the ReLU's output gradient, dead after this op */
+			dz ? p->xd : NULL, dz ? dz->data : NULL, p->xd, dx->data, p->vd, gamma, beta,
+			dgamma ? dgamma : scr, dbeta ? dbeta : scr + d->c, d->eps, p->mean, p->invvar,
+			p->ad, ctx->ws, ctx->ws_bytes, p->reserve, p->reserve_bytes), "bn backward");
+	if (dz) { /* dy (the ReLU's output gradient) is dead after this op */
+		rc = fv_cu_relu_mask(ctx, dy->data, p->last_y, count_x(p), d->fmt_x);
+		if (!rc)
+			rc = fv_cu_check(cudaMemcpyAsync(dz->data, dy->data,
+				count_x(p) * fv_cu_esize(d->fmt_x), cudaMemcpyDeviceToDevice,
+				ctx->strm), "bn add: residual gradient");
+	} else if (d->fuse_relu) {
 		rc = fv_cu_bn_relu_mask(ctx, dy->data, x->data, (const float *)gamma,
 					(const float *)beta, p->mean, p->invvar, d->n, d->c,
 					d->h * d->w, d->fmt_x);
+	}
 	if (!rc)
 		rc = fv_cu_dnn(cudnnBatchNormalizationBackward(ctx->dnn, CUDNN_BATCHNORM_SPATIAL,
 			&one, &zero, &one, &zero, p->xd, x->data, p->xd, dy->data, p->xd, dx->data,
 			p->vd, gamma, dgamma ? dgamma : scr, dbeta ? dbeta : scr + d->c, d->eps,
 			p->mean, p->invvar), "bn backward");
 	return rc;
+}
+
+extern "C" int fv_cuda_bn_forward_train(fv_tensor *y, const fv_tensor *x, const void *gamma,
+					const void *beta, void *run_mean, void *run_var,
+					float momentum, fv_plan *p)
+{
+	return bn_train(y, x, NULL, gamma, beta, run_mean, run_var, momentum, p);
+}
+
+extern "C" int fv_cuda_bn_forward_infer(fv_tensor *y, const fv_tensor *x, const void *gamma,
+					const void *beta, const void *run_mean,
+					const void *run_var, fv_plan *p)
+{
+	return bn_infer(y, x, NULL, gamma, beta, run_mean, run_var, p);
+}
+
+extern "C" int fv_cuda_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, const fv_tensor *dy,
+				   const fv_tensor *x, const void *gamma, const void *beta,
+				   fv_plan *p)
+{
+	return bn_back(dx, NULL, dgamma, dbeta, dy, x, gamma, beta, p);
+}
+
+extern "C" int fv_cuda_bn_add_forward_train(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+					    const void *gamma, const void *beta, void *run_mean,
+					    void *run_var, float momentum, fv_plan *p)
+{
+	return bn_train(y, x, z, gamma, beta, run_mean, run_var, momentum, p);
+}
+
+extern "C" int fv_cuda_bn_add_forward_infer(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+					    const void *gamma, const void *beta,
+					    const void *run_mean, const void *run_var, fv_plan *p)
+{
+	return bn_infer(y, x, z, gamma, beta, run_mean, run_var, p);
+}
+
+extern "C" int fv_cuda_bn_add_backward(fv_tensor *dx, fv_tensor *dz, void *dgamma, void *dbeta,
+				       const fv_tensor *dy, const fv_tensor *x, const void *gamma,
+				       const void *beta, fv_plan *p)
+{
+	return bn_back(dx, dz, dgamma, dbeta, dy, x, gamma, beta, p);
 }
 
 /* ---- activation ----------------------------------------------------------------- */

@@ -45,6 +45,15 @@ int fv_cuda_bn_forward_infer(fv_tensor *y, const fv_tensor *x, const void *gamma
 			     fv_plan *p);
 int fv_cuda_bn_backward(fv_tensor *dx, void *dgamma, void *dbeta, const fv_tensor *dy,
 			const fv_tensor *x, const void *gamma, const void *beta, fv_plan *p);
+int fv_cuda_bn_add_forward_train(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+				 const void *gamma, const void *beta, void *run_mean,
+				 void *run_var, float momentum, fv_plan *p);
+int fv_cuda_bn_add_forward_infer(fv_tensor *y, const fv_tensor *x, const fv_tensor *z,
+				 const void *gamma, const void *beta, const void *run_mean,
+				 const void *run_var, fv_plan *p);
+int fv_cuda_bn_add_backward(fv_tensor *dx, fv_tensor *dz, void *dgamma, void *dbeta,
+			    const fv_tensor *dy, const fv_tensor *x, const void *gamma,
+			    const void *beta, fv_plan *p);
 int fv_cuda_act_forward(fv_tensor *y, const fv_tensor *x, fv_plan *p);
 int fv_cuda_act_backward(fv_tensor *dx, const fv_tensor *dy, const fv_tensor *x,
 			 const fv_tensor *y, fv_plan *p);

@@ -265,6 +265,59 @@ static void bn(int n, int c, int h, int w, int fuse)
 	drop(&p);
 }
 
+/* Batch norm with a residual added before its ReLU (the end of a ResNet
+ * block, fuse_add) against the CPU's batch norm, then add + ReLU; the
+ * residual's gradient is the ReLU-masked output gradient. */
+static void bn_add(int n, int c, int h, int w)
+{
+	char name[64];
+	snprintf(name, sizeof name, "bn +add+relu %dx%dx%dx%d", n, c, h, w);
+	fv_op_desc d = { .kind = FV_K_BN, .n = n, .c = c, .h = h, .w = w, .k = c, .oh = h, .ow = w,
+			 .eps = 1e-5f, .fuse_relu = 1, .fuse_add = 1, .train = 1 };
+	int g = gpu.be->tensor_fmt(gpu.ctx, c, h, w, 0);
+	fv_op_desc dg = d, dcb = d, dca = d;
+	dg.fmt_x = dg.fmt_y = g;
+	dcb.fmt_x = dcb.fmt_y = FV_FMT_PLAIN, dcb.fuse_relu = dcb.fuse_add = 0;
+	dca.kind = FV_K_ADD, dca.fmt_x = dca.fmt_y = FV_FMT_PLAIN, dca.fuse_add = 0;
+	fv_plan *pg, *pcb, *pca;
+	OK(gpu.be->plan_new(gpu.ctx, &dg, &pg));
+	OK(cpu.be->plan_new(cpu.ctx, &dcb, &pcb));
+	OK(cpu.be->plan_new(cpu.ctx, &dca, &pca));
+	size_t nx = (size_t)n * c * h * w;
+	float *hx = rnd(nx, 2), *hz = rnd(nx, 1), *hg = rnd(c, 1), *hb = rnd(c, 1);
+	float *hdy = rnd(nx, 1), *hm = rnd(c, 0.1f), *hv = rnd(c, 0.2f);
+	for (int i = 0; i < c; i++)
+		hv[i] += 1.0f;
+	tp x = tpair(n, c, h, w, g, hx), z = tpair(n, c, h, w, g, hz), y = tpair(n, c, h, w, g, NULL);
+	tp t = tpair(n, c, h, w, g, NULL), dx = tpair(n, c, h, w, g, NULL);
+	tp dz = tpair(n, c, h, w, g, NULL), dy = tpair(n, c, h, w, g, hdy);
+	vp gm = vpair(hg, c), bt = vpair(hb, c), rm = vpair(hm, c), rv = vpair(hv, c);
+	vp dgm = vpair(NULL, c), dbt = vpair(NULL, c);
+	OK(cpu.be->bn_forward_train(&t.c, &x.c, gm.c, bt.c, rm.c, rv.c, 0.1f, pcb));
+	OK(cpu.be->add_forward(&y.c, &t.c, &z.c, pca));
+	OK(gpu.be->bn_add_forward_train(&y.g, &x.g, &z.g, gm.g, bt.g, rm.g, rv.g, 0.1f, pg));
+	cmpt(name, "y", &y.c, &y.g);
+	cmpv(name, "run_mean", rm.c, rm.g, c);
+	cmpv(name, "run_var", rv.c, rv.g, c);
+	OK(cpu.be->add_relu_backward(&dy.c, &y.c, pca)); /* dy masked: z's gradient */
+	OK(cpu.be->bn_backward(&dx.c, dgm.c, dbt.c, &dy.c, &x.c, gm.c, bt.c, pcb));
+	OK(gpu.be->bn_add_backward(&dx.g, &dz.g, dgm.g, dbt.g, &dy.g, &x.g, gm.g, bt.g, pg));
+	cmpt(name, "dx", &dx.c, &dx.g);
+	cmpt(name, "dz", &dy.c, &dz.g);
+	cmpv(name, "dgamma", dgm.c, dgm.g, c);
+	cmpv(name, "dbeta", dbt.c, dbt.g, c);
+	OK(cpu.be->bn_forward_infer(&t.c, &x.c, gm.c, bt.c, rm.c, rv.c, pcb));
+	OK(cpu.be->add_forward(&y.c, &t.c, &z.c, pca));
+	OK(gpu.be->bn_add_forward_infer(&y.g, &x.g, &z.g, gm.g, bt.g, rm.g, rv.g, pg));
+	cmpt(name, "y infer", &y.c, &y.g);
+	tfree(&x), tfree(&z), tfree(&y), tfree(&t), tfree(&dx), tfree(&dz), tfree(&dy);
+	vfree(&gm), vfree(&bt), vfree(&rm), vfree(&rv), vfree(&dgm), vfree(&dbt);
+	free(hx), free(hz), free(hg), free(hb), free(hdy), free(hm), free(hv);
+	cpu.be->plan_destroy(&pcb);
+	cpu.be->plan_destroy(&pca);
+	gpu.be->plan_destroy(&pg);
+}
+
 static void act(int a)
 {
 	static const char *names[] = { "relu", "relu6", "silu", "sigmoid" };
@@ -493,6 +546,8 @@ static void run_mode(const char *device, const char *name, double t)
 	bn(8, 16, 7, 7, 0);
 	bn(8, 32, 5, 5, 1);
 	bn(32, 8, 1, 1, 0);
+	bn_add(8, 32, 5, 5);
+	bn_add(16, 64, 7, 7);
 	for (int a = 0; a < 4; a++)
 		act(a);
 	pool(1, 3, 2, 1);
