@@ -72,10 +72,15 @@ PY
 
 # fashion_pngs N DIR CLASSES...: N real Fashion-MNIST train images of the
 # given class labels written as DIR/<label>/<i>.png (an ImageFolder tree).
-fashion_pngs() {
+fashion_pngs() { fashion_png_tree first "$@"; }
+# fashion_range_pngs FROM TO DIR: train images FROM..TO-1, every class, the
+# same way.
+fashion_range_pngs() { fashion_png_tree range "$@"; }
+
+fashion_png_tree() {
 	python3 - "$FASHION" "$@" <<'PY'
 import gzip, struct, sys, os, zlib
-src, n, out, classes = sys.argv[1], int(sys.argv[2]), sys.argv[3], set(int(c) for c in sys.argv[4:])
+src, mode = sys.argv[1], sys.argv[2]
 def png(path, w, h, pix):
     raw = b"".join(b"\0" + pix[y*w:(y+1)*w] for y in range(h))
     def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
@@ -86,11 +91,14 @@ with gzip.open(f"{src}/train-images-idx3-ubyte.gz") as f:
     _, total, rows, cols = struct.unpack(">IIII", f.read(16)); pix = f.read()
 with gzip.open(f"{src}/train-labels-idx1-ubyte.gz") as f:
     f.read(8); lab = f.read()
-written = 0
-for i in range(total):
-    if written == n: break
-    if lab[i] in classes:
-        d = f"{out}/{lab[i]}"; os.makedirs(d, exist_ok=True)
-        png(f"{d}/{i}.png", cols, rows, pix[i*rows*cols:(i+1)*rows*cols]); written += 1
+if mode == "first":
+    n, out, classes = int(sys.argv[3]), sys.argv[4], set(int(c) for c in sys.argv[5:])
+    picked = [i for i in range(total) if lab[i] in classes][:n]
+else:
+    lo, hi, out = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    picked = range(lo, hi)
+for i in picked:
+    d = f"{out}/{lab[i]}"; os.makedirs(d, exist_ok=True)
+    png(f"{d}/{i}.png", cols, rows, pix[i*rows*cols:(i+1)*rows*cols])
 PY
 }

@@ -65,26 +65,8 @@ check first_model_served wait_for 30 served 1
 check base_recorded grep -q '"event":"base","time":[0-9]*,"key_bound":2500' "$R/rounds.jsonl"
 
 # --- 2000 images the first model never saw (train images 2000..3999) into the inbox
-python3 - "$FASHION" "$IN" <<'PY'
-import gzip, struct, sys, os, zlib
-src, inbox = sys.argv[1:3]
-def png(path, w, h, pix):
-    raw = b"".join(b"\0" + pix[y*w:(y+1)*w] for y in range(h))
-    def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-with gzip.open(f"{src}/train-images-idx3-ubyte.gz") as f:
-    f.read(16); pix = f.read(4000 * 784)
-with gzip.open(f"{src}/train-labels-idx1-ubyte.gz") as f:
-    f.read(8); lab = f.read(4000)
-stage = f"{inbox}/../stage"
-for i in range(2000, 4000):
-    d = f"{stage}/{lab[i]}"; os.makedirs(d, exist_ok=True)
-    png(f"{d}/{i}.png", 28, 28, pix[i*784:(i+1)*784])
-for c in sorted(os.listdir(stage)):  # whole class folders moved in: one burst
-    os.rename(f"{stage}/{c}", f"{inbox}/{c}")
-PY
+fashion_range_pngs 2000 4000 "$T/stage"
+for c in "$T/stage"/*; do mv "$c" "$IN/"; done # whole class folders moved in: one burst
 done_count() { [ "$(find "$IN/.done" -type f 2>/dev/null | wc -l)" -ge 2000 ]; }
 check inbox_ingested wait_for 60 done_count
 s=$(fovea stats --db "$T/db" --json)
