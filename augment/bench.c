@@ -12,10 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <turbojpeg.h>
 
+#include "fv_daemon.h"
 #include "augment/aug_internal.h"
 #include "augment/transform.h"
 #include "fv_error.h"
@@ -29,13 +29,6 @@ typedef struct file {
 	unsigned char *data;
 	size_t len;
 } file;
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmpname(const void *a, const void *b)
 {
@@ -94,7 +87,7 @@ static int load(const char *dir, int max, file **out, int *n)
 /* Seconds to full-decode files [a, b); < 0 on failure. */
 static double run_decode(tjhandle tj, const file *f, int a, int b, unsigned char *buf, size_t cap)
 {
-	double t0 = now();
+	double t0 = fv_now_s();
 	for (int i = a; i < b; i++) {
 		int w, h, ss, cs;
 		if (tjDecompressHeader3(tj, f[i].data, f[i].len, &w, &h, &ss, &cs) ||
@@ -102,7 +95,7 @@ static double run_decode(tjhandle tj, const file *f, int a, int b, unsigned char
 		    tjDecompress2(tj, f[i].data, f[i].len, buf, w, 0, h, TJPF_RGB, 0))
 			return -1;
 	}
-	return now() - t0;
+	return fv_now_s() - t0;
 }
 
 /* Seconds to transform files [a, b) (seed = file index, the same every
@@ -110,13 +103,13 @@ static double run_decode(tjhandle tj, const file *f, int a, int b, unsigned char
 static double run_aug(const fv_aug_params *p, const file *f, int a, int b, void *out,
 		      fv_aug_scratch *s)
 {
-	double t0 = now();
+	double t0 = fv_now_s();
 	for (int i = a; i < b; i++) {
 		fv_aug_input in = { FV_ENC_JPEG, f[i].data, f[i].len, 0, 0, 0 };
 		if (fv_aug_sample(p, &in, (uint64_t)i, out, s))
 			return -1;
 	}
-	return now() - t0;
+	return fv_now_s() - t0;
 }
 
 /* Seconds to decode only the train transform's crop of files [a, b) (its
@@ -125,7 +118,7 @@ static double run_aug(const fv_aug_params *p, const file *f, int a, int b, void 
 static double run_region(const fv_aug_params *p, const file *f, int a, int b, fv_jpeg *j,
 			 fv_aug_buf *buf)
 {
-	double t0 = now();
+	double t0 = fv_now_s();
 	for (int i = a; i < b; i++) {
 		int W, H, C;
 		double box[4];
@@ -139,7 +132,7 @@ static double run_region(const fv_aug_params *p, const file *f, int a, int b, fv
 		if (fv_jpeg_region(j, 1, fast, x0, y0, x1 < W ? x1 : W, y1 < H ? y1 : H, buf, &v))
 			return -1;
 	}
-	return now() - t0;
+	return fv_now_s() - t0;
 }
 
 enum { NM = 5 }; /* decode, train, eval, train + ColorJitter, train's region decode */

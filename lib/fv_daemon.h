@@ -22,7 +22,9 @@ void fv_sd_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * cheap enough to call from every loop tick. */
 void fv_sd_watchdog_tick(void);
 
-/* Monotonic milliseconds, for ticks and deadlines. */
+/* Monotonic milliseconds, for ticks and deadlines; monotonic seconds with
+ * the clock's full resolution, for timing. */
 int64_t fv_now_ms(void);
+double fv_now_s(void);
 
 #endif

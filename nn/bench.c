@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fv_daemon.h"
 #include "fv_error.h"
 #include "nn/models.h"
 #include "nn/net.h"
@@ -24,13 +25,6 @@ typedef struct {
 	const char *model;
 	int c, h, w, batch, threads, steps, warmup, repeat, json, classes;
 } bopts;
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 /* CPU seconds of the whole process: on a loaded machine this leaves out
  * the time other jobs held the cores (but counts OpenMP spin-waiting). */
@@ -89,9 +83,9 @@ static double sgemm_peak(float *a, int reps, double *best_cpu)
 	float *b = a + (size_t)GN * GN, *c = b + (size_t)GN * GN;
 	double best = 0;
 	for (int r = 0; r < reps; r++) {
-		double t = now_s(), tc = cpu_s();
+		double t = fv_now_s(), tc = cpu_s();
 		dnnl_sgemm('N', 'N', GN, GN, GN, 1.0f, a, GN, b, GN, 0.0f, c, GN);
-		double g = 2.0 * GN * GN * GN / (now_s() - t) / 1e9;
+		double g = 2.0 * GN * GN * GN / (fv_now_s() - t) / 1e9;
 		double gc = 2.0 * GN * GN * GN / (cpu_s() - tc) / 1e9;
 		best = g > best ? g : best;
 		*best_cpu = gc > *best_cpu ? gc : *best_cpu;
@@ -124,7 +118,7 @@ static int measure(fv_net *net, fv_sgd *sgd, const float *x, const int *lab, bop
 		double t0 = 0, c0 = 0;
 		for (int s = 0; s < o->warmup + o->steps && !rc; s++) {
 			if (s == o->warmup)
-				t0 = now_s(), c0 = cpu_s();
+				t0 = fv_now_s(), c0 = cpu_s();
 			float loss;
 			rc = fv_net_forward(net, x, o->batch, train);
 			if (!rc && train)
@@ -134,7 +128,7 @@ static int measure(fv_net *net, fv_sgd *sgd, const float *x, const int *lab, bop
 			if (!rc && train)
 				rc = fv_sgd_step(sgd, 0.01f);
 		}
-		double dt = (now_s() - t0) / o->steps, dc = (cpu_s() - c0) / o->steps;
+		double dt = (fv_now_s() - t0) / o->steps, dc = (cpu_s() - c0) / o->steps;
 		tm->best = dt < tm->best ? dt : tm->best;
 		tm->best_cpu = dc < tm->best_cpu ? dc : tm->best_cpu;
 		o->warmup = 1;

@@ -11,8 +11,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "fv_daemon.h"
 #include "fv_error.h"
 #include "nn/graph.h"
 #include "nn/loss.h"
@@ -391,13 +391,6 @@ static int forward_node(fv_net *net, fv_node *n, int train)
 
 /* ---- FV_PROFILE ------------------------------------------------------------ */
 
-static double mono(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 /* The start of a timed op: the device idle first (a 4-byte read-back
  * waits for everything queued before it). */
 static double prof_mark(fv_net *net, const fv_node *n)
@@ -405,7 +398,7 @@ static double prof_mark(fv_net *net, const fv_node *n)
 	float f;
 	if (!net->be->host_visible && n->y.data)
 		net->be->to_host(net->ctx, &f, n->y.data, sizeof f);
-	return mono();
+	return fv_now_s();
 }
 
 static void prof_add(fv_net *net, int slot, const fv_node *n, double t0)

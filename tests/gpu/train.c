@@ -19,21 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "fv_daemon.h"
 #include "fv_error.h"
 #include "fv_idx.h"
 #include "nn/cuda/fv_cuda.h"
 #include "nn/models.h"
 #include "nn/net.h"
 #include "nn/optim.h"
-
-static double now(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
@@ -150,7 +143,7 @@ static int fmnist(const char *dir, const char *device, int epochs, int max_steps
 		steps = max_steps, nte = nte < 500 ? nte : 500;
 	int *pred = malloc(nte * sizeof *pred), *pcpu = malloc(nte * sizeof *pcpu), lab[2][B];
 	float *xh = malloc(B * 784 * sizeof *xh);
-	double t0 = now(), loss_sum = 0;
+	double t0 = fv_now_s(), loss_sum = 0;
 	rc = setup("resnet20", 1, 28, B, device, 5e-4f, &net, &sgd);
 	const float mean = 0.2860f, sd = 0.3530f;
 	if (!rc && fv_cuda_input_new(&in, net, 2, &mean, &sd))
@@ -185,7 +178,7 @@ static int fmnist(const char *dir, const char *device, int epochs, int max_steps
 			rc = fv_sgd_step(sgd, lr);
 		loss_sum += s >= steps - 50 ? loss : 0;
 	}
-	double dt = now() - t0;
+	double dt = fv_now_s() - t0;
 	if (rc) {
 		die(rc, "training");
 		goto out;
@@ -240,9 +233,9 @@ static int bench(const char *model, const char *device, int batch, int steps, in
 	fv_sgd *sgd = NULL;
 	fv_cuda_input *in = NULL;
 	int *lab = malloc(batch * sizeof *lab);
-	double t0 = now();
+	double t0 = fv_now_s();
 	int rc = setup(model, 3, size, batch, device, 1e-4f, &net, &sgd);
-	double tc = now() - t0;
+	double tc = fv_now_s() - t0;
 	float *xh = NULL; /* without a GPU (smoke runs): host floats */
 	if (!rc && (rc = fv_cuda_input_new(&in, net, 1, NULL, NULL)) == FV_E_UNSUPPORTED) {
 		size_t nx = (size_t)batch * 3 * size * size;
@@ -267,9 +260,9 @@ static int bench(const char *model, const char *device, int batch, int steps, in
 	 * synchronised: where the time goes */
 	for (int s = 0; s < steps + 6 && !rc; s++) {
 		if (s == 3)
-			ts = now();
+			ts = fv_now_s();
 		if (s == steps + 3 && !(rc = fv_net_profile_start(net)))
-			ts = now() - ts; /* from here ts holds the timed steps' seconds */
+			ts = fv_now_s() - ts; /* from here ts holds the timed steps' seconds */
 		if (!rc)
 			rc = fv_net_forward(net, xh, batch, 1);
 		if (!rc)
