@@ -621,9 +621,10 @@ int fv_run_next(fv_run *r, fv_feed *f, const float **x, const int **y, int *n, d
 {
 	const void *got;
 	int rc, slot = r->gslot;
-	if (r->ahead.have && r->ahead.feed == f && r->ahead.generation != fv_feed_generation(f))
-		r->ahead.have = 0; /* fetched under the epoch before: not this plan's */
-	if (r->ahead.have && r->ahead.feed == f) { /* fetched while the last step ran */
+	int mine = r->ahead.have && f == r->train; /* only training batches are fetched ahead */
+	if (mine && r->ahead.generation != fv_feed_generation(f))
+		mine = r->ahead.have = 0; /* fetched under the epoch before: not this plan's */
+	if (mine) { /* fetched while the last step ran */
 		rc = r->ahead.rc, slot = r->ahead.slot;
 		got = r->ahead.x, *y = r->ahead.y, *n = r->ahead.n;
 		if (waited_ms)
@@ -634,8 +635,6 @@ int fv_run_next(fv_run *r, fv_feed *f, const float **x, const int **y, int *n, d
 			slot = r->ahead.slot ^ 1;
 		rc = take(r, f, slot, &got, y, n, waited_ms);
 	}
-	if (f == r->train)
-		r->ahead.feed = f; /* its steps fetch ahead */
 	if (!rc)
 		fv_feed_trace_commit(f);
 	*x = got;
@@ -650,7 +649,7 @@ int fv_run_next(fv_run *r, fv_feed *f, const float **x, const int **y, int *n, d
 /* While the backward runs (asynchronously on a GPU): the next batch. */
 static int fetch_ahead(fv_run *r)
 {
-	fv_feed *f = r->ahead.feed;
+	fv_feed *f = r->train;
 	if (!f || r->ahead.have)
 		return 0;
 	if (!r->ahead.y && !(r->ahead.y = malloc(r->o.batch * sizeof *r->ahead.y)))

@@ -34,11 +34,10 @@ typedef struct fv_run {
 	fv_net *net, *teacher;
 	struct fv_cuda_input *gin; /* GPU: uint8 batches staged in pinned slots */
 	int gslot;
-	/* the next training batch, fetched while the last step's backward ran
-	 * (fv_run_step), for fv_run_next to hand out */
+	/* the next batch of r->train, fetched while the last step's backward
+	 * ran (fv_run_step), for fv_run_next to hand out */
 	struct {
 		int have, rc, n, slot;
-		fv_feed *feed;
 		uint64_t generation;
 		const void *x;
 		int *y;
