@@ -324,10 +324,7 @@ int fv_run_setup(fv_run *r)
 	/* the data path; on a GPU (no teacher, which wants host floats) uint8
 	 * batches through pinned slots, normalised on the device */
 	if (fv_cuda_input_new && !r->teacher) {
-		float m[3], sd[3]; /* fv_cuda_input takes them in 0..1 units */
-		for (int k = 0; k < 3; k++)
-			m[k] = r->mean[k] / 255.0f, sd[k] = r->std[k] / 255.0f;
-		rc = fv_cuda_input_new(&r->gin, r->net, 2, m, sd);
+		rc = fv_cuda_input_new(&r->gin, r->net, 2, r->mean, r->std);
 		if (rc == FV_E_UNSUPPORTED)
 			rc = 0;
 		if (rc)

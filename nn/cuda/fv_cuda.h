@@ -3,7 +3,8 @@
  *
  *  - a data path for uint8 NHWC batches: pinned host buffers, the copy on
  *    its own stream overlapping the previous step's compute, normalisation
- *    ((x / 255 - mean[c]) / std[c]) and the NHWC->NCHW transpose on the GPU,
+ *    ((x - mean[c]) / std[c], pixel units as fv_aug_params) and the NHWC->NCHW
+ *    transpose on the GPU,
  *    straight into a compiled net's input tensor;
  *  - softmax cross-entropy with label smoothing and class weights on device
  *    logits (nn/loss.c's formula; the graph itself keeps the loss on the
@@ -25,7 +26,8 @@
 typedef struct fv_cuda_input fv_cuda_input;
 
 /* Input staging for a compiled CUDA net with `slots` pinned buffers of
- * batch x H x W x C bytes. mean/std: C floats each (NULL: 0 and 1).
+ * batch x H x W x C bytes. mean/std: C floats each in pixel units (0..255, as
+ * fv_aug_params and fovea-trainer keep them); NULL: 0 and 255 (x / 255).
  * Returns 0, FV_E_UNSUPPORTED (the net does not run on the CUDA backend),
  * ENOMEM / FV_E_INTERNAL (CUDA failures, detail in fv_err_msg). */
 int fv_cuda_input_new(fv_cuda_input **out, fv_net *net, int slots, const float *mean,

@@ -78,8 +78,8 @@ extern "C" int fv_cuda_input_new(fv_cuda_input **out, fv_net *net, int slots, co
 	in->bytes = (size_t)x->n * x->c * x->h * x->w;
 	float hn[2 * MAXC];
 	for (int c = 0; c < x->c; c++) {
-		float s = std ? std[c] : 1.0f, m = mean ? mean[c] : 0.0f;
-		hn[c] = 1.0f / (255.0f * s);
+		float s = std ? std[c] : 255.0f, m = mean ? mean[c] : 0.0f;
+		hn[c] = 1.0f / s;
 		hn[x->c + c] = -m / s;
 	}
 	rc = fv_cu_check(cudaStreamCreateWithFlags(&in->copy, cudaStreamNonBlocking), "stream");

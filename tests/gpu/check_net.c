@@ -161,7 +161,8 @@ static void check_xent(fv_net *net)
 static void check_input(fv_net *net)
 {
 	enum { N = 16, C = 3, HW = 64 };
-	const float mean[C] = { 0.485f, 0.456f, 0.406f }, std[C] = { 0.229f, 0.224f, 0.225f };
+	/* ImageNet's, in pixel units (as fv_aug_params keeps them) */
+	const float mean[C] = { 123.675f, 116.28f, 103.53f }, std[C] = { 58.395f, 57.12f, 57.375f };
 	fv_cuda_input *in = NULL;
 	fv_net_dev d;
 	float ref[N * C * HW], got[N * C * HW];
@@ -176,7 +177,7 @@ static void check_input(fv_net *net)
 			for (int c = 0; c < C; c++)
 				for (int p = 0; p < HW; p++)
 					ref[(n * C + c) * HW + p] =
-						(u[(n * HW + p) * C + c] / 255.0f - mean[c]) / std[c];
+						(u[(n * HW + p) * C + c] - mean[c]) / std[c];
 		rc = fv_cuda_input_submit(in, slot, N);
 		if (!rc)
 			rc = fv_cuda_input_load(in, slot);

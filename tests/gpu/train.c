@@ -116,7 +116,7 @@ static int stage(stager *st, int s, int slot, int *lab)
 			memcpy(u + (size_t)i * 784, src, 784);
 		else
 			for (int j = 0; j < 784; j++)
-				st->xh[i * 784 + j] = (src[j] / 255.0f - st->mean) / st->sd;
+				st->xh[i * 784 + j] = (src[j] - st->mean) / st->sd;
 	}
 	return u ? fv_cuda_input_submit(st->in, slot, st->b) : 0;
 }
@@ -145,7 +145,7 @@ static int fmnist(const char *dir, const char *device, int epochs, int max_steps
 	float *xh = malloc(B * 784 * sizeof *xh);
 	double t0 = fv_now_s(), loss_sum = 0;
 	rc = setup("resnet20", 1, 28, B, device, 5e-4f, &net, &sgd);
-	const float mean = 0.2860f, sd = 0.3530f;
+	const float mean = 0.2860f * 255, sd = 0.3530f * 255; /* pixel units */
 	if (!rc && fv_cuda_input_new(&in, net, 2, &mean, &sd))
 		in = NULL; /* not a CUDA net: host floats */
 	perm = malloc(ntr * sizeof *perm);
