@@ -30,7 +30,7 @@ for lib in libcudnn.so.9 libcublas.so.13 libcublasLt.so.13 libcudart.so.13 libnv
 done
 export LD_LIBRARY_PATH=${LIBS:+$LIBS:}${dirs#:}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi -L 2>&1 | head -2
-missing=$(ldd "$BIN/fv-gpu-check" "$BIN/fv-gpu-train" | grep 'not found' | sort -u)
+missing=$(ldd "$BIN"/* 2>/dev/null | grep 'not found' | sort -u) # every carried program
 if [ -n "$missing" ]; then
 	echo "missing libraries:"
 	echo "$missing"

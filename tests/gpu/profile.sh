@@ -4,9 +4,11 @@
 #   device run: carry ["build/gpu"], command "bash tests/gpu/profile.sh [STEPS]"
 # Runs the op check (failures and the whole-net lines only), then resnet50
 # training at 224 in bf16 (batch 256; cuDNN's algorithm choices logged under
-# $OUT) and in fp32 (batch 128), and bf16 again with each FV_CUDA_* variant
-# named in FV_GPU_VARIANTS (default: the legacy batch norm), printing each
-# run's per-op profile (fv_net_profile_report) and img/s.
+# $OUT) and in fp32 (batch 128), and bf16 again with each variant named in
+# FV_GPU_VARIANTS (default: FV_NET_NOFUSE=2, the residual add unfolded, then
+# bf16 once more as it is, since cuDNN's algorithm picks move the figure
+# between processes; FV_CUDA_BN_LEGACY=1 gives the old batch norm), printing
+# each run's per-op profile (fv_net_profile_report) and img/s.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 P=build/gpu
@@ -27,6 +29,8 @@ run() { # name, env assignments..., then the bench arguments after --
 }
 run bf16 FV_CUDA_ALGOS=1 -- resnet50 cuda:bf16 256 "$STEPS" 224
 run fp32 FV_CUDA_ALGOS=1 -- resnet50 cuda 128 "$((STEPS / 2 + 1))" 224
-for v in ${FV_GPU_VARIANTS:-FV_CUDA_BN_LEGACY=1}; do
-	run "bf16-${v%%=*}" "$v" -- resnet50 cuda:bf16 256 "$STEPS" 224
+k=0
+for v in ${FV_GPU_VARIANTS:-FV_NET_NOFUSE=2 FV_NET_NOFUSE=0}; do
+	k=$((k + 1))
+	run "bf16-$k-${v%%=*}" "$v" -- resnet50 cuda:bf16 256 "$STEPS" 224
 done
