@@ -90,21 +90,23 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 	a->k = k;
 	a->lo = in_n;
 	a->hi = 0;
+	double ww[k];
+	int kf = 1;
 	for (int i = 0; i < out_n; i++) {
 		double center = x0 + (i + 0.5) * scale;
-		int lo = (int)floor(center - support + 0.5);
-		int hi = (int)floor(center + support + 0.5);
-		if (lo < 0)
-			lo = 0;
+		double fl = center - support + 0.5, fh = center + support + 0.5;
+		/* floor, then clamped to the source (a negative end clamps the same) */
+		int lo = fl < 0 ? 0 : (int)fl;
+		int hi = fh < 0 ? 0 : (int)fh;
 		if (hi > in_n)
 			hi = in_n;
 		if (hi - lo > k)
 			hi = lo + k;
-		double ww[k], sum = 0;
-		int n = 0;
-		for (int x = lo; x < hi; x++) {
-			ww[n] = tri((x - center + 0.5) * inv);
-			sum += ww[n++];
+		double sum = 0;
+		int n = hi > lo ? hi - lo : 0;
+		for (int j = 0; j < n; j++) {
+			ww[j] = tri((lo + j - center + 0.5) * inv);
+			sum += ww[j];
 		}
 		/* trim zero-weight taps at both ends so regions stay tight */
 		int s = 0;
@@ -124,18 +126,17 @@ int fv_axis_plan(fv_axis *a, double x0, double len, int out_n, int in_n, int pre
 		}
 		a->start[i] = lo + s;
 		a->cnt[i] = n;
+		kf = n > kf ? n : kf;
 		double rs = 1.0 / sum;
+		float *w = a->w + (size_t)i * k;
 		for (int j = 0; j < n; j++)
-			a->w[(size_t)i * k + j] = (float)(ww[s + j] * rs);
+			w[j] = (float)(ww[s + j] * rs);
 		if (lo + s < a->lo)
 			a->lo = lo + s;
 		if (lo + s + n > a->hi)
 			a->hi = lo + s + n;
 	}
-	/* the widest output; the paths' own tables are made when they run */
-	a->kf = 1;
-	for (int i = 0; i < out_n; i++)
-		a->kf = a->cnt[i] > a->kf ? a->cnt[i] : a->kf;
+	a->kf = kf; /* the widest output; the paths' own tables are made when they run */
 	return 0;
 }
 
