@@ -34,12 +34,12 @@ typedef struct fv_axis {
 	int kf;
 	int *fstart;
 	float *w8;
-	/* fixed-point path (resample_fx.c): kq taps per output (even, for
-	 * the horizontal axis), n8 outputs (n rounded up to 8), qstart[x]
-	 * (bytes from source column lo),
-	 * 14-bit weights qw[x * kq + t], and qp, the horizontal weights laid
-	 * out for the AVX2 kernel */
-	int kq, n8;
+	/* fixed-point path (resample_fx.c): kq taps per output (kf rounded
+	 * up to even, for the horizontal axis), n16 outputs (n rounded up to
+	 * 16), qstart[x] (columns from lo; then each lane's window start),
+	 * 14-bit weights qw[x * kq + t], qp, the horizontal taps laid out for
+	 * the AVX2 kernel, and lanes, whether every lane's taps fit it */
+	int kq, n16, lanes;
 	int *qstart;
 	int16_t *qw, *qp;
 	fv_aug_buf bstart, bcnt, bw, bfstart, bw8, bqstart, bqw, bqp, blast;
@@ -66,6 +66,11 @@ typedef struct fv_aug_view {
 int fv_resample(float *planes, const fv_aug_view *v, fv_axis *ax, fv_axis *ay, int flip,
 		fv_aug_buf *tmp);
 int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c);
+/* The widest kernels the fixed-point path runs: 2 AVX-512 (VBMI), 1 AVX2,
+ * 0 plain C; all give the same bits. The CPU sets the top (FV_AUG_ISA=avx2
+ * or =c lowers it); cap >= 0 sets the level to min(cap, top) (tests).
+ * Returns the level. */
+int fv_resample_fx_isa(int cap);
 
 /* Where the fixed-point pass writes: channel k of output pixel i goes to
  * out[k][i] as ((x + add[k]) - sub[k]) * mul[k], float or (half) IEEE

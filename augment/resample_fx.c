@@ -1,16 +1,26 @@
 /* augment/resample_fx.c — the resampling pass in fixed point, the way
  * Pillow-SIMD does it: weights in 14-bit fixed point (each output's sum
- * exactly 1 << 14), the horizontal pass first, straight from the decoded
- * 8-bit pixels into 16-bit rows with 7 fraction bits (R, G, B, 0 per pixel),
- * then the vertical pass over those rows into 32-bit sums, converted once to
- * float planes. Integer sums do not depend on their order, so the AVX2
- * kernels and the plain C ones give the same bits on every host. Against
- * the float filter an output moves by at most ~0.02 levels per tap.
+ * exactly 1 << 14), the horizontal pass first, from the decoded 8-bit
+ * pixels into 16-bit rows with 7 fraction bits, then the vertical pass over
+ * those rows into 32-bit sums, converted once to float planes. Against the
+ * float filter an output moves by at most ~0.02 levels per tap.
+ *
+ * The horizontal pass works on channel planes (each RGB row split first):
+ * a window of plane bytes holds the taps of several outputs, and one byte
+ * shuffle per pair of taps spreads them into 16-bit values for one madd.
+ * AVX-512 (VBMI) takes 16 outputs per 64-byte window; AVX2 4 outputs per
+ * 16-byte lane, or fewer when the shrink is wider; plain C the rest.
+ * Integer sums do not depend on their order, so every kernel gives the
+ * same bits on every host (test_transform checks the levels against each
+ * other), and the choice is made per CPU at run time.
  *
  * Horizontal rows are made on demand into a ring as the vertical pass walks
- * down, so each source row is read once and the ring stays in L1/L2. */
+ * down, so each source row is read once and the ring stays in L1/L2. Ring
+ * rows are channel planes of 16-bit values, each 16 outputs in the order
+ * the vertical pass's unpacks read back in order (rpos). */
 #include <stddef.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "augment/aug_internal.h"
@@ -29,14 +39,17 @@
 static void quantize(const fv_axis *a, int i, int16_t *q)
 {
 	const float *w = a->w + (size_t)i * a->k;
-	int sum = 0, big = 0;
+	int sum = 0, big = 0, top = -1;
 	for (int j = 0; j < a->cnt[i]; j++) {
-		q[j] = (int16_t)(w[j] * (1 << FX_BITS) + 0.5f);
-		sum += q[j];
-		if (q[j] > q[big])
+		int v = (int)(w[j] * (1 << FX_BITS) + 0.5f);
+		q[j] = (int16_t)v;
+		sum += v;
+		if (v > top) {
+			top = v;
 			big = j;
+		}
 	}
-	q[big] = (int16_t)(q[big] + ((1 << FX_BITS) - sum));
+	q[big] = (int16_t)(top + ((1 << FX_BITS) - sum));
 }
 
 int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c)
@@ -46,50 +59,154 @@ int fv_axis_fx_ok(const fv_axis *ax, const fv_axis *ay, int c)
 	       ax->hi - ax->lo >= kx;
 }
 
-/* The horizontal plan: n8 outputs (n rounded up to 8; the extra ones weigh
- * nothing), each kq taps (a multiple of 4) from source column lo +
- * qstart[x] / c (qstart is in bytes from column lo), moved left at
- * the right edge so no tap passes hi; output x is source output n-1-x when
- * flipping. qw[x*kq + t]: per output; qp: the same as the AVX2 kernel
- * reads them, per pair of outputs and group of 4 taps two vectors of 16
- * int16: w[x][t], w[x][t+1] thrice and a zero pair, then the same for x+1;
- * then taps t+2, t+3 likewise. */
-static int plan_h(fv_axis *a, int flip, int c)
+/* Ring rows keep each 16 outputs in the order [0-3, 8-11, 4-7, 12-15]:
+ * what packs makes of two 8-output sums, and what unpacklo/unpackhi of
+ * two such rows turn back into outputs 0-7 and 8-15. */
+static inline int rpos(int x)
 {
-	int n = a->n, n8 = (n + 7) & ~7, kq = (a->kf + 3) & ~3, rc;
-	if ((rc = fv_aug_buf_reserve(&a->bqstart, sizeof(int) * n8)) ||
-	    (rc = fv_aug_buf_reserve(&a->bqw, sizeof(int16_t) * n8 * kq)) ||
-	    (rc = fv_aug_buf_reserve(&a->bqp, sizeof(int16_t) * 4 * (size_t)n8 * kq)))
+	int b = x & 15;
+	return (x & ~15) | (b & 3) | (b & 4) << 1 | (b & 8) >> 1;
+}
+
+/* Which kernels run: 2 the AVX-512 (VBMI) ones, 1 AVX2, 0 plain C; set
+ * once from the CPU (FV_AUG_ISA=avx2 or =c caps it). */
+static int isa_level, isa_top;
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+static void isa_init(void);
+
+int fv_resample_fx_isa(int cap)
+{
+	pthread_once(&isa_once, isa_init);
+	if (cap >= 0)
+		__atomic_store_n(&isa_level, cap < isa_top ? cap : isa_top, __ATOMIC_RELAXED);
+	return __atomic_load_n(&isa_level, __ATOMIC_RELAXED);
+}
+
+/* The kernels' tap windows (a->lanes): */
+enum {
+	WIN_NONE,  /* plain C, from qstart and qw */
+	WIN_AVX2,  /* 16 bytes per 4 outputs, two such lanes to a register */
+	WIN_512,   /* 64 bytes per 16 outputs, placed in ring order */
+	WIN_AVX2_2, /* 16 bytes per 2 outputs (their taps split over two
+		     * slots each, summed after), for shrinks too wide for 4 */
+	WIN_AVX2_1, /* 16 bytes per output (over four slots): up to 16 taps */
+	WIN_512_RGB /* AVX-512 straight from RGB rows: 128 bytes (42 pixels)
+		     * per 16 outputs, offsets of the R bytes (G, B: + 1, + 2) */
+};
+
+/* Lay out the horizontal taps for the kernel of windows mode: window v
+ * starts at plane column qstart[3 * n16 + v] (its outputs' first real
+ * tap); per register (L windows) and group of taps g, qp holds R bytes of
+ * byte-shuffle control (per slot, two taps as 16-bit values: low byte the
+ * offset in the window, high byte 0x80, zero) then R bytes of their
+ * weights in the same places (WIN_512_RGB: then the G and B bytes'
+ * control). Taps that weigh nothing read nothing (0x80).
+ * Returns whether every real tap fits its window. */
+static int plan_windows(fv_axis *a, int mode)
+{
+	static const int ring16[16] = { 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15 };
+	int wide = mode == WIN_512 || mode == WIN_512_RGB, px = mode == WIN_512_RGB ? 3 : 1;
+	int B = wide ? 16 : mode == WIN_AVX2 ? 4 : mode == WIN_AVX2_2 ? 2 : 1;
+	int S = wide ? 1 : 4 / B; /* slots per output */
+	int L = wide ? 1 : 2, R = wide ? 64 : 32, win = mode == WIN_512 ? 64 : wide ? 126 : 16;
+	int n16 = a->n16, kq = a->kq, GG = (kq / 2 + S - 1) / S, fits = 1, w = a->hi - a->lo;
+	const int *first = a->qstart + n16, *last = a->qstart + 2 * n16;
+	int *base = a->qstart + 3 * n16;
+	uint8_t *qp = (uint8_t *)a->qp;
+	int step = mode == WIN_512_RGB ? 4 * R : 2 * R; /* bytes per register and group */
+	for (int r = 0; r < n16 / (B * L) * GG; r++) {
+		memset(qp + (size_t)r * step, 0x80, R);
+		memset(qp + (size_t)r * step + R, 0, R);
+	}
+	for (int v = 0; v < n16 / B; v++) {
+		/* window v's first output: in order, except for the split
+		 * slots. WIN_AVX2_2's registers hold {0,1 | 4,5}, {2,3 | 6,7},
+		 * {8,9 | 12,13} and {10,11 | 14,15} of each 16, so one hadd of
+		 * two of them leaves 8 outputs in order; WIN_AVX2_1's
+		 * {0 | 4}, {1 | 5}, {2 | 6}, {3 | 7}, then 8-15 likewise, for
+		 * two rounds of hadd of four */
+		int x0 = v * B, r = v / 2;
+		if (mode == WIN_AVX2_2)
+			x0 = 16 * (r / 4) + 8 * (r % 4 / 2) + 2 * (r % 2) + 4 * (v % 2);
+		else if (mode == WIN_AVX2_1)
+			x0 = 16 * (r / 8) + 8 * (r % 8 / 4) + r % 4 + 4 * (v % 2);
+		int lo = w;
+		for (int j = 0; j < B; j++)
+			if (last[x0 + j] > first[x0 + j] && first[x0 + j] < lo)
+				lo = first[x0 + j];
+		base[v] = lo = lo < w ? lo : 0;
+		uint8_t *blk = qp + (size_t)(v / L) * GG * step + (v % L) * (R / L);
+		for (int j = 0; j < B; j++) {
+			int x = x0 + j, slot = wide ? ring16[j] : S * j;
+			for (int col = first[x]; col < last[x]; col++) {
+				int t = col - a->qstart[x];
+				uint8_t *c = blk + (size_t)(t / (2 * S)) * step + 4 * (slot + t / 2 % S) + 2 * (t & 1);
+				if (px * (col - lo) >= win) {
+					fits = 0;
+					continue;
+				}
+				c[0] = (uint8_t)(px * (col - lo));
+				memcpy(c + R, &a->qw[(size_t)x * kq + t], 2);
+			}
+		}
+	}
+	if (mode == WIN_512_RGB) /* the G and B bytes are one and two further */
+		for (int r = 0; r < n16 / (B * L) * GG; r++)
+			for (int k = 0; k < R; k++) {
+				qp[(size_t)r * step + 2 * R + k] = (uint8_t)(qp[(size_t)r * step + k] + 1);
+				qp[(size_t)r * step + 3 * R + k] = (uint8_t)(qp[(size_t)r * step + k] + 2);
+			}
+	return fits;
+}
+
+/* The horizontal plan over channel planes (source column lo at 0). Output
+ * x < n16 (n rounded up to 16; the extra ones weigh nothing) reads kq taps
+ * (kf rounded up to even) from plane column qstart[x], moved left at the
+ * right edge so no tap passes hi, with weights qw[x * kq + t], its real
+ * taps in columns [qstart[n16 + x], qstart[2 * n16 + x]); output x is
+ * source output n-1-x when flipping. Then the windows of the widest
+ * kernel the isa level has and the taps fit (a->lanes, a WIN_ mode):
+ * AVX-512 from the RGB row or a plane, AVX2 4, 2 or 1 outputs per lane;
+ * else plain C. c: channels. */
+static int plan_h(fv_axis *a, int flip, int isa, int c)
+{
+	int n = a->n, n16 = (n + 15) & ~15, kq = (a->kf + 1) & ~1, rc;
+	if ((rc = fv_aug_buf_reserve(&a->bqstart, sizeof(int) * (size_t)n16 * 4)) ||
+	    (rc = fv_aug_buf_reserve(&a->bqw, sizeof(int16_t) * (size_t)n16 * kq)) ||
+	    (rc = fv_aug_buf_reserve(&a->bqp, 16 * (size_t)n16 * (kq / 2 + 1))))
 		return rc;
 	a->kq = kq;
-	a->n8 = n8;
+	a->n16 = n16;
 	a->qstart = a->bqstart.p;
 	a->qw = a->bqw.p;
 	a->qp = a->bqp.p;
-	memset(a->qw, 0, sizeof(int16_t) * n8 * kq);
-	for (int x = 0; x < n8; x++) {
-		int i = x < n ? (flip ? n - 1 - x : x) : (flip ? 0 : n - 1);
-		int st = a->start[i] < a->hi - kq ? a->start[i] : a->hi - kq;
-		a->qstart[x] = (st - a->lo) * c; /* bytes from column lo */
+	int *first = a->qstart + n16, *last = a->qstart + 2 * n16;
+	memset(a->qw, 0, sizeof(int16_t) * (size_t)n16 * kq);
+	for (int x = 0; x < n16; x++) {
+		int i = flip ? n - 1 - x : x;
+		a->qstart[x] = first[x] = last[x] = 0;
 		if (x >= n)
 			continue;
+		int st = a->start[i] < a->hi - kq ? a->start[i] : a->hi - kq;
 		int16_t q[FX_MAXK];
 		quantize(a, i, q);
-		for (int j = 0; j < a->cnt[i]; j++)
-			a->qw[(size_t)x * kq + a->start[i] - st + j] = q[j];
+		a->qstart[x] = st - a->lo;
+		for (int t = 0; t < a->cnt[i]; t++)
+			a->qw[(size_t)x * kq + a->start[i] - st + t] = q[t];
+		first[x] = a->start[i] - a->lo;
+		last[x] = first[x] + a->cnt[i];
 	}
-	for (int x = 0; x < n8; x += 2)
-		for (int t = 0; t < kq; t += 4)
-			for (int half = 0; half < 2; half++) {
-				int16_t *v = a->qp + (((size_t)(x / 2) * (kq / 4) + t / 4) * 2 + half) * 16;
-				for (int l = 0; l < 2; l++) {
-					const int16_t *w = a->qw + (size_t)(x + l) * kq + t + 2 * half;
-					for (int ch = 0; ch < 4; ch++) {
-						v[l * 8 + 2 * ch] = ch < 3 ? w[0] : 0;
-						v[l * 8 + 2 * ch + 1] = ch < 3 ? w[1] : 0;
-					}
-				}
-			}
+	a->lanes = WIN_NONE;
+	if (isa >= 2 && c == 3 && plan_windows(a, WIN_512_RGB))
+		a->lanes = WIN_512_RGB;
+	else if (isa >= 2 && plan_windows(a, WIN_512))
+		a->lanes = WIN_512;
+	else if (isa >= 1 && plan_windows(a, WIN_AVX2))
+		a->lanes = WIN_AVX2;
+	else if (isa >= 1 && plan_windows(a, WIN_AVX2_2))
+		a->lanes = WIN_AVX2_2;
+	else if (isa >= 1 && kq <= 16 && plan_windows(a, WIN_AVX2_1))
+		a->lanes = WIN_AVX2_1;
 	return 0;
 }
 
@@ -109,87 +226,353 @@ static int plan_v(fv_axis *a)
 /* ------------------------------------------------------------ horizontal */
 
 #if defined(__AVX2__)
-/* Two outputs' 4-tap groups: lane 0 holds 16 source bytes from output x's
- * first tap, lane 1 from x+1's (4 taps and a bit each); one shuffle makes
- * taps 0, 1 into [R0 R1 G0 G1 B0 B1 0 0] per lane, another taps 2, 3, and
- * madd sums each pair: [x | x+1] in R, G, B, 0 with no lane to fold. */
-static inline __attribute__((always_inline)) __m256i hpair3(const uint8_t *s0, const uint8_t *s1,
-							    const __m256i *w, int ng, __m256i m01,
-							    __m256i m23, __m256i acc)
+static void split3_512(const uint8_t *restrict s, int w, uint8_t *const *out);
+#endif
+
+/* Split w RGB pixels into three planes (wide: with the AVX-512 kernel). */
+static void split3(const uint8_t *restrict s, int w, uint8_t *const *out, int wide)
 {
-	for (int g = 0; g < ng; g++) {
-		__m256i px = _mm256_inserti128_si256(
-			_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(s0 + 12 * g))),
-			_mm_loadu_si128((const __m128i *)(s1 + 12 * g)), 1);
-		acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, m01),
-							      _mm256_load_si256(w + 2 * g)));
-		acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, m23),
-							      _mm256_load_si256(w + 2 * g + 1)));
+	int x = 0;
+	uint8_t *restrict r = out[0], *restrict g = out[1], *restrict b = out[2];
+#if defined(__AVX2__)
+	if (wide) {
+		split3_512(s, w, out);
+		return;
+	}
+	/* pixel k's channel ch is byte 3k + ch of the 48 per 16 pixels: per
+	 * channel one shuffle of each 16-byte third, or-ed together */
+	__m256i m[3][3];
+	for (int ch = 0; ch < 3; ch++)
+		for (int third = 0; third < 3; third++) {
+			uint8_t v[16];
+			for (int k = 0; k < 16; k++)
+				v[k] = (3 * k + ch) / 16 == third ? (uint8_t)((3 * k + ch) % 16) : 0x80;
+			m[ch][third] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)v));
+		}
+	for (; x + 32 <= w; x += 32) {
+		const uint8_t *p = s + 3 * x;
+		__m256i t[3];
+		for (int third = 0; third < 3; third++)
+			t[third] = _mm256_inserti128_si256(
+				_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(p + 16 * third))),
+				_mm_loadu_si128((const __m128i *)(p + 48 + 16 * third)), 1);
+		for (int ch = 0; ch < 3; ch++)
+			_mm256_storeu_si256((__m256i *)(out[ch] + x),
+					    _mm256_or_si256(_mm256_or_si256(_mm256_shuffle_epi8(t[0], m[ch][0]),
+									     _mm256_shuffle_epi8(t[1], m[ch][1])),
+							    _mm256_shuffle_epi8(t[2], m[ch][2])));
+	}
+#else
+	(void)wide;
+#endif
+	for (; x < w; x++) {
+		r[x] = s[3 * x];
+		g[x] = s[3 * x + 1];
+		b[x] = s[3 * x + 2];
+	}
+}
+
+#if defined(__AVX2__)
+/* Outputs x .. x+7: two lanes' 16 source bytes, one shuffle and one madd
+ * per pair of taps; the sums at 7 fraction bits. */
+static inline __attribute__((always_inline)) __m256i hlanes(const uint8_t *pl, const int *lb,
+							     const uint8_t *qp, int G, __m256i acc)
+{
+	__m256i px = _mm256_inserti128_si256(
+		_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(pl + lb[0]))),
+		_mm_loadu_si128((const __m128i *)(pl + lb[1])), 1);
+	for (int g = 0; g < G; g++) {
+		const __m256i *q = (const __m256i *)(qp + 64 * g);
+		acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_shuffle_epi8(px, _mm256_loadu_si256(q)),
+							      _mm256_loadu_si256(q + 1)));
 	}
 	return acc;
 }
 
-static inline __attribute__((always_inline)) void hrow3_avx2(int16_t *restrict out,
-								const uint8_t *restrict src,
-								const fv_axis *a, const int ng)
+/* WIN_AVX2: 16 outputs as two registers of two 4-output lanes. */
+static inline __attribute__((always_inline)) void hplane_avx2(int16_t *restrict out,
+								 const uint8_t *restrict pl,
+								 const fv_axis *a, const int G)
 {
-	const __m256i m01 = _mm256_setr_epi8(0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1,
-					     0, -1, 3, -1, 1, -1, 4, -1, 2, -1, 5, -1, -1, -1, -1, -1);
-	const __m256i m23 = _mm256_setr_epi8(6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1,
-					     6, -1, 9, -1, 7, -1, 10, -1, 8, -1, 11, -1, -1, -1, -1, -1);
 	const __m256i half = _mm256_set1_epi32(1 << (FX_BITS - FX_MID - 1));
-	const __m256i *wq = (const __m256i *)a->qp;
-	const int *qs = a->qstart;
-	const uint8_t *base = src;
-	for (int x = 0; x < a->n8; x += 4) {
-		const __m256i *w = wq + (size_t)(x / 2) * 2 * ng;
-		__m256i t01 = hpair3(base + qs[x], base + qs[x + 1], w, ng, m01, m23, half);
-		__m256i t23 = hpair3(base + qs[x + 2], base + qs[x + 3], w + 2 * ng, ng, m01, m23, half);
-		t01 = _mm256_srai_epi32(t01, FX_BITS - FX_MID);
-		t23 = _mm256_srai_epi32(t23, FX_BITS - FX_MID);
-		/* packs gives [x, x+2 | x+1, x+3]; put them in order */
-		_mm256_storeu_si256((__m256i *)(out + 4 * x),
-				    _mm256_permute4x64_epi64(_mm256_packs_epi32(t01, t23), 0xD8));
+	const int *lb = a->qstart + 3 * a->n16;
+	const uint8_t *qp = (const uint8_t *)a->qp;
+	for (int x = 0; x < a->n16; x += 16) {
+		__m256i t0 = hlanes(pl, lb + x / 4, qp + (size_t)(x / 8) * G * 64, G, half);
+		__m256i t1 = hlanes(pl, lb + x / 4 + 2, qp + (size_t)(x / 8 + 1) * G * 64, G, half);
+		_mm256_storeu_si256((__m256i *)(out + x),
+				    _mm256_packs_epi32(_mm256_srai_epi32(t0, FX_BITS - FX_MID),
+						       _mm256_srai_epi32(t1, FX_BITS - FX_MID)));
+	}
+}
+
+/* WIN_AVX2_2 (S = 2) and WIN_AVX2_1 (S = 4): 16 outputs as 8 / S
+ * registers of two lanes of 4 / S outputs, each output's taps in S slots;
+ * horizontal adds sum them, leaving 8 outputs in order per 4 / S... */
+static inline __attribute__((always_inline)) void hplane_split(int16_t *restrict out,
+								  const uint8_t *restrict pl,
+								  const fv_axis *a, const int S)
+{
+	const __m256i half = _mm256_set1_epi32(1 << (FX_BITS - FX_MID - 1)), z = _mm256_setzero_si256();
+	const int *lb = a->qstart + 3 * a->n16, GG = (a->kq / 2 + S - 1) / S;
+	const uint8_t *qp = (const uint8_t *)a->qp;
+	for (int x = 0; x < a->n16; x += 16) {
+		__m256i t[8];
+		for (int r = 0; r < 2 * S; r++)
+			t[r] = hlanes(pl, lb + x * S / 4 + 2 * r, qp + (size_t)(x * S / 8 + r) * GG * 64, GG, z);
+		for (int n = 2 * S; n > 4; n /= 2) /* S = 4: a first round, 8 -> 4 */
+			for (int r = 0; r < n / 2; r++)
+				t[r] = _mm256_hadd_epi32(t[2 * r], t[2 * r + 1]);
+		__m256i t0 = _mm256_add_epi32(_mm256_hadd_epi32(t[0], t[1]), half);
+		__m256i t1 = _mm256_add_epi32(_mm256_hadd_epi32(t[2], t[3]), half);
+		_mm256_storeu_si256((__m256i *)(out + x),
+				    _mm256_packs_epi32(_mm256_srai_epi32(t0, FX_BITS - FX_MID),
+						       _mm256_srai_epi32(t1, FX_BITS - FX_MID)));
 	}
 }
 #endif
 
-/* One source row (c = 3, 8-bit RGB; src is source column lo; 4 bytes past
- * the last tap readable) into n8 pixels of R, G, B, 0 in 16 bits. */
-static void hrow3(int16_t *restrict out, const uint8_t *restrict src, const fv_axis *a)
-{
-	int kq = a->kq, x = 0;
+/* ---------------------------------------------------------------- AVX-512 */
+
 #if defined(__AVX2__)
-	switch (kq) {
-	case 4: hrow3_avx2(out, src, a, 1); return;
-	case 8: hrow3_avx2(out, src, a, 2); return;
-	default: hrow3_avx2(out, src, a, kq / 4); return;
+
+#define FV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
+
+/* split3_512's byte permutes: channel ch's byte k of 64 pixels is byte
+ * 3k + ch of their 192: from the first 128 by a two-table permute, then
+ * those past them (mask split_hi[ch]) from the last 64. */
+static uint8_t split_idx[3][2][64];
+static uint64_t split_hi[3];
+
+static void isa_init(void)
+{
+	const char *cap = getenv("FV_AUG_ISA");
+	isa_top = 1;
+	if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+	    __builtin_cpu_supports("avx512vbmi"))
+		isa_top = 2;
+	if (cap && !strcmp(cap, "avx2"))
+		isa_top = 1;
+	else if (cap && !strcmp(cap, "c"))
+		isa_top = 0;
+	isa_level = isa_top;
+	for (int ch = 0; ch < 3; ch++)
+		for (int k = 0; k < 64; k++) {
+			int b = 3 * k + ch;
+			split_idx[ch][0][k] = (uint8_t)(b < 128 ? b : 0);
+			split_idx[ch][1][k] = (uint8_t)(b < 128 ? 0 : b - 128);
+			if (b >= 128)
+				split_hi[ch] |= 1ull << k;
+		}
+}
+
+static FV_AVX512 void split3_512(const uint8_t *restrict s, int w, uint8_t *const *out)
+{
+	__m512i lo[3], hi[3];
+	for (int ch = 0; ch < 3; ch++) {
+		lo[ch] = _mm512_loadu_si512(split_idx[ch][0]);
+		hi[ch] = _mm512_loadu_si512(split_idx[ch][1]);
 	}
-#endif
-	for (; x < a->n8; x++) {
-		const uint8_t *s = src + a->qstart[x];
-		const int16_t *w = a->qw + (size_t)x * kq;
-		int acc[3] = { 1 << (FX_BITS - FX_MID - 1), 1 << (FX_BITS - FX_MID - 1),
-			       1 << (FX_BITS - FX_MID - 1) };
-		for (int t = 0; t < kq; t++)
-			for (int ch = 0; ch < 3; ch++)
-				acc[ch] += w[t] * s[3 * t + ch];
+	int x = 0;
+	for (; x + 64 <= w; x += 64) {
+		const uint8_t *p = s + 3 * (size_t)x;
+		__m512i A = _mm512_loadu_si512(p), B = _mm512_loadu_si512(p + 64);
+		__m512i C = _mm512_loadu_si512(p + 128);
 		for (int ch = 0; ch < 3; ch++)
-			out[4 * x + ch] = (int16_t)(acc[ch] >> (FX_BITS - FX_MID));
-		out[4 * x + 3] = 0;
+			_mm512_storeu_si512(out[ch] + x, _mm512_mask_permutexvar_epi8(
+				_mm512_permutex2var_epi8(A, lo[ch], B), split_hi[ch], hi[ch], C));
+	}
+	if (x < w) { /* the last n pixels: masked loads and stores */
+		const uint8_t *p = s + 3 * (size_t)x;
+		int n = w - x, nb = 3 * n;
+		__mmask64 m0 = nb >= 64 ? ~0ull : (1ull << nb) - 1;
+		__mmask64 m1 = nb >= 128 ? ~0ull : nb > 64 ? (1ull << (nb - 64)) - 1 : 0;
+		__mmask64 m2 = nb > 128 ? (1ull << (nb - 128)) - 1 : 0;
+		__m512i A = _mm512_maskz_loadu_epi8(m0, p), B = _mm512_maskz_loadu_epi8(m1, p + 64);
+		__m512i C = _mm512_maskz_loadu_epi8(m2, p + 128);
+		for (int ch = 0; ch < 3; ch++)
+			_mm512_mask_storeu_epi8(out[ch] + x, (1ull << n) - 1, _mm512_mask_permutexvar_epi8(
+				_mm512_permutex2var_epi8(A, lo[ch], B), split_hi[ch], hi[ch], C));
 	}
 }
 
-static void hrow1(int16_t *restrict out, const uint8_t *restrict src, const fv_axis *a)
+/* 16 outputs per 64-byte window of the plane (w bytes in it), one byte
+ * permute and one madd per pair of taps, stored in ring order. */
+static inline __attribute__((always_inline)) FV_AVX512 void
+hplane_512(int16_t *restrict out, const uint8_t *restrict pl, int w, const fv_axis *a, const int G)
 {
+	const __m512i half = _mm512_set1_epi32(1 << (FX_BITS - FX_MID - 1));
+	const int *base = a->qstart + 3 * a->n16;
+	const uint8_t *qp = (const uint8_t *)a->qp;
+	for (int v = 0; v < a->n16 / 16; v++) {
+		int left = w - base[v];
+		__m512i px = left >= 64 ? _mm512_loadu_si512(pl + base[v])
+					: _mm512_maskz_loadu_epi8((1ull << left) - 1, pl + base[v]);
+		__m512i acc = half;
+		for (int g = 0; g < G; g++) {
+			const uint8_t *q = qp + ((size_t)v * G + g) * 128;
+			__m512i t = _mm512_maskz_permutexvar_epi8(0x5555555555555555ull,
+								  _mm512_loadu_si512(q), px);
+			acc = _mm512_add_epi32(acc, _mm512_madd_epi16(t, _mm512_loadu_si512(q + 64)));
+		}
+		_mm256_storeu_si256((__m256i *)(out + 16 * v),
+				    _mm512_cvtsepi32_epi16(_mm512_srai_epi32(acc, FX_BITS - FX_MID)));
+	}
+}
+
+static FV_AVX512 void hplane512(int16_t *restrict out, const uint8_t *restrict pl, int w,
+				const fv_axis *a)
+{
+	switch (a->kq / 2) {
+	case 1: hplane_512(out, pl, w, a, 1); return;
+	case 2: hplane_512(out, pl, w, a, 2); return;
+	case 3: hplane_512(out, pl, w, a, 3); return;
+	case 4: hplane_512(out, pl, w, a, 4); return;
+	default: hplane_512(out, pl, w, a, a->kq / 2); return;
+	}
+}
+
+/* WIN_512_RGB: 16 outputs of each channel per 128 bytes of the RGB row
+ * (w pixels), one two-table byte permute and one madd per pair of taps
+ * and channel, into the three ring planes (pstride apart). Its plan holds
+ * 256 bytes per window and pair of taps: the R bytes' permute, the
+ * weights, then the G and B bytes' permutes. */
+static inline __attribute__((always_inline)) FV_AVX512 void
+hrgb_512(int16_t *restrict out, const uint8_t *restrict row, int w, const fv_axis *a,
+	 size_t pstride, const int G)
+{
+	const __m512i half = _mm512_set1_epi32(1 << (FX_BITS - FX_MID - 1));
+	const int *base = a->qstart + 3 * a->n16;
+	const uint8_t *qp = (const uint8_t *)a->qp;
+	for (int v = 0; v < a->n16 / 16; v++) {
+		const uint8_t *p = row + 3 * (size_t)base[v];
+		int left = 3 * (w - base[v]);
+		__m512i A, B;
+		if (left >= 128) {
+			A = _mm512_loadu_si512(p);
+			B = _mm512_loadu_si512(p + 64);
+		} else {
+			A = _mm512_maskz_loadu_epi8(left >= 64 ? ~0ull : (1ull << left) - 1, p);
+			B = _mm512_maskz_loadu_epi8(left > 64 ? (1ull << (left - 64)) - 1 : 0, p + 64);
+		}
+		const uint8_t *q = qp + (size_t)v * G * 256;
+		__m512i acc[3] = { half, half, half };
+		for (int g = 0; g < G; g++) {
+			__m512i wt = _mm512_loadu_si512(q + 256 * g + 64);
+			for (int ch = 0; ch < 3; ch++) {
+				__m512i idx = _mm512_loadu_si512(q + 256 * g + (ch ? 64 + 64 * ch : 0));
+				__m512i t = _mm512_maskz_permutex2var_epi8(0x5555555555555555ull, A, idx, B);
+				acc[ch] = _mm512_add_epi32(acc[ch], _mm512_madd_epi16(t, wt));
+			}
+		}
+		for (int ch = 0; ch < 3; ch++)
+			_mm256_storeu_si256((__m256i *)(out + ch * pstride + 16 * v),
+					    _mm512_cvtsepi32_epi16(_mm512_srai_epi32(acc[ch], FX_BITS - FX_MID)));
+	}
+}
+
+static FV_AVX512 void hrgb512(int16_t *restrict out, const uint8_t *restrict row, int w,
+			      const fv_axis *a, size_t pstride)
+{
+	switch (a->kq / 2) {
+	case 1: hrgb_512(out, row, w, a, pstride, 1); return;
+	case 2: hrgb_512(out, row, w, a, pstride, 2); return;
+	case 3: hrgb_512(out, row, w, a, pstride, 3); return;
+	case 4: hrgb_512(out, row, w, a, pstride, 4); return;
+	default: hrgb_512(out, row, w, a, pstride, a->kq / 2); return;
+	}
+}
+
+/* The vertical pass's AVX-512 row (vplane's): 32 outputs a step, two 16s
+ * in ring order, so the unpacks give outputs [0-7, 16-23] and
+ * [8-15, 24-31]; one two-table permute each puts them in order. */
+static inline __attribute__((always_inline)) FV_AVX512 void
+vplane_512(void *out, int half, float m, float b, int n, const int16_t *const *ra,
+	   const int16_t *const *rb, const uint32_t *pair, const int np, size_t off)
+{
+	const __m512 mv = _mm512_set1_ps(m), bv = _mm512_set1_ps(b);
+	const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+	const __m512i second = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+	__m512i wv[FX_MAXK / 2];
+	for (int p = 0; p < np; p++)
+		wv[p] = _mm512_set1_epi32((int)pair[p]);
+	for (int e = 0; e < n; e += 32) {
+		__m512i l = _mm512_setzero_si512(), h = _mm512_setzero_si512();
+		for (int p = 0; p < np; p++) {
+			__m512i A = _mm512_loadu_si512(ra[p] + off + e);
+			__m512i B = _mm512_loadu_si512(rb[p] + off + e);
+			l = _mm512_add_epi32(l, _mm512_madd_epi16(_mm512_unpacklo_epi16(A, B), wv[p]));
+			h = _mm512_add_epi32(h, _mm512_madd_epi16(_mm512_unpackhi_epi16(A, B), wv[p]));
+		}
+		__m512 x0 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutex2var_epi32(l, first, h)), mv), bv);
+		__m512 x1 = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_permutex2var_epi32(l, second, h)), mv), bv);
+		int left = n - e;
+		if (half) {
+			__m512i hv = _mm512_inserti64x4(
+				_mm512_castsi256_si512(_mm512_cvtps_ph(x0, _MM_FROUND_TO_NEAREST_INT)),
+				_mm512_cvtps_ph(x1, _MM_FROUND_TO_NEAREST_INT), 1);
+			_mm512_mask_storeu_epi16((uint16_t *)out + e,
+						 left >= 32 ? ~0u : (__mmask32)((1u << left) - 1), hv);
+		} else {
+			__mmask16 k0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+			__mmask16 k1 = left >= 32 ? 0xFFFF : left > 16 ? (__mmask16)((1u << (left - 16)) - 1) : 0;
+			_mm512_mask_storeu_ps((float *)out + e, k0, x0);
+			_mm512_mask_storeu_ps((float *)out + e + 16, k1, x1);
+		}
+	}
+}
+
+static FV_AVX512 void vplane512(void *out, int half, float m, float b, int n,
+				const int16_t *const *ra, const int16_t *const *rb,
+				const uint32_t *pair, int np, size_t off)
+{
+	switch (np) {
+	case 1: vplane_512(out, half, m, b, n, ra, rb, pair, 1, off); return;
+	case 2: vplane_512(out, half, m, b, n, ra, rb, pair, 2, off); return;
+	case 3: vplane_512(out, half, m, b, n, ra, rb, pair, 3, off); return;
+	default: vplane_512(out, half, m, b, n, ra, rb, pair, np, off); return;
+	}
+}
+#else
+static void isa_init(void)
+{
+	isa_top = isa_level = 0;
+}
+#endif
+
+/* One plane row (pl is column lo; w bytes, 16 more readable) into n16
+ * 16-bit outputs in ring order. */
+static void hplane(int16_t *restrict out, const uint8_t *restrict pl, int w, const fv_axis *a)
+{
+#if defined(__AVX2__)
+	if (a->lanes == WIN_512) {
+		hplane512(out, pl, w, a);
+		return;
+	}
+	if (a->lanes == WIN_AVX2_2 || a->lanes == WIN_AVX2_1) {
+		hplane_split(out, pl, a, a->lanes == WIN_AVX2_2 ? 2 : 4);
+		return;
+	}
+	if (a->lanes == WIN_AVX2) {
+		switch (a->kq / 2) {
+		case 1: hplane_avx2(out, pl, a, 1); return;
+		case 2: hplane_avx2(out, pl, a, 2); return;
+		case 3: hplane_avx2(out, pl, a, 3); return;
+		case 4: hplane_avx2(out, pl, a, 4); return;
+		default: hplane_avx2(out, pl, a, a->kq / 2); return;
+		}
+	}
+#else
+	(void)w;
+#endif
 	int kq = a->kq;
-	for (int x = 0; x < a->n8; x++) {
-		const uint8_t *s = src + a->qstart[x];
-		const int16_t *w = a->qw + (size_t)x * kq;
+	for (int x = 0; x < a->n16; x++) {
+		const uint8_t *s = pl + a->qstart[x];
+		const int16_t *wq = a->qw + (size_t)x * kq;
 		int acc = 1 << (FX_BITS - FX_MID - 1);
 		for (int t = 0; t < kq; t++)
-			acc += w[t] * s[t];
-		out[x] = (int16_t)(acc >> (FX_BITS - FX_MID));
+			acc += wq[t] * s[t];
+		out[rpos(x)] = (int16_t)(acc >> (FX_BITS - FX_MID));
 	}
 }
 
@@ -197,40 +580,73 @@ static void hrow1(int16_t *restrict out, const uint8_t *restrict src, const fv_a
 
 #define FX_SCALE (1.0f / (float)(1 << (FX_BITS + FX_MID)))
 
-/* Store 8 sums of channel k at out[k] + at in em's layout: the sum to
- * pixel units and em's affine map in one multiply and one add,
- * x * (FX_SCALE * mul) + (add - sub) * mul (for plain planes, exactly
- * x * FX_SCALE). */
 #if defined(__AVX2__)
-static inline __attribute__((always_inline)) void emit8(const fv_emit *em, const float *m,
-							  const float *b, int k, size_t at, __m256i acc)
+/* Sum np pairs of ring rows (ra, rb) at 16 outputs from e: lo is outputs
+ * e..e+7 and hi e+8..e+15 (the ring order makes them so). */
+static inline __attribute__((always_inline)) void vsum16(const int16_t *const *ra,
+							  const int16_t *const *rb, const __m256i *wv,
+							  const int np, size_t at, __m256i *lo, __m256i *hi)
 {
-	__m256 x = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(m[k])),
-				 _mm256_set1_ps(b[k]));
-	if (em->half)
-		_mm_storeu_si128((__m128i *)((uint16_t *)em->out[k] + at),
-				 _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
-	else
-		_mm256_storeu_ps((float *)em->out[k] + at, x);
+	__m256i l = _mm256_setzero_si256(), h = _mm256_setzero_si256();
+	for (int p = 0; p < np; p++) {
+		__m256i A = _mm256_loadu_si256((const __m256i *)(ra[p] + at));
+		__m256i B = _mm256_loadu_si256((const __m256i *)(rb[p] + at));
+		l = _mm256_add_epi32(l, _mm256_madd_epi16(_mm256_unpacklo_epi16(A, B), wv[p]));
+		h = _mm256_add_epi32(h, _mm256_madd_epi16(_mm256_unpackhi_epi16(A, B), wv[p]));
+	}
+	*lo = l;
+	*hi = h;
+}
+
+/* One channel's output row: n values at out, x * m + b of the sums. */
+static inline __attribute__((always_inline)) void vplane(void *out, int half, float m, float b,
+							  int n, const int16_t *const *ra,
+							  const int16_t *const *rb, const __m256i *wv,
+							  const int np, size_t off)
+{
+	const __m256 mv = _mm256_set1_ps(m), bv = _mm256_set1_ps(b);
+	int e = 0;
+	__m256i lo, hi;
+	for (; e + 16 <= n; e += 16) {
+		vsum16(ra, rb, wv, np, off + e, &lo, &hi);
+		__m256 x0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), mv), bv);
+		__m256 x1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), mv), bv);
+		if (half) {
+			_mm_storeu_si128((__m128i *)((uint16_t *)out + e), _mm256_cvtps_ph(x0, _MM_FROUND_TO_NEAREST_INT));
+			_mm_storeu_si128((__m128i *)((uint16_t *)out + e + 8), _mm256_cvtps_ph(x1, _MM_FROUND_TO_NEAREST_INT));
+		} else {
+			_mm256_storeu_ps((float *)out + e, x0);
+			_mm256_storeu_ps((float *)out + e + 8, x1);
+		}
+	}
+	if (e < n) { /* the last few through a buffer: the row ends inside them */
+		vsum16(ra, rb, wv, np, off + e, &lo, &hi);
+		__m256 x0 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), mv), bv);
+		__m256 x1 = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), mv), bv);
+		if (half) {
+			uint16_t t[16];
+			_mm_storeu_si128((__m128i *)t, _mm256_cvtps_ph(x0, _MM_FROUND_TO_NEAREST_INT));
+			_mm_storeu_si128((__m128i *)(t + 8), _mm256_cvtps_ph(x1, _MM_FROUND_TO_NEAREST_INT));
+			memcpy((uint16_t *)out + e, t, sizeof t[0] * (size_t)(n - e));
+		} else {
+			float t[16];
+			_mm256_storeu_ps(t, x0);
+			_mm256_storeu_ps(t + 8, x1);
+			memcpy((float *)out + e, t, sizeof t[0] * (size_t)(n - e));
+		}
+	}
 }
 #endif
 
-static inline void emit1(const fv_emit *em, const float *m, const float *b, int k, size_t at,
-			 int acc)
-{
-	float x = (float)acc * m[k] + b[k];
-	if (em->half)
-		fv_half_store((uint16_t *)em->out[k] + at, x);
-	else
-		((float *)em->out[k])[at] = x;
-}
-
-/* Output row y: sum the cnt ring rows with their weights, in pairs (an odd
- * last row pairs with itself at weight 0), and emit them at row * ow. */
+/* Output row y: per channel plane (pstride int16 apart in each ring row),
+ * sum the cnt ring rows with their weights, in pairs (an odd last row
+ * pairs with itself at weight 0), and emit them at row * ow: the sum to
+ * pixel units and em's affine map in one multiply and one add,
+ * x * (FX_SCALE * mul) + (add - sub) * mul (for plain planes, exactly
+ * x * FX_SCALE). */
 static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *const *rows,
-		 const int16_t *w, int cnt)
+		 size_t pstride, const int16_t *w, int cnt, int wide)
 {
-	int e = 0;
 	float m[3], bb[3];
 	for (int k = 0; k < 3; k++) {
 		m[k] = FX_SCALE * em->mul[k];
@@ -238,65 +654,45 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 	}
 #if defined(__AVX2__)
 	int np = (cnt + 1) / 2;
+	uint32_t pair[FX_MAXK / 2];
 	__m256i wv[FX_MAXK / 2];
 	const int16_t *ra[FX_MAXK / 2], *rb[FX_MAXK / 2];
 	for (int p = 0; p < np; p++) {
 		int j = 2 * p, odd = j + 1 >= cnt;
 		ra[p] = rows[j];
 		rb[p] = odd ? rows[j] : rows[j + 1];
-		uint32_t pair = (uint16_t)w[j] | (uint32_t)(uint16_t)(odd ? 0 : w[j + 1]) << 16;
-		wv[p] = _mm256_set1_epi32((int)pair);
+		pair[p] = (uint16_t)w[j] | (uint32_t)(uint16_t)(odd ? 0 : w[j + 1]) << 16;
+		wv[p] = _mm256_set1_epi32((int)pair[p]);
 	}
-	/* 16 values: lo = [e0..3 | e8..11], hi = [e4..7 | e12..15] */
-#define FX_SUM(off, lo, hi)                                                                    \
-	do {                                                                                   \
-		lo = hi = _mm256_setzero_si256();                                             \
-		for (int p = 0; p < np; p++) {                                                \
-			__m256i A = _mm256_loadu_si256((const __m256i *)(ra[p] + (off)));     \
-			__m256i B = _mm256_loadu_si256((const __m256i *)(rb[p] + (off)));     \
-			lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(A, B), wv[p])); \
-			hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(A, B), wv[p])); \
-		}                                                                             \
-	} while (0)
-	if (c == 3) {
-		for (; e + 8 <= ow; e += 8) {
-			__m256i l1, h1, l2, h2;
-			FX_SUM(4 * e, l1, h1);      /* [p0 | p2], [p1 | p3] */
-			FX_SUM(4 * e + 16, l2, h2); /* [p4 | p6], [p5 | p7] */
-			/* transpose as floats' bits (moves only) */
-			__m256 f1 = _mm256_castsi256_ps(l1), g1 = _mm256_castsi256_ps(h1);
-			__m256 f2 = _mm256_castsi256_ps(l2), g2 = _mm256_castsi256_ps(h2);
-			__m256 u0 = _mm256_unpacklo_ps(f1, g1), u1 = _mm256_unpackhi_ps(f1, g1);
-			__m256 u2 = _mm256_unpacklo_ps(f2, g2), u3 = _mm256_unpackhi_ps(f2, g2);
-			__m256 r = _mm256_shuffle_ps(u0, u2, 0x44), g = _mm256_shuffle_ps(u0, u2, 0xEE);
-			__m256 b = _mm256_shuffle_ps(u1, u3, 0x44);
-			r = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(r), 0xD8));
-			g = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(g), 0xD8));
-			b = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(b), 0xD8));
-			emit8(em, m, bb, 0, row + e, _mm256_castps_si256(r));
-			emit8(em, m, bb, 1, row + e, _mm256_castps_si256(g));
-			emit8(em, m, bb, 2, row + e, _mm256_castps_si256(b));
+	for (int ch = 0; ch < c; ch++) {
+		size_t es = em->half ? sizeof(uint16_t) : sizeof(float);
+		void *out = (uint8_t *)em->out[ch] + row * es;
+		size_t off = (size_t)ch * pstride;
+		if (wide) {
+			vplane512(out, em->half, m[ch], bb[ch], ow, ra, rb, pair, np, off);
+			continue;
 		}
-	} else {
-		for (; e + 16 <= ow; e += 16) {
-			__m256i lo, hi;
-			FX_SUM(e, lo, hi);
-			__m256i a = _mm256_permute2x128_si256(lo, hi, 0x20);
-			__m256i b = _mm256_permute2x128_si256(lo, hi, 0x31);
-			emit8(em, m, bb, 0, row + e, a);
-			emit8(em, m, bb, 0, row + e + 8, b);
+		switch (np) {
+		case 1: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, 1, off); break;
+		case 2: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, 2, off); break;
+		case 3: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, 3, off); break;
+		default: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, np, off); break;
 		}
 	}
-#undef FX_SUM
-#endif
-	int per = c == 3 ? 4 : 1;
-	for (; e < ow; e++)
-		for (int ch = 0; ch < c; ch++) {
+#else
+	(void)wide;
+	for (int ch = 0; ch < c; ch++)
+		for (int e = 0; e < ow; e++) {
 			int acc = 0;
 			for (int j = 0; j < cnt; j++)
-				acc += w[j] * rows[j][per * e + ch];
-			emit1(em, m, bb, ch, row + e, acc);
+				acc += w[j] * rows[j][(size_t)ch * pstride + rpos(e)];
+			float x = (float)acc * m[ch] + bb[ch];
+			if (em->half)
+				fv_half_store((uint16_t *)em->out[ch] + row + e, x);
+			else
+				((float *)em->out[ch])[row + e] = x;
 		}
+#endif
 }
 
 /* ------------------------------------------------------------------ pass */
@@ -338,14 +734,21 @@ int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_a
 			fv_axis *ay, int flip, fv_aug_buf *tmpb)
 {
 	int rc;
-	if ((rc = plan_h(ax, flip, c)) || (rc = plan_v(ay)))
+	int isa = fv_resample_fx_isa(-1);
+	if ((rc = plan_h(ax, flip, isa, c)) || (rc = plan_v(ay)))
 		return rc;
-	int ow = ax->n, oh = ay->n, R = ay->kq;
-	size_t m = (size_t)ax->n8 * (c == 3 ? 4 : 1);           /* int16 per row */
-	size_t rowb = (m * sizeof(int16_t) + 63) & ~(size_t)63;
-	if ((rc = fv_aug_buf_reserve(tmpb, rowb * R)))
+	int ow = ax->n, oh = ay->n, R = ay->kq, W = ax->hi - ax->lo;
+	size_t pstride = ((size_t)ax->n16 * sizeof(int16_t) + 63) / 64 * 32; /* int16 per plane */
+	size_t rowb = pstride * sizeof(int16_t) * c;                         /* bytes per ring row */
+	size_t planeb = ((size_t)W + 16 + 63) & ~(size_t)63;                 /* a split source plane */
+	if ((rc = fv_aug_buf_reserve(tmpb, rowb * R + (c == 3 ? 3 * planeb : 0))))
 		return rc;
-	uint8_t *ring = tmpb->p;
+	uint8_t *ring = tmpb->p, *pl[3] = { NULL, NULL, NULL };
+	if (c == 3)
+		for (int ch = 0; ch < 3; ch++) {
+			pl[ch] = ring + rowb * R + planeb * ch;
+			memset(pl[ch] + W, 0, planeb - W); /* read past the last tap, never used */
+		}
 	int next = ay->start[0];
 	for (int y = 0; y < oh; y++) {
 		int s0 = ay->start[y], cn = ay->cnt[y];
@@ -356,15 +759,24 @@ int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_a
 			if (!src)
 				return FV_E_DECODE; /* the source said why */
 			int16_t *dst = (int16_t *)(ring + rowb * (size_t)(next % R));
-			if (c == 3)
-				hrow3(dst, src, ax);
-			else
-				hrow1(dst, src, ax);
+#if defined(__AVX2__)
+			if (c == 3 && ax->lanes == WIN_512_RGB) {
+				hrgb512(dst, src, W, ax, pstride);
+				continue;
+			}
+#endif
+			if (c == 3) {
+				split3(src, W, pl, isa >= 2);
+				for (int ch = 0; ch < 3; ch++)
+					hplane(dst + pstride * ch, pl[ch], W, ax);
+			} else {
+				hplane(dst, src, W, ax);
+			}
 		}
 		const int16_t *rows[FX_MAXK];
 		for (int j = 0; j < cn; j++)
 			rows[j] = (const int16_t *)(ring + rowb * (size_t)((s0 + j) % R));
-		vrow(em, (size_t)y * ow, c, ow, rows, ay->qw + (size_t)y * ay->kq, cn);
+		vrow(em, (size_t)y * ow, c, ow, rows, pstride, ay->qw + (size_t)y * ay->kq, cn, isa >= 2);
 	}
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include "fv_test.h"
 #include "fv_error.h"
 #include "augment/transform.h"
+#include "augment/aug_internal.h"
 #include "augment/transform_pb.h"
 
 #include <dirent.h>
@@ -734,6 +735,77 @@ FV_TEST(deterministic_across_runs_and_threads)
 	free(serial);
 	free(again);
 	free(par);
+	free_photos(ph, n);
+}
+
+/* fv_aug_sample's outputs for every photo (and three raw images whose
+ * shrink factors leave the 64-byte and 16-byte tap windows) under each
+ * parameter set, one buffer. */
+static uint8_t *kernel_outputs(const photo *ph, int n, const fv_aug_params *ps, int np,
+			       const uint8_t *const *raws, const int (*rawwh)[2], int nraw,
+			       size_t *bytes)
+{
+	size_t total = 0;
+	for (int k = 0; k < np; k++)
+		total += fv_aug_out_bytes(&ps[k]) * (size_t)(n + nraw);
+	uint8_t *out = malloc(total), *o = out;
+	fv_aug_scratch *s;
+	FV_CHECK_OK(fv_aug_scratch_new(&s));
+	for (int k = 0; k < np; k++)
+		for (int i = 0; i < n + nraw; i++) {
+			fv_aug_input in = { FV_ENC_JPEG, ph[i < n ? i : 0].data, ph[i < n ? i : 0].len, 0, 0, 0 };
+			if (i >= n)
+				in = raw(raws[i - n], rawwh[i - n][0], rawwh[i - n][1], 3);
+			FV_CHECK_OK(fv_aug_sample(&ps[k], &in, 0xC0DE + (uint64_t)i * 31 + k, o, s));
+			o += fv_aug_out_bytes(&ps[k]);
+		}
+	fv_aug_scratch_destroy(&s);
+	*bytes = total;
+	return out;
+}
+
+FV_TEST(resample_kernels_agree_bit_for_bit)
+{
+	/* the AVX-512, AVX2 and plain C kernels of the fixed-point path must
+	 * give the same bytes (outputs are a function of bytes, transform and
+	 * seed on every host): train crops of the photos at three sizes, gray
+	 * and color, float, half and normalized, flips both ways, and raw
+	 * images whose shrink leaves each kernel's tap window */
+	photo ph[12];
+	int n = load_photos(ph, 12);
+	fv_aug_params ps[5];
+	fv_aug_defaults(&ps[0], FV_AUG_TRAIN, 3, 224, 224);
+	fv_aug_defaults(&ps[1], FV_AUG_TRAIN, 3, 61, 37);
+	ps[1].layout = FV_OUT_F16_NCHW;
+	fv_aug_defaults(&ps[2], FV_AUG_TRAIN, 1, 96, 96);
+	plain(&ps[3], FV_AUG_EVAL, 3, 100, 150);
+	ps[3].resize_shorter = 0;
+	fv_aug_defaults(&ps[4], FV_AUG_TRAIN, 3, 224, 224);
+	ps[4].flip_p = 1;
+	/* the eval set (ps[3]) takes each raw image whole onto 150 columns:
+	 * shrinks of 6 (16 bytes per output), 4.3 (per 2 outputs), 3.3 (64
+	 * bytes per 16 outputs fit, 16 per 4 do not), 1.5 (all fit) and 12 (no
+	 * window fits: plain C on every level) */
+	const int wh[5][2] = { { 900, 150 }, { 640, 200 }, { 500, 160 }, { 225, 150 }, { 1800, 110 } };
+	uint8_t *raws[5];
+	for (int i = 0; i < 5; i++)
+		raws[i] = synth(wh[i][0], wh[i][1], 3);
+	int top = fv_resample_fx_isa(9);
+	size_t nb = 0, nb2;
+	uint8_t *want = kernel_outputs(ph, n, ps, 5, (const uint8_t *const *)raws, wh, 5, &nb);
+	for (int level = top - 1; level >= 0; level--) {
+		FV_CHECK_EQ(fv_resample_fx_isa(level), level);
+		uint8_t *got = kernel_outputs(ph, n, ps, 5, (const uint8_t *const *)raws, wh, 5, &nb2);
+		FV_CHECK_EQ(nb2, nb);
+		FV_CHECK_MSG(!memcmp(want, got, nb), "kernel level %d differs from level %d", level, top);
+		free(got);
+	}
+	fv_resample_fx_isa(9);
+	if (getenv("FV_TEST_VERBOSE"))
+		fprintf(stderr, "kernel levels compared: %d down to 0\n", top);
+	free(want);
+	for (int i = 0; i < 5; i++)
+		free(raws[i]);
 	free_photos(ph, n);
 }
 
