@@ -306,6 +306,52 @@ static inline __attribute__((always_inline)) void hplane_avx2(int16_t *restrict 
 	}
 }
 
+/* WIN_AVX2 over the three planes at once: each register's shuffles and
+ * weights loaded once for all three. */
+static inline __attribute__((always_inline)) void hplanes3_avx2(int16_t *restrict out,
+								   uint8_t *const *pl, size_t pstride,
+								   const fv_axis *a, const int G)
+{
+	const __m256i half = _mm256_set1_epi32(1 << (FX_BITS - FX_MID - 1));
+	const int *lb = a->qstart + 3 * a->n16;
+	const uint8_t *qp = (const uint8_t *)a->qp;
+	for (int x = 0; x < a->n16; x += 16) {
+		__m256i t[2][3];
+		for (int h = 0; h < 2; h++) {
+			const int *b = lb + x / 4 + 2 * h;
+			const uint8_t *q = qp + (size_t)(x / 8 + h) * G * 64;
+			__m256i px[3];
+			for (int ch = 0; ch < 3; ch++) {
+				px[ch] = _mm256_inserti128_si256(
+					_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(pl[ch] + b[0]))),
+					_mm_loadu_si128((const __m128i *)(pl[ch] + b[1])), 1);
+				t[h][ch] = half;
+			}
+			for (int g = 0; g < G; g++) {
+				__m256i ctl = _mm256_loadu_si256((const __m256i *)(q + 64 * g));
+				__m256i wt = _mm256_loadu_si256((const __m256i *)(q + 64 * g + 32));
+				for (int ch = 0; ch < 3; ch++)
+					t[h][ch] = _mm256_add_epi32(t[h][ch], _mm256_madd_epi16(_mm256_shuffle_epi8(px[ch], ctl), wt));
+			}
+		}
+		for (int ch = 0; ch < 3; ch++)
+			_mm256_storeu_si256((__m256i *)(out + ch * pstride + x),
+					    _mm256_packs_epi32(_mm256_srai_epi32(t[0][ch], FX_BITS - FX_MID),
+							       _mm256_srai_epi32(t[1][ch], FX_BITS - FX_MID)));
+	}
+}
+
+static void hplanes3(int16_t *restrict out, uint8_t *const *pl, size_t pstride, const fv_axis *a)
+{
+	switch (a->kq / 2) {
+	case 1: hplanes3_avx2(out, pl, pstride, a, 1); return;
+	case 2: hplanes3_avx2(out, pl, pstride, a, 2); return;
+	case 3: hplanes3_avx2(out, pl, pstride, a, 3); return;
+	case 4: hplanes3_avx2(out, pl, pstride, a, 4); return;
+	default: hplanes3_avx2(out, pl, pstride, a, a->kq / 2); return;
+	}
+}
+
 /* WIN_AVX2_2 (S = 2) and WIN_AVX2_1 (S = 4): 16 outputs as 8 / S
  * registers of two lanes of 4 / S outputs, each output's taps in S slots;
  * horizontal adds sum them, leaving 8 outputs in order per 4 / S... */
@@ -762,6 +808,11 @@ int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_a
 #if defined(__AVX2__)
 			if (c == 3 && ax->lanes == WIN_512_RGB) {
 				hrgb512(dst, src, W, ax, pstride);
+				continue;
+			}
+			if (c == 3 && ax->lanes == WIN_AVX2) {
+				split3(src, W, pl, isa >= 2);
+				hplanes3(dst, pl, pstride, ax);
 				continue;
 			}
 #endif
