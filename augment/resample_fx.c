@@ -34,6 +34,19 @@
 #define FX_MID 7     /* fraction bits kept between the passes */
 #define FX_MAXK 32   /* widest filter the fixed-point path takes */
 
+/* Call kernel f(args..., n) with n a constant for the usual counts (1-4
+ * pairs of taps or rows), so its inner loops unroll, else n itself. */
+#define FX_UNROLLED(n, f, ...)                                                                  \
+	do {                                                                                   \
+		switch (n) {                                                                   \
+		case 1: f(__VA_ARGS__, 1); break;                                              \
+		case 2: f(__VA_ARGS__, 2); break;                                              \
+		case 3: f(__VA_ARGS__, 3); break;                                              \
+		case 4: f(__VA_ARGS__, 4); break;                                              \
+		default: f(__VA_ARGS__, n); break;                                             \
+		}                                                                              \
+	} while (0)
+
 /* Quantize output i's weights of a (float plan) into q[0..cnt): rounded,
  * then the largest absorbs the rounding so they sum to exactly 1 << 14. */
 static void quantize(const fv_axis *a, int i, int16_t *q)
@@ -343,13 +356,7 @@ static inline __attribute__((always_inline)) void hplanes3_avx2(int16_t *restric
 
 static void hplanes3(int16_t *restrict out, uint8_t *const *pl, size_t pstride, const fv_axis *a)
 {
-	switch (a->kq / 2) {
-	case 1: hplanes3_avx2(out, pl, pstride, a, 1); return;
-	case 2: hplanes3_avx2(out, pl, pstride, a, 2); return;
-	case 3: hplanes3_avx2(out, pl, pstride, a, 3); return;
-	case 4: hplanes3_avx2(out, pl, pstride, a, 4); return;
-	default: hplanes3_avx2(out, pl, pstride, a, a->kq / 2); return;
-	}
+	FX_UNROLLED(a->kq / 2, hplanes3_avx2, out, pl, pstride, a);
 }
 
 /* WIN_AVX2_2 (S = 2) and WIN_AVX2_1 (S = 4): 16 outputs as 8 / S
@@ -469,13 +476,7 @@ hplane_512(int16_t *restrict out, const uint8_t *restrict pl, int w, const fv_ax
 static FV_AVX512 void hplane512(int16_t *restrict out, const uint8_t *restrict pl, int w,
 				const fv_axis *a)
 {
-	switch (a->kq / 2) {
-	case 1: hplane_512(out, pl, w, a, 1); return;
-	case 2: hplane_512(out, pl, w, a, 2); return;
-	case 3: hplane_512(out, pl, w, a, 3); return;
-	case 4: hplane_512(out, pl, w, a, 4); return;
-	default: hplane_512(out, pl, w, a, a->kq / 2); return;
-	}
+	FX_UNROLLED(a->kq / 2, hplane_512, out, pl, w, a);
 }
 
 /* WIN_512_RGB: 16 outputs of each channel per 128 bytes of the RGB row
@@ -520,13 +521,7 @@ hrgb_512(int16_t *restrict out, const uint8_t *restrict row, int w, const fv_axi
 static FV_AVX512 void hrgb512(int16_t *restrict out, const uint8_t *restrict row, int w,
 			      const fv_axis *a, size_t pstride)
 {
-	switch (a->kq / 2) {
-	case 1: hrgb_512(out, row, w, a, pstride, 1); return;
-	case 2: hrgb_512(out, row, w, a, pstride, 2); return;
-	case 3: hrgb_512(out, row, w, a, pstride, 3); return;
-	case 4: hrgb_512(out, row, w, a, pstride, 4); return;
-	default: hrgb_512(out, row, w, a, pstride, a->kq / 2); return;
-	}
+	FX_UNROLLED(a->kq / 2, hrgb_512, out, row, w, a, pstride);
 }
 
 /* The vertical pass's AVX-512 row (vplane's): 32 outputs a step, two 16s
@@ -534,7 +529,7 @@ static FV_AVX512 void hrgb512(int16_t *restrict out, const uint8_t *restrict row
  * [8-15, 24-31]; one two-table permute each puts them in order. */
 static inline __attribute__((always_inline)) FV_AVX512 void
 vplane_512(void *out, int half, float m, float b, int n, const int16_t *const *ra,
-	   const int16_t *const *rb, const uint32_t *pair, const int np, size_t off)
+	   const int16_t *const *rb, const uint32_t *pair, size_t off, const int np)
 {
 	const __m512 mv = _mm512_set1_ps(m), bv = _mm512_set1_ps(b);
 	const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
@@ -572,12 +567,7 @@ static FV_AVX512 void vplane512(void *out, int half, float m, float b, int n,
 				const int16_t *const *ra, const int16_t *const *rb,
 				const uint32_t *pair, int np, size_t off)
 {
-	switch (np) {
-	case 1: vplane_512(out, half, m, b, n, ra, rb, pair, 1, off); return;
-	case 2: vplane_512(out, half, m, b, n, ra, rb, pair, 2, off); return;
-	case 3: vplane_512(out, half, m, b, n, ra, rb, pair, 3, off); return;
-	default: vplane_512(out, half, m, b, n, ra, rb, pair, np, off); return;
-	}
+	FX_UNROLLED(np, vplane_512, out, half, m, b, n, ra, rb, pair, off);
 }
 #else
 static void isa_init(void)
@@ -600,13 +590,8 @@ static void hplane(int16_t *restrict out, const uint8_t *restrict pl, int w, con
 		return;
 	}
 	if (a->lanes == WIN_AVX2) {
-		switch (a->kq / 2) {
-		case 1: hplane_avx2(out, pl, a, 1); return;
-		case 2: hplane_avx2(out, pl, a, 2); return;
-		case 3: hplane_avx2(out, pl, a, 3); return;
-		case 4: hplane_avx2(out, pl, a, 4); return;
-		default: hplane_avx2(out, pl, a, a->kq / 2); return;
-		}
+		FX_UNROLLED(a->kq / 2, hplane_avx2, out, pl, a);
+		return;
 	}
 #else
 	(void)w;
@@ -648,7 +633,7 @@ static inline __attribute__((always_inline)) void vsum16(const int16_t *const *r
 static inline __attribute__((always_inline)) void vplane(void *out, int half, float m, float b,
 							  int n, const int16_t *const *ra,
 							  const int16_t *const *rb, const __m256i *wv,
-							  const int np, size_t off)
+							  size_t off, const int np)
 {
 	const __m256 mv = _mm256_set1_ps(m), bv = _mm256_set1_ps(b);
 	int e = 0;
@@ -718,12 +703,7 @@ static void vrow(const fv_emit *em, size_t row, int c, int ow, const int16_t *co
 			vplane512(out, em->half, m[ch], bb[ch], ow, ra, rb, pair, np, off);
 			continue;
 		}
-		switch (np) {
-		case 1: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, 1, off); break;
-		case 2: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, 2, off); break;
-		case 3: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, 3, off); break;
-		default: vplane(out, em->half, m[ch], bb[ch], ow, ra, rb, wv, np, off); break;
-		}
+		FX_UNROLLED(np, vplane, out, em->half, m[ch], bb[ch], ow, ra, rb, wv, off);
 	}
 #else
 	(void)wide;
