@@ -36,9 +36,10 @@ typedef struct fv_axis {
 	float *w8;
 	/* fixed-point path (resample_fx.c): kq taps per output (kf rounded
 	 * up to even, for the horizontal axis), n16 outputs (n rounded up to
-	 * 16), qstart[x] (columns from lo; then each lane's window start),
+	 * 16), qstart (per output its first tap's column from lo, then its
+	 * real taps' first and last, then each kernel window's start),
 	 * 14-bit weights qw[x * kq + t], qp, the horizontal taps laid out for
-	 * the AVX2 kernel, and lanes, whether every lane's taps fit it */
+	 * the SIMD kernel, and lanes, which kernel's windows (plan_h) */
 	int kq, n16, lanes;
 	int *qstart;
 	int16_t *qw, *qp;
@@ -125,8 +126,9 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int 
  * widened to iMCU edges; fast as for fv_jpeg_region, and fast = 2 adds
  * libjpeg's merged upsampling: chroma replicated 2x2 inside the color
  * conversion instead of interpolated, ~5% less decode time, for crops the
- * resampler shrinks, where its filter spans the 2x2 blocks), then the next up to n rows into rows[] (returns
- * how many, or < 0 with fv_err set); end with fv_jpeg_abort. */
+ * resampler shrinks, where its filter spans the 2x2 blocks), then the next
+ * up to n rows into rows[] (returns how many, or < 0 with fv_err set); end
+ * with fv_jpeg_abort. */
 int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int *xoff,
 			 int *cw);
 int fv_jpeg_stream_read(fv_jpeg *j, uint8_t **rows, int n);

@@ -302,28 +302,12 @@ static inline __attribute__((always_inline)) __m256i hlanes(const uint8_t *pl, c
 	return acc;
 }
 
-/* WIN_AVX2: 16 outputs as two registers of two 4-output lanes. */
-static inline __attribute__((always_inline)) void hplane_avx2(int16_t *restrict out,
-								 const uint8_t *restrict pl,
-								 const fv_axis *a, const int G)
-{
-	const __m256i half = _mm256_set1_epi32(1 << (FX_BITS - FX_MID - 1));
-	const int *lb = a->qstart + 3 * a->n16;
-	const uint8_t *qp = (const uint8_t *)a->qp;
-	for (int x = 0; x < a->n16; x += 16) {
-		__m256i t0 = hlanes(pl, lb + x / 4, qp + (size_t)(x / 8) * G * 64, G, half);
-		__m256i t1 = hlanes(pl, lb + x / 4 + 2, qp + (size_t)(x / 8 + 1) * G * 64, G, half);
-		_mm256_storeu_si256((__m256i *)(out + x),
-				    _mm256_packs_epi32(_mm256_srai_epi32(t0, FX_BITS - FX_MID),
-						       _mm256_srai_epi32(t1, FX_BITS - FX_MID)));
-	}
-}
-
-/* WIN_AVX2 over the three planes at once: each register's shuffles and
- * weights loaded once for all three. */
-static inline __attribute__((always_inline)) void hplanes3_avx2(int16_t *restrict out,
-								   uint8_t *const *pl, size_t pstride,
-								   const fv_axis *a, const int G)
+/* WIN_AVX2: 16 outputs of each of nc planes (ring planes pstride apart)
+ * as two registers of two 4-output lanes; each register's shuffles and
+ * weights loaded once for all the planes. */
+static inline __attribute__((always_inline)) void hplanes_avx2(int16_t *restrict out,
+								  const uint8_t *const *pl, size_t pstride,
+								  const fv_axis *a, const int nc, const int G)
 {
 	const __m256i half = _mm256_set1_epi32(1 << (FX_BITS - FX_MID - 1));
 	const int *lb = a->qstart + 3 * a->n16;
@@ -334,7 +318,7 @@ static inline __attribute__((always_inline)) void hplanes3_avx2(int16_t *restric
 			const int *b = lb + x / 4 + 2 * h;
 			const uint8_t *q = qp + (size_t)(x / 8 + h) * G * 64;
 			__m256i px[3];
-			for (int ch = 0; ch < 3; ch++) {
+			for (int ch = 0; ch < nc; ch++) {
 				px[ch] = _mm256_inserti128_si256(
 					_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(pl[ch] + b[0]))),
 					_mm_loadu_si128((const __m128i *)(pl[ch] + b[1])), 1);
@@ -343,20 +327,24 @@ static inline __attribute__((always_inline)) void hplanes3_avx2(int16_t *restric
 			for (int g = 0; g < G; g++) {
 				__m256i ctl = _mm256_loadu_si256((const __m256i *)(q + 64 * g));
 				__m256i wt = _mm256_loadu_si256((const __m256i *)(q + 64 * g + 32));
-				for (int ch = 0; ch < 3; ch++)
+				for (int ch = 0; ch < nc; ch++)
 					t[h][ch] = _mm256_add_epi32(t[h][ch], _mm256_madd_epi16(_mm256_shuffle_epi8(px[ch], ctl), wt));
 			}
 		}
-		for (int ch = 0; ch < 3; ch++)
+		for (int ch = 0; ch < nc; ch++)
 			_mm256_storeu_si256((__m256i *)(out + ch * pstride + x),
 					    _mm256_packs_epi32(_mm256_srai_epi32(t[0][ch], FX_BITS - FX_MID),
 							       _mm256_srai_epi32(t[1][ch], FX_BITS - FX_MID)));
 	}
 }
 
-static void hplanes3(int16_t *restrict out, uint8_t *const *pl, size_t pstride, const fv_axis *a)
+static void hplanes(int16_t *restrict out, const uint8_t *const *pl, int nc, size_t pstride,
+		    const fv_axis *a)
 {
-	FX_UNROLLED(a->kq / 2, hplanes3_avx2, out, pl, pstride, a);
+	if (nc == 3)
+		FX_UNROLLED(a->kq / 2, hplanes_avx2, out, pl, pstride, a, 3);
+	else
+		FX_UNROLLED(a->kq / 2, hplanes_avx2, out, pl, pstride, a, 1);
 }
 
 /* WIN_AVX2_2 (S = 2) and WIN_AVX2_1 (S = 4): 16 outputs as 8 / S
@@ -577,7 +565,8 @@ static void isa_init(void)
 #endif
 
 /* One plane row (pl is column lo; w bytes, 16 more readable) into n16
- * 16-bit outputs in ring order. */
+ * 16-bit outputs in ring order, by the kernels that take a plane at a time
+ * (hrow takes WIN_AVX2 and WIN_512_RGB itself). */
 static void hplane(int16_t *restrict out, const uint8_t *restrict pl, int w, const fv_axis *a)
 {
 #if defined(__AVX2__)
@@ -587,10 +576,6 @@ static void hplane(int16_t *restrict out, const uint8_t *restrict pl, int w, con
 	}
 	if (a->lanes == WIN_AVX2_2 || a->lanes == WIN_AVX2_1) {
 		hplane_split(out, pl, a, a->lanes == WIN_AVX2_2 ? 2 : 4);
-		return;
-	}
-	if (a->lanes == WIN_AVX2) {
-		FX_UNROLLED(a->kq / 2, hplane_avx2, out, pl, a);
 		return;
 	}
 #else
@@ -605,6 +590,34 @@ static void hplane(int16_t *restrict out, const uint8_t *restrict pl, int w, con
 			acc += wq[t] * s[t];
 		out[rpos(x)] = (int16_t)(acc >> (FX_BITS - FX_MID));
 	}
+}
+
+/* One source row (column lo, 16 bytes readable past hi; c channels) into
+ * ring row dst: c planes of n16 outputs, pstride apart. pl: the planes
+ * c == 3 rows are split into (W bytes each, 16 more readable). */
+static void hrow(int16_t *restrict dst, const uint8_t *src, int W, int c, uint8_t *const *pl,
+		 size_t pstride, const fv_axis *a, int isa)
+{
+#if defined(__AVX2__)
+	if (c == 3 && a->lanes == WIN_512_RGB) {
+		hrgb512(dst, src, W, a, pstride);
+		return;
+	}
+#endif
+	const uint8_t *planes[3] = { src, NULL, NULL };
+	if (c == 3) {
+		split3(src, W, pl, isa >= 2);
+		for (int ch = 0; ch < 3; ch++)
+			planes[ch] = pl[ch];
+	}
+#if defined(__AVX2__)
+	if (a->lanes == WIN_AVX2) {
+		hplanes(dst, planes, c, pstride, a);
+		return;
+	}
+#endif
+	for (int ch = 0; ch < c; ch++)
+		hplane(dst + pstride * ch, planes[ch], W, a);
 }
 
 /* -------------------------------------------------------------- vertical */
@@ -784,25 +797,7 @@ int fv_resample_fx_rows(const fv_emit *em, fv_row_fn row, void *ctx, int c, fv_a
 			const uint8_t *src = row(ctx, next);
 			if (!src)
 				return FV_E_DECODE; /* the source said why */
-			int16_t *dst = (int16_t *)(ring + rowb * (size_t)(next % R));
-#if defined(__AVX2__)
-			if (c == 3 && ax->lanes == WIN_512_RGB) {
-				hrgb512(dst, src, W, ax, pstride);
-				continue;
-			}
-			if (c == 3 && ax->lanes == WIN_AVX2) {
-				split3(src, W, pl, isa >= 2);
-				hplanes3(dst, pl, pstride, ax);
-				continue;
-			}
-#endif
-			if (c == 3) {
-				split3(src, W, pl, isa >= 2);
-				for (int ch = 0; ch < 3; ch++)
-					hplane(dst + pstride * ch, pl[ch], W, ax);
-			} else {
-				hplane(dst, src, W, ax);
-			}
+			hrow((int16_t *)(ring + rowb * (size_t)(next % R)), src, W, c, pl, pstride, ax, isa);
 		}
 		const int16_t *rows[FX_MAXK];
 		for (int j = 0; j < cn; j++)
