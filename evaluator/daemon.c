@@ -228,8 +228,9 @@ static int judge(evd *d, run *r, long i, const fv_eval_result *x)
 }
 
 /* On start: entries recorded after the last verdict (a crash between the
- * two) are judged now, in log order; a log from before verdicts existed
- * gets its best as champion when it has none. */
+ * two), or after the champion when its file is older than the verdicts,
+ * are judged now, in log order; a log from before verdicts existed gets its
+ * best as champion when it has none. */
 static void judge_backlog(evd *d, run *r)
 {
 	char path[4200], line[8192], last[256] = "";
@@ -247,9 +248,18 @@ static void judge_backlog(evd *d, run *r)
 	if (f)
 		fclose(f);
 	long from;
-	if (*last)
+	if (*last) {
 		from = fv_evlog_find(r->log, last) + 1;
-	else if (r->champion[0])
+		/* a champion file behind the verdicts (the champion is written
+		 * before its verdict, so only a file put back by hand or from a
+		 * backup): what was judged after it is judged again against it */
+		long c = r->champion[0] ? fv_evlog_find(r->log, r->champion) : -1;
+		if (c >= 0 && c + 1 < from) {
+			fv_warn("%s: the champion file names %s, judged before the last verdict (%s): judging the %ld checkpoints after it again",
+				r->dir, r->champion, last, from - c - 1);
+			from = c + 1;
+		}
+	} else if (r->champion[0])
 		from = (long)fv_evlog_count(r->log); /* judged before verdicts were kept */
 	else {
 		long b = fv_evlog_best(r->log);

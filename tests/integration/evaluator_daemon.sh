@@ -74,6 +74,9 @@ PY
 }
 champ=$(champion_ok)
 check champion_is_best test -n "$champ"
+# the put-back champion file is behind the verdicts (at least ckpt-6's):
+# what came after it was judged again, whatever the kill's timing
+check champion_file_behind_rejudged grep -q "judged before the last verdict" "$T/ev.log"
 check champion_fvc_is_its_copy cmp -s "$R/champion.fvc" "$R/checkpoints/$champ"
 
 # --- garbage on the SUB endpoint (the trainer's event socket)
