@@ -129,6 +129,10 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int 
  * resampler shrinks, where its filter spans the 2x2 blocks), then the next
  * up to n rows into rows[] (returns how many, or < 0 with fv_err set); end
  * with fv_jpeg_abort. */
+/* The decode a crop of w x h (full-size pixels) at DCT scale 1/denom gets
+ * under p: 0 accurate (eval), 1 the fast IDCT (train), 2 that and merged
+ * upsampling (train crops the resampler shrinks). */
+int fv_aug_jpeg_fast(const fv_aug_params *p, double w, double h, int denom);
 int fv_jpeg_stream_start(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int *xoff,
 			 int *cw);
 int fv_jpeg_stream_read(fv_jpeg *j, uint8_t **rows, int n);

@@ -113,8 +113,10 @@ static double run_aug(const fv_aug_params *p, const file *f, int a, int b, void 
 }
 
 /* Seconds to decode only the train transform's crop of files [a, b) (its
- * rows and columns, the train-time IDCT and upsampling choice, no
- * resampling): the floor under the train figure; < 0 on failure. */
+ * rows and columns, the train-time IDCT and upsampling choice
+ * (fv_aug_jpeg_fast), no resampling): the floor under the train figure;
+ * < 0 on failure. At full scale: DCT scaling needs a crop 3x the output,
+ * which ImageNet-sized photos never give a 224 output. */
 static double run_region(const fv_aug_params *p, const file *f, int a, int b, fv_jpeg *j,
 			 fv_aug_buf *buf)
 {
@@ -128,7 +130,7 @@ static double run_region(const fv_aug_params *p, const file *f, int a, int b, fv
 			return -1;
 		int x0 = (int)box[0], y0 = (int)box[1];
 		int x1 = (int)ceil(box[0] + box[2]), y1 = (int)ceil(box[1] + box[3]);
-		int fast = box[2] >= p->out_w && box[3] >= p->out_h ? 2 : 1;
+		int fast = fv_aug_jpeg_fast(p, box[2], box[3], 1);
 		if (fv_jpeg_region(j, 1, fast, x0, y0, x1 < W ? x1 : W, y1 < H ? y1 : H, buf, &v))
 			return -1;
 	}

@@ -401,6 +401,14 @@ static int stream_resample(const fv_emit *em, fv_aug_scratch *s, int denom, int 
 	return rc;
 }
 
+int fv_aug_jpeg_fast(const fv_aug_params *p, double w, double h, int denom)
+{
+	/* train crops: the fast IDCT; shrinking ones also merged upsampling */
+	if (p->mode != FV_AUG_TRAIN)
+		return 0;
+	return w >= p->out_w * denom && h >= p->out_h * denom ? 2 : 1;
+}
+
 int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed, void *out,
 		  fv_aug_scratch *s)
 {
@@ -459,10 +467,7 @@ int fv_aug_sample(const fv_aug_params *p, const fv_aug_input *in, uint64_t seed,
 		if (in->encoding == FV_ENC_JPEG && fv_axis_fx_ok(&s->ax, &s->ay, C)) {
 			if (!direct)
 				em = fv_emit_planes(planes, n);
-			/* train crops: the fast IDCT; shrinking ones also merged
-			 * upsampling (1 = accurate decode) */
-			int fast = p->mode != FV_AUG_TRAIN ? 0
-				   : b.w >= p->out_w * denom && b.h >= p->out_h * denom ? 2 : 1;
+			int fast = fv_aug_jpeg_fast(p, b.w, b.h, denom);
 			if ((rc = stream_resample(&em, s, denom, fast, C, flip)))
 				goto fail;
 			if (direct) {
