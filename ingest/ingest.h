@@ -13,7 +13,7 @@
 #include "fv_store.h"
 
 enum { ENC_OPT_JPEG = 0, ENC_OPT_RAW = 1 }; /* --encoding choices order */
-enum { DATA_BORROWED = 0, DATA_MALLOC = 1, DATA_MAPPED = 2 };
+enum { DATA_BORROWED = 0, DATA_MALLOC = 1 };
 
 typedef struct ingest_cfg {
 	char *db;

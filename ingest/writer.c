@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +17,7 @@
 #include "fv_log.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 30)
+#define NOT_REGULAR (-1) /* read_file: a FIFO, socket or device */
 /* A commit at least every 2 MB: small enough that the memory of one batch
  * (file bytes, LMDB's dirty pages) is reused by the next instead of being
  * faulted in fresh (which costs more than the fsyncs saved), large enough
@@ -25,12 +25,10 @@
 #define BATCH_MAX_BYTES ((size_t)2 << 20)
 
 /* Free stored bytes by how they were obtained (ing_item.data_owned). */
-static void release(uint8_t *data, size_t len, int how)
+static void release(uint8_t *data, int how)
 {
 	if (how == DATA_MALLOC)
 		free(data);
-	else if (how == DATA_MAPPED && data)
-		munmap(data, len);
 }
 
 void ing_item_free(ing_item *it)
@@ -41,7 +39,7 @@ void ing_item_free(ing_item *it)
 	free(it->source);
 	free(it->cls);
 	free(it->reason);
-	release(it->data, it->len, it->data_owned);
+	release(it->data, it->data_owned);
 	free(it);
 }
 
@@ -57,7 +55,7 @@ ing_item *ing_item_reject(ing_item *it, const char *fmt, ...)
 			*p = ' ';
 	free(it->reason);
 	it->reason = strdup(buf);
-	release(it->data, it->len, it->data_owned);
+	release(it->data, it->data_owned);
 	it->data = NULL;
 	it->data_owned = DATA_BORROWED;
 	return it;
@@ -73,38 +71,28 @@ uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN])
 	return (uint32_t)cfg->split;
 }
 
-/* Read path whole: mapped (MAP_POPULATE: the page cache pages themselves,
- * no copy and no fault per page) when `map`, else read into malloc'd memory.
- * The watch daemon reads, because a file truncated under a mapping would
- * kill it with SIGBUS; batch sources are files at rest. *how says which. */
-static int read_file(const char *path, int map, uint8_t **buf, size_t *len, int *how)
+/* Read path whole into malloc'd memory. (Mapping the file instead saves
+ * the copy but costs more: each unmap shoots down the other decoders' TLBs.) */
+static int read_file(const char *path, uint8_t **buf, size_t *len)
 {
 	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
 	uint8_t *b = NULL;
 	size_t got = 0;
-	if (fd < 0)
+	int rc = 0, fd;
+	/* O_NONBLOCK: opening a FIFO would wait for a writer; fstat rejects it */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return errno;
 	if (fstat(fd, &st)) {
 		rc = errno;
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		rc = EISDIR;
+		rc = S_ISDIR(st.st_mode) ? EISDIR : NOT_REGULAR;
 		goto out;
 	}
 	if ((size_t)st.st_size > MAX_FILE_BYTES) {
 		rc = EFBIG;
 		goto out;
-	}
-	if (map && st.st_size > 0) {
-		void *m = mmap(NULL, st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-		if (m != MAP_FAILED) {
-			*buf = m;
-			*len = st.st_size;
-			*how = DATA_MAPPED;
-			goto out;
-		}
 	}
 	if (!(b = malloc(st.st_size ? st.st_size : 1))) {
 		rc = ENOMEM;
@@ -122,7 +110,6 @@ static int read_file(const char *path, int map, uint8_t **buf, size_t *len, int 
 	}
 	*buf = b;
 	*len = got;
-	*how = DATA_MALLOC;
 	b = NULL;
 out:
 	close(fd);
@@ -132,8 +119,7 @@ out:
 
 /* The stored form: the file untouched when it is a JPEG that needs no
  * resize, else (resized) pixels as raw or re-encoded JPEG. Takes buf. */
-static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len, int how,
-		  fv_image *im)
+static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len, fv_image *im)
 {
 	int w, h, rc = 0, jpeg_in = fv_image_sniff(buf, len) == FV_IMG_JPEG;
 	fv_image small = { 0 };
@@ -142,10 +128,8 @@ static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len,
 		it->data = buf;
 		it->len = len;
 		it->encoding = 1; /* ENC_JPEG */
-		it->data_owned = how;
 	} else {
-		release(buf, len, how);
-		it->data_owned = DATA_MALLOC;
+		free(buf);
 		if ((w != im->width || h != im->height) && (rc = fv_image_resize(im, w, h, &small)))
 			return rc;
 		fv_image *out = small.pixels ? &small : im;
@@ -172,24 +156,26 @@ void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, fv_image *scratch)
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	fv_image own = { 0 }, *im = scratch ? scratch : &own;
-	int how = DATA_MALLOC, rc = read_file(it->path, 0, &buf, &len, &how);
+	int rc = read_file(it->path, &buf, &len);
 	if (rc) {
-		ing_item_reject(it, "%s: cannot read: %s", it->path, strerror(rc));
+		ing_item_reject(it, "%s: cannot read: %s", it->path,
+				rc == NOT_REGULAR ? "not a regular file" : strerror(rc));
 		return;
 	}
 	if (!len) {
-		release(buf, len, how);
+		free(buf);
 		ing_item_reject(it, "%s: empty file", it->path);
 		return;
 	}
 	rc = fv_image_decode_into(buf, len, (uint64_t)cfg->max_mpixels * 1000000, im);
 	if (rc) {
-		release(buf, len, how);
+		free(buf);
 		ing_item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
 	} else {
 		fv_image_hash(im->width, im->height, im->channels, im->pixels, it->hash);
 		it->split = ing_item_split(cfg, it->hash);
-		if ((rc = encode(cfg, it, buf, len, how, im)))
+		it->data_owned = DATA_MALLOC; /* encode hands buf or its own output over */
+		if ((rc = encode(cfg, it, buf, len, im)))
 			ing_item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
 	}
 	fv_image_free(&own);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ImageFolder (subfolders of a class folder included) and list-file sources with bad inputs among good ones: a
 # truncated JPEG, an empty file, text named .jpg, headers claiming 65000x65000
-# (JPEG) and 70000x70000 (PNG) pixels, one image copied twice. Every bad file
+# (JPEG) and 70000x70000 (PNG) pixels, one image copied twice; and a FIFO. Every bad file
 # is named and rejected, the run exits 0, the copy is stored once, JPEGs
 # that need no resize are stored byte for byte, PNG is re-encoded, and the
 # result does not depend on --jobs.
@@ -88,4 +88,13 @@ check_eq list_per_class "$(grep -o '"id":"[0-9]*","name":"[0-9]*","train":[0-9]*
 echo "cat/img0001.jpg" >"$S/bad.txt"
 out=$(fovea ingest --db "$T/list2" "$S/bad.txt" 2>&1); rc=$?
 check list_bad_line test "$rc" != 0 -a -n "$(grep -F "bad.txt:1" <<<"$out")"
+
+# a FIFO named like an image is rejected, not waited on (an open of it
+# would block until a writer came)
+F=$T/fifo && mkdir -p "$F/cat" && cp "$J/img0008.jpg" "$F/cat/" && mkfifo "$F/cat/pipe.jpg"
+out=$(timeout 30 fovea ingest --db "$T/fifodb" --jobs 2 "$F" 2>&1); rc=$?
+check_eq fifo_exit_0 "$rc" 0
+check_eq fifo_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 1, duplicates 0, rejected 1"
+grep -q "rejected $F/cat/pipe.jpg: cannot read: not a regular file" <<<"$out" && ok fifo_named ||
+	fail fifo_named "$out"
 fv_done

@@ -2,7 +2,7 @@
 # The inbox daemon: files already waiting are ingested at start; files that
 # land in INBOX/<class>/ (written in place or moved in, in class folders made
 # while it runs) are ingested and moved to .done/, bad ones to .rejected/
-# with a .reason; a SUB socket receives DatasetUpdated; SIGTERM drains and
+# with a .reason (a FIFO too, never waited on); a SUB socket receives DatasetUpdated; SIGTERM drains and
 # exits 0; a restart picks up what arrived meanwhile.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
@@ -28,19 +28,23 @@ cp "$J/img0011.jpg" "$IN/.stage/moved.jpg" && mv "$IN/.stage/moved.jpg" "$IN/dog
 cp "$J/img0012.jpg" "$IN/cat/written.jpg"
 head -c 5000 "$J/img0013.jpg" >"$IN/dog/broken.jpg"
 echo "hello" >"$IN/dog/notes.jpg"
+mkfifo "$IN/.stage/pipe.jpg" && mv "$IN/.stage/pipe.jpg" "$IN/dog/pipe.jpg" # an open would hang
 check moved_in_done wait_for 20 test -f "$IN/.done/moved.jpg"
 check written_done wait_for 20 test -f "$IN/.done/written.jpg"
 check broken_rejected wait_for 20 test -f "$IN/.rejected/broken.jpg"
 check notes_rejected wait_for 20 test -f "$IN/.rejected/notes.jpg.reason"
 grep -q "Premature end" "$IN/.rejected/broken.jpg.reason" && ok reason_says_why || fail reason_says_why "$(cat "$IN/.rejected/broken.jpg.reason")"
-check inbox_emptied test -z "$(find "$IN/cat" "$IN/dog" -type f)"
+check fifo_rejected wait_for 20 test -f "$IN/.rejected/pipe.jpg.reason"
+grep -q "not a regular file" "$IN/.rejected/pipe.jpg.reason" && ok fifo_reason ||
+	fail fifo_reason "$(cat "$IN/.rejected/pipe.jpg.reason" 2>&1)"
+check inbox_emptied test -z "$(find "$IN/cat" "$IN/dog" ! -type d)"
 wait $sub; rc=$?
 check_eq subscriber_got_event "$rc" 0
 grep -q '"type":"DatasetUpdated".*"version":[1-9]' "$T/events" && ok event_content || fail event_content "$(cat "$T/events")"
 
 s=$(fovea stats --db "$T/db" --json) # a reader while the daemon runs
 check_eq watch_records "$(jnum records <<<"$s")" 3
-check_eq watch_rejected "$(jnum rejected <<<"$s")" 2
+check_eq watch_rejected "$(jnum rejected <<<"$s")" 3
 
 kill -TERM $d
 wait $d; rc=$?
