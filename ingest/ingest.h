@@ -60,10 +60,11 @@ typedef struct ing_item {
 ing_item *ing_item_new_file(const char *path, const char *cls);
 void ing_item_free(ing_item *it);
 /* Read, fully decode, hash, then resize/encode path's image per cfg. Never
- * fails: a bad input gets it->reason. Thread-safe; scratch (may be NULL) is
- * the calling thread's decode buffer, reused from item to item. */
+ * fails: a bad input gets it->reason. Thread-safe; fd is path opened
+ * already (taken and closed) or -1; scratch (may be NULL) is the calling
+ * thread's decode buffer, reused from item to item. */
 struct fv_image;
-void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, struct fv_image *scratch);
+void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, struct fv_image *scratch);
 /* Hash-derived split: val for a val_fraction share of contents, else cfg's. */
 uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN]);
 /* Set it->reason from a printf format; returns it. */

@@ -5,3 +5,5 @@ INGEST_SRCS := ingest/main.c ingest/options.c ingest/writer.c ingest/sources.c i
 $(eval $(call fv_program,fovea-ingest,$(INGEST_SRCS)))
 BENCH_SRCS += ingest/bench.c ingest/options.c ingest/writer.c ingest/sources.c ingest/list.c
 LDLIBS += -lxxhash # lib/fv_image.c hashes pixels with XXH3-128 (libxxhash-dev)
+# tests/unit/test_ingest.c runs the decode pool and the writer themselves
+$(BUILD)/tests/test_ingest: $(patsubst %.c,$(OBJ)/%.o,ingest/options.c ingest/writer.c ingest/sources.c ingest/list.c)

@@ -7,11 +7,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "fv_error.h"
 #include "fv_idx.h"
@@ -27,19 +29,31 @@
  * item (each wakeup costs a futex call and, on a busy machine, preempts a
  * decoder), and workers wait only when the window of finished, undelivered
  * items is full because the writer is behind. Items may keep arriving while
- * the workers run (a folder is decoded while it is still being listed). */
+ * the workers run (a folder is decoded while it is still being listed).
+ *
+ * One more thread, the prefetcher, opens the files a little ahead of the
+ * decoders and asks the kernel to read them in (POSIX_FADV_WILLNEED), so
+ * files not in the page cache are read from disk while earlier ones decode
+ * instead of stalling a decoder each; it hands each open descriptor to the
+ * worker that takes the item. It sleeps while PREFETCH_AHEAD items are
+ * ready and wakes when half of them are taken. */
+#define PREFETCH_AHEAD 32
+
 typedef struct pool {
 	const ingest_cfg *cfg;
 	ing_writer *w;
 	ing_item **items; /* the pool's; NULL once handed to the writer */
 	uint8_t *ready;
+	int *fds;         /* the prefetcher's open descriptor per item, or -1 */
 	size_t n, cap, next, delivered, window;
+	size_t ahead;     /* items[..ahead) were prefetched (or taken before) */
 	int open; /* pool_add may still come */
 	int delivering, space_waiters, item_waiters, rc, started;
+	int pf_started, pf_waiting, pf_stop;
 	char err[1024]; /* rc's detail, for the caller's thread */
-	pthread_t th[256];
+	pthread_t th[256], pf;
 	pthread_mutex_t mu;
-	pthread_cond_t cv_space, cv_items;
+	pthread_cond_t cv_space, cv_items, cv_pf;
 } pool;
 
 /* Stop on rc (the first one wins); called with p->mu held. */
@@ -51,6 +65,7 @@ static void pool_fail(pool *p, int rc)
 	snprintf(p->err, sizeof p->err, "%s", fv_err_msg(rc));
 	pthread_cond_broadcast(&p->cv_space);
 	pthread_cond_broadcast(&p->cv_items);
+	pthread_cond_signal(&p->cv_pf);
 }
 
 /* Hand items[delivered..] to the writer while they are finished; called
@@ -97,8 +112,12 @@ static void *pool_worker(void *arg)
 			break;
 		size_t i = p->next++;
 		ing_item *it = p->items[i];
+		int fd = p->fds[i];
+		p->fds[i] = -1;
+		if (p->pf_waiting && p->ahead < p->next + PREFETCH_AHEAD / 2)
+			pthread_cond_signal(&p->cv_pf);
 		pthread_mutex_unlock(&p->mu);
-		ing_item_prepare(p->cfg, it, &scratch);
+		ing_item_prepare(p->cfg, it, fd, &scratch);
 		pthread_mutex_lock(&p->mu);
 		p->ready[i] = 1;
 		if (!p->delivering)
@@ -106,6 +125,40 @@ static void *pool_worker(void *arg)
 	}
 	pthread_mutex_unlock(&p->mu);
 	fv_image_free(&scratch);
+	return NULL;
+}
+
+static void *pool_prefetch(void *arg)
+{
+	pool *p = arg;
+	char path[PATH_MAX];
+	pthread_mutex_lock(&p->mu);
+	while (!p->rc && !p->pf_stop) {
+		if (p->ahead < p->next)
+			p->ahead = p->next; /* the decoders overtook: skip those */
+		if (p->ahead >= p->n || p->ahead >= p->next + PREFETCH_AHEAD) {
+			if (!p->open && p->ahead >= p->n)
+				break;
+			p->pf_waiting = 1;
+			pthread_cond_wait(&p->cv_pf, &p->mu);
+			p->pf_waiting = 0;
+			continue;
+		}
+		size_t i = p->ahead++, len = p->items[i]->path ? strlen(p->items[i]->path) : 0;
+		if (len && len < sizeof path) /* a copy: the item may be stored and freed meanwhile */
+			memcpy(path, p->items[i]->path, len + 1);
+		pthread_mutex_unlock(&p->mu);
+		/* O_NONBLOCK: a FIFO among the images must not hang the open */
+		int fd = len && len < sizeof path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
+		if (fd >= 0) /* a failure is the worker's to report, on its own open */
+			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		pthread_mutex_lock(&p->mu);
+		if (fd >= 0 && i >= p->next)
+			p->fds[i] = fd;
+		else if (fd >= 0)
+			close(fd); /* taken meanwhile: its worker opened it itself */
+	}
+	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
 
@@ -125,9 +178,11 @@ static int pool_open(const ingest_cfg *cfg, ing_writer *w, pool **out)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv_space, NULL);
 	pthread_cond_init(&p->cv_items, NULL);
+	pthread_cond_init(&p->cv_pf, NULL);
 	for (; p->started < jobs - 1; p->started++)
 		if (pthread_create(&p->th[p->started], NULL, pool_worker, p))
 			break;
+	p->pf_started = !pthread_create(&p->pf, NULL, pool_prefetch, p);
 	return 0;
 }
 
@@ -145,17 +200,23 @@ static int pool_add(pool *p, ing_item *it)
 		uint8_t *gr = realloc(p->ready, cap);
 		if (gr)
 			p->ready = gr;
-		if (gi && gr)
+		int *gf = realloc(p->fds, cap * sizeof *gf);
+		if (gf)
+			p->fds = gf;
+		if (gi && gr && gf)
 			p->cap = cap;
 		else
 			pool_fail(p, ENOMEM);
 	}
 	if (!p->rc) {
 		p->items[p->n] = it;
+		p->fds[p->n] = -1;
 		p->ready[p->n++] = 0;
 		it = NULL;
 		if (p->item_waiters)
 			pthread_cond_signal(&p->cv_items);
+		if (p->pf_waiting && p->ahead < p->next + PREFETCH_AHEAD)
+			pthread_cond_signal(&p->cv_pf);
 	}
 	rc = p->rc;
 	pthread_mutex_unlock(&p->mu);
@@ -176,18 +237,30 @@ static int pool_close(pool **pp, int rc)
 	if (rc)
 		pool_fail(p, rc);
 	pthread_cond_broadcast(&p->cv_items);
+	pthread_cond_signal(&p->cv_pf);
 	pthread_mutex_unlock(&p->mu);
 	pool_worker(p);
 	for (int i = 0; i < p->started; i++)
 		pthread_join(p->th[i], NULL);
-	for (size_t i = 0; i < p->n; i++) /* what a failure left undelivered */
+	pthread_mutex_lock(&p->mu);
+	p->pf_stop = 1;
+	pthread_cond_signal(&p->cv_pf);
+	pthread_mutex_unlock(&p->mu);
+	if (p->pf_started)
+		pthread_join(p->pf, NULL);
+	for (size_t i = 0; i < p->n; i++) { /* what a failure left undelivered */
 		ing_item_free(p->items[i]);
+		if (p->fds[i] >= 0)
+			close(p->fds[i]);
+	}
 	rc = p->rc ? fv_err_set(p->rc, "%s", p->err) : 0;
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv_space);
 	pthread_cond_destroy(&p->cv_items);
+	pthread_cond_destroy(&p->cv_pf);
 	free(p->items);
 	free(p->ready);
+	free(p->fds);
 	free(p);
 	*pp = NULL;
 	return rc;

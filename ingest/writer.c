@@ -71,16 +71,18 @@ uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN])
 	return (uint32_t)cfg->split;
 }
 
-/* Read path whole into malloc'd memory. (Mapping the file instead saves
- * the copy but costs more: each unmap shoots down the other decoders' TLBs.) */
-static int read_file(const char *path, uint8_t **buf, size_t *len)
+/* Read path whole into malloc'd memory, through fd when it is one already
+ * open on path (the pool's prefetcher opened it; closed here either way).
+ * (Mapping the file instead saves the copy but costs more: each unmap
+ * shoots down the other decoders' TLBs.) */
+static int read_file(const char *path, int fd, uint8_t **buf, size_t *len)
 {
 	struct stat st;
 	uint8_t *b = NULL;
 	size_t got = 0;
-	int rc = 0, fd;
+	int rc = 0;
 	/* O_NONBLOCK: opening a FIFO would wait for a writer; fstat rejects it */
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+	if (fd < 0 && (fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return errno;
 	if (fstat(fd, &st)) {
 		rc = errno;
@@ -151,12 +153,12 @@ static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len,
 	return rc;
 }
 
-void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, fv_image *scratch)
+void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_image *scratch)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	fv_image own = { 0 }, *im = scratch ? scratch : &own;
-	int rc = read_file(it->path, &buf, &len);
+	int rc = read_file(it->path, fd, &buf, &len);
 	if (rc) {
 		ing_item_reject(it, "%s: cannot read: %s", it->path,
 				rc == NOT_REGULAR ? "not a regular file" : strerror(rc));
