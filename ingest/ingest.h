@@ -32,6 +32,7 @@ typedef struct ingest_cfg {
 	long batch_ms;       /* watch: commit at least this often */
 	long map_mb;         /* initial map size of a new dataset */
 	int nosync;
+	double progress;     /* seconds between progress lines of a batch run; 0 = none */
 	int json;            /* stats */
 	int log_level;       /* index into error|warn|info|debug */
 } ingest_cfg;

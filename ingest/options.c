@@ -32,6 +32,8 @@ const fv_cfg_opt ingest_options[] = {
 	  "initial map size of a new dataset (it grows by itself)" },
 	{ "nosync", FV_CFG_BOOL, O(nosync), "false", 1, 0, NULL,
 	  "skip fsync per commit (faster; a crash may lose the last commits)" },
+	{ "progress", FV_CFG_DOUBLE, O(progress), "10", 0, 86400, NULL,
+	  "folders, lists, IDX: a progress line at most every this many seconds (0 = none)" },
 	{ "log-level", FV_CFG_ENUM, O(log_level), "info", 1, 0, "error|warn|info|debug",
 	  "what goes to stderr" },
 	FV_CFG_END

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fv_daemon.h"
 #include "fv_error.h"
 #include "fv_image.h"
 #include "fv_log.h"
@@ -222,6 +223,8 @@ struct ing_writer {
 	char err[1024]; /* rc's detail: fv_err_msg is per thread */
 	pthread_t th;
 	uint64_t added, dups, rejected, version;
+	int64_t progress_ms, last_ms; /* progress lines: interval (0 = none), the last */
+	uint64_t last_seen;           /* added + dups + rejected at the last line */
 };
 
 int ing_writer_new(fv_store *s, const ingest_cfg *cfg, ing_writer **out)
@@ -238,7 +241,27 @@ int ing_writer_new(fv_store *s, const ingest_cfg *cfg, ing_writer **out)
 	fv_store_meta m;
 	if (!fv_store_meta_get(s, &m))
 		w->version = m.version;
+	/* the inbox daemon's commits come as files land: no rate to report */
+	w->progress_ms = cfg->watch ? 0 : (int64_t)(cfg->progress * 1000);
+	w->last_ms = fv_now_ms();
 	return 0;
+}
+
+/* After a commit, with w->mu held: the progress line into buf when one is
+ * due (a long ingest says how far it got and how fast), else "". */
+static void progress(ing_writer *w, char *buf, size_t size)
+{
+	int64_t now = fv_now_ms();
+	uint64_t seen = w->added + w->dups + w->rejected;
+	buf[0] = 0;
+	if (!w->progress_ms || now - w->last_ms < w->progress_ms)
+		return;
+	snprintf(buf, size, "progress: %llu added, %llu duplicates, %llu rejected; %.0f images/s; "
+		 "dataset version %llu", (unsigned long long)w->added, (unsigned long long)w->dups,
+		 (unsigned long long)w->rejected, (seen - w->last_seen) * 1000.0 / (now - w->last_ms),
+		 (unsigned long long)w->version);
+	w->last_ms = now;
+	w->last_seen = seen;
 }
 
 static void names_free(char **v, size_t n)
@@ -310,6 +333,7 @@ out:
 static void *commit_thread(void *arg)
 {
 	ing_writer *w = arg;
+	char line[256] = "";
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->head && !w->stop)
@@ -335,9 +359,16 @@ static void *commit_thread(void *arg)
 			w->dups += b.duplicates;
 			w->rejected += b.rejected;
 			w->version = b.version;
+			progress(w, line, sizeof line);
 		}
 		w->queued--;
 		pthread_cond_broadcast(&w->cv_idle);
+		if (line[0]) {
+			pthread_mutex_unlock(&w->mu);
+			fv_info("%s", line);
+			line[0] = 0;
+			pthread_mutex_lock(&w->mu);
+		}
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;

@@ -2,7 +2,7 @@
 # Fashion-MNIST through fovea ingest: train + t10k (as val) gives 60000 train,
 # 10000 val, 10 classes named by --labels; re-running adds nothing (dedup
 # across runs) and bumps no version; --val-fraction holds out the same
-# records every time.
+# records every time; --progress prints lines while it runs.
 # timeout: 120
 source "$(dirname "$0")/../itlib.sh"
 # jnum KEY: the first "KEY":N in the JSON on stdin (splits come before per_class)
@@ -22,8 +22,12 @@ check_eq fashion_per_class "$(grep -o '"train":[0-9]*,"val":[0-9]*,"test"' <<<"$
 1 "train":60000,"val":10000,"test"'
 v=$(jnum version <<<"$s")
 
-out=$(fovea ingest --db "$T/db" "$FASHION/train-images-idx3-ubyte.gz" 2>&1)
+out=$(fovea ingest --db "$T/db" --progress 0.05 "$FASHION/train-images-idx3-ubyte.gz" 2>&1)
 check_eq rerun_adds_nothing "$(grep -o 'added [0-9]*, duplicates [0-9]*' <<<"$out")" "added 0, duplicates 60000"
+# --progress: lines while it runs, counting what the commits so far hold
+p=$(grep 'progress: 0 added, [0-9]* duplicates, 0 rejected; [0-9]* images/s; dataset version' <<<"$out")
+check progress_lines test -n "$p"
+check progress_counts_grow test "$(grep -o '[0-9]* duplicates' <<<"$p" | sort -n -c 2>&1 && echo sorted)" = sorted
 s=$(fovea stats --db "$T/db" --json)
 check_eq rerun_records "$(jnum records <<<"$s")" 70000
 check_eq rerun_version "$(jnum version <<<"$s")" "$v"
@@ -32,8 +36,9 @@ fovea stats --db "$T/db" | grep -q 'long tail *0 of 10' && ok stats_text || fail
 
 # --val-fraction: the same hold-out on every run, about the asked share
 for k in 1 2; do
-	fovea ingest --db "$T/vf$k" --val-fraction 0.2 --nosync "$FASHION/t10k-images-idx3-ubyte.gz" >/dev/null 2>&1
+	out=$(fovea ingest --db "$T/vf$k" --val-fraction 0.2 --nosync "$FASHION/t10k-images-idx3-ubyte.gz" 2>&1)
 done
+check no_progress_in_short_runs test -z "$(grep progress: <<<"$out")" # every 10 s by default
 a=$(fovea stats --db "$T/vf1" --json | grep -o '"per_class.*')
 b=$(fovea stats --db "$T/vf2" --json | grep -o '"per_class.*')
 check_eq val_fraction_deterministic "$a" "$b"
