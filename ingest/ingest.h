@@ -99,9 +99,6 @@ int ing_source_add(const ingest_cfg *cfg, ing_writer *w, const char *src);
 int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir);
 int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list);
 int ing_source_idx(const ingest_cfg *cfg, ing_writer *w, const char *images);
-/* Validate items[0..n) on cfg->jobs threads (the caller's among them) and
- * hand them to the writer in order. Takes ownership of every item. */
-int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n);
 
 /* List files: "<path> <label>" per line (label after the last blank);
  * blank lines and '#' comments skipped. Calls fn per entry with path and

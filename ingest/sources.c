@@ -29,7 +29,9 @@
  * item (each wakeup costs a futex call and, on a busy machine, preempts a
  * decoder), and workers wait only when the window of finished, undelivered
  * items is full because the writer is behind. Items may keep arriving while
- * the workers run (a folder is decoded while it is still being listed).
+ * the workers run (a folder is decoded while it is still being listed), at
+ * most LIST_AHEAD ahead of the decoders: past that the listing thread
+ * decodes one itself, so memory stays bounded for folders of millions.
  *
  * One more thread, the prefetcher, opens the files a little ahead of the
  * decoders and asks the kernel to read them in (POSIX_FADV_WILLNEED), so
@@ -38,19 +40,23 @@
  * worker that takes the item. It sleeps while PREFETCH_AHEAD items are
  * ready and wakes when half of them are taken. */
 #define PREFETCH_AHEAD 32
+#define LIST_AHEAD 4096
 
 typedef struct pool {
 	const ingest_cfg *cfg;
 	ing_writer *w;
+	/* A ring: item i (delivered <= i < n) sits in slot i & mask; n -
+	 * delivered stays under LIST_AHEAD + window, so slots never collide. */
 	ing_item **items; /* the pool's; NULL once handed to the writer */
 	uint8_t *ready;
 	int *fds;         /* the prefetcher's open descriptor per item, or -1 */
-	size_t n, cap, next, delivered, window;
-	size_t ahead;     /* items[..ahead) were prefetched (or taken before) */
+	size_t mask, n, next, delivered, window;
+	size_t ahead;     /* items ..ahead were prefetched (or taken before) */
 	int open; /* pool_add may still come */
 	int delivering, space_waiters, item_waiters, rc, started;
 	int pf_started, pf_waiting, pf_stop;
 	char err[1024]; /* rc's detail, for the caller's thread */
+	fv_image scratch; /* the calling thread's decode buffer */
 	pthread_t th[256], pf;
 	pthread_mutex_t mu;
 	pthread_cond_t cv_space, cv_items, cv_pf;
@@ -68,14 +74,15 @@ static void pool_fail(pool *p, int rc)
 	pthread_cond_signal(&p->cv_pf);
 }
 
-/* Hand items[delivered..] to the writer while they are finished; called
- * and returns with p->mu held. */
+/* Hand items from delivered on to the writer while they are finished;
+ * called and returns with p->mu held. */
 static void pool_deliver(pool *p)
 {
 	p->delivering = 1;
-	while (!p->rc && p->delivered < p->n && p->ready[p->delivered]) {
-		ing_item *it = p->items[p->delivered];
-		p->items[p->delivered++] = NULL;
+	while (!p->rc && p->delivered < p->n && p->ready[p->delivered & p->mask]) {
+		size_t s = p->delivered++ & p->mask;
+		ing_item *it = p->items[s];
+		p->items[s] = NULL;
 		pthread_mutex_unlock(&p->mu);
 		int rc = ing_writer_add(p->w, it);
 		pthread_mutex_lock(&p->mu);
@@ -87,43 +94,60 @@ static void pool_deliver(pool *p)
 		pthread_cond_broadcast(&p->cv_space);
 }
 
-static void *pool_worker(void *arg)
+/* Validate the next item and deliver what is finished, when there is one
+ * and the window has room; with p->mu held. 1 if it took one. */
+static int pool_take(pool *p, fv_image *scratch)
 {
-	pool *p = arg;
-	/* Reserved, not touched: pages fault in once, as the largest image so
-	 * far needs them, instead of anew at every growth of the buffer. */
-	fv_image scratch = { 0 };
-	fv_image_alloc(&scratch, 2048, 2048, 3);
+	if (p->rc || p->next >= p->n || p->next >= p->delivered + p->window)
+		return 0;
+	size_t s = p->next++ & p->mask;
+	ing_item *it = p->items[s];
+	int fd = p->fds[s];
+	p->fds[s] = -1;
+	if (p->pf_waiting && p->ahead < p->next + PREFETCH_AHEAD / 2)
+		pthread_cond_signal(&p->cv_pf);
+	pthread_mutex_unlock(&p->mu);
+	ing_item_prepare(p->cfg, it, fd, scratch);
 	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		if (!p->rc && p->next >= p->n && p->open) {
-			p->item_waiters++;
-			pthread_cond_wait(&p->cv_items, &p->mu);
-			p->item_waiters--;
-			continue;
-		}
-		if (!p->rc && p->next < p->n && p->next >= p->delivered + p->window) {
-			p->space_waiters++;
-			pthread_cond_wait(&p->cv_space, &p->mu);
-			p->space_waiters--;
-			continue;
-		}
-		if (p->rc || p->next >= p->n)
-			break;
-		size_t i = p->next++;
-		ing_item *it = p->items[i];
-		int fd = p->fds[i];
-		p->fds[i] = -1;
-		if (p->pf_waiting && p->ahead < p->next + PREFETCH_AHEAD / 2)
-			pthread_cond_signal(&p->cv_pf);
-		pthread_mutex_unlock(&p->mu);
-		ing_item_prepare(p->cfg, it, fd, &scratch);
-		pthread_mutex_lock(&p->mu);
-		p->ready[i] = 1;
-		if (!p->delivering)
-			pool_deliver(p);
+	p->ready[s] = 1;
+	if (!p->delivering)
+		pool_deliver(p);
+	return 1;
+}
+
+/* Wait on cv, counted in *waiters (so wakers know to signal). */
+static void pool_wait(pool *p, pthread_cond_t *cv, int *waiters)
+{
+	(*waiters)++;
+	pthread_cond_wait(cv, &p->mu);
+	(*waiters)--;
+}
+
+/* Work until the pool is closed and empty, or failed. */
+static void pool_work(pool *p, fv_image *scratch)
+{
+	pthread_mutex_lock(&p->mu);
+	while (!p->rc && (p->next < p->n || p->open)) {
+		if (p->next >= p->n)
+			pool_wait(p, &p->cv_items, &p->item_waiters);
+		else if (!pool_take(p, scratch))
+			pool_wait(p, &p->cv_space, &p->space_waiters);
 	}
 	pthread_mutex_unlock(&p->mu);
+}
+
+/* A decode buffer reserved, not touched: pages fault in once, as the
+ * largest image so far needs them, instead of anew at every growth. */
+static void scratch_reserve(fv_image *im)
+{
+	fv_image_alloc(im, 2048, 2048, 3);
+}
+
+static void *pool_worker(void *arg)
+{
+	fv_image scratch = { 0 };
+	scratch_reserve(&scratch);
+	pool_work(arg, &scratch);
 	fv_image_free(&scratch);
 	return NULL;
 }
@@ -139,22 +163,22 @@ static void *pool_prefetch(void *arg)
 		if (p->ahead >= p->n || p->ahead >= p->next + PREFETCH_AHEAD) {
 			if (!p->open && p->ahead >= p->n)
 				break;
-			p->pf_waiting = 1;
-			pthread_cond_wait(&p->cv_pf, &p->mu);
-			p->pf_waiting = 0;
+			pool_wait(p, &p->cv_pf, &p->pf_waiting);
 			continue;
 		}
-		size_t i = p->ahead++, len = p->items[i]->path ? strlen(p->items[i]->path) : 0;
+		size_t i = p->ahead++;
+		const char *ip = p->items[i & p->mask]->path;
+		size_t len = ip ? strlen(ip) : 0;
 		if (len && len < sizeof path) /* a copy: the item may be stored and freed meanwhile */
-			memcpy(path, p->items[i]->path, len + 1);
+			memcpy(path, ip, len + 1);
 		pthread_mutex_unlock(&p->mu);
 		/* O_NONBLOCK: a FIFO among the images must not hang the open */
 		int fd = len && len < sizeof path ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
 		if (fd >= 0) /* a failure is the worker's to report, on its own open */
 			posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
 		pthread_mutex_lock(&p->mu);
-		if (fd >= 0 && i >= p->next)
-			p->fds[i] = fd;
+		if (fd >= 0 && i >= p->next) /* not taken yet, so its slot is still its own */
+			p->fds[i & p->mask] = fd;
 		else if (fd >= 0)
 			close(fd); /* taken meanwhile: its worker opened it itself */
 	}
@@ -162,12 +186,13 @@ static void *pool_prefetch(void *arg)
 	return NULL;
 }
 
-/* Start cfg->jobs - 1 workers, waiting for pool_add; the caller becomes
- * the last one in pool_close. */
+/* Start cfg->jobs - 1 workers, waiting for pool_add; the caller is the
+ * last one, in pool_add when the listing runs ahead and in pool_close. */
 static int pool_open(const ingest_cfg *cfg, ing_writer *w, pool **out)
 {
 	pool *p = calloc(1, sizeof *p);
 	int jobs = cfg->jobs < 1 ? 1 : cfg->jobs > 256 ? 256 : (int)cfg->jobs;
+	size_t cap = 1;
 	*out = p;
 	if (!p)
 		return ENOMEM;
@@ -175,6 +200,21 @@ static int pool_open(const ingest_cfg *cfg, ing_writer *w, pool **out)
 	p->w = w;
 	p->open = 1;
 	p->window = (size_t)jobs * 8; /* bounds memory: finished, undelivered items */
+	while (cap <= LIST_AHEAD + p->window)
+		cap *= 2;
+	p->mask = cap - 1;
+	p->items = calloc(cap, sizeof *p->items);
+	p->ready = calloc(cap, 1);
+	p->fds = malloc(cap * sizeof *p->fds);
+	if (!p->items || !p->ready || !p->fds) {
+		free(p->items);
+		free(p->ready);
+		free(p->fds);
+		free(p);
+		*out = NULL;
+		return ENOMEM;
+	}
+	scratch_reserve(&p->scratch);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv_space, NULL);
 	pthread_cond_init(&p->cv_items, NULL);
@@ -192,26 +232,14 @@ static int pool_add(pool *p, ing_item *it)
 {
 	int rc = 0;
 	pthread_mutex_lock(&p->mu);
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 1024;
-		ing_item **gi = realloc(p->items, cap * sizeof *gi);
-		if (gi)
-			p->items = gi;
-		uint8_t *gr = realloc(p->ready, cap);
-		if (gr)
-			p->ready = gr;
-		int *gf = realloc(p->fds, cap * sizeof *gf);
-		if (gf)
-			p->fds = gf;
-		if (gi && gr && gf)
-			p->cap = cap;
-		else
-			pool_fail(p, ENOMEM);
-	}
+	while (!p->rc && p->n - p->next >= LIST_AHEAD) /* listed far enough ahead: decode */
+		if (!pool_take(p, &p->scratch))
+			pool_wait(p, &p->cv_space, &p->space_waiters);
 	if (!p->rc) {
-		p->items[p->n] = it;
-		p->fds[p->n] = -1;
-		p->ready[p->n++] = 0;
+		size_t s = p->n++ & p->mask;
+		p->items[s] = it;
+		p->fds[s] = -1;
+		p->ready[s] = 0;
 		it = NULL;
 		if (p->item_waiters)
 			pthread_cond_signal(&p->cv_items);
@@ -239,7 +267,7 @@ static int pool_close(pool **pp, int rc)
 	pthread_cond_broadcast(&p->cv_items);
 	pthread_cond_signal(&p->cv_pf);
 	pthread_mutex_unlock(&p->mu);
-	pool_worker(p);
+	pool_work(p, &p->scratch);
 	for (int i = 0; i < p->started; i++)
 		pthread_join(p->th[i], NULL);
 	pthread_mutex_lock(&p->mu);
@@ -248,62 +276,23 @@ static int pool_close(pool **pp, int rc)
 	pthread_mutex_unlock(&p->mu);
 	if (p->pf_started)
 		pthread_join(p->pf, NULL);
-	for (size_t i = 0; i < p->n; i++) { /* what a failure left undelivered */
-		ing_item_free(p->items[i]);
-		if (p->fds[i] >= 0)
-			close(p->fds[i]);
+	for (size_t i = p->delivered; i < p->n; i++) { /* what a failure left undelivered */
+		ing_item_free(p->items[i & p->mask]);
+		if (p->fds[i & p->mask] >= 0)
+			close(p->fds[i & p->mask]);
 	}
 	rc = p->rc ? fv_err_set(p->rc, "%s", p->err) : 0;
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv_space);
 	pthread_cond_destroy(&p->cv_items);
 	pthread_cond_destroy(&p->cv_pf);
+	fv_image_free(&p->scratch);
 	free(p->items);
 	free(p->ready);
 	free(p->fds);
 	free(p);
 	*pp = NULL;
 	return rc;
-}
-
-int ing_pool_run(const ingest_cfg *cfg, ing_writer *w, ing_item **items, size_t n)
-{
-	pool *p = NULL;
-	int rc = pool_open(cfg, w, &p);
-	size_t i = 0;
-	for (; i < n && !rc; i++)
-		rc = pool_add(p, items[i]);
-	for (; i < n; i++)
-		ing_item_free(items[i]);
-	return pool_close(&p, rc);
-}
-
-/* ---------------------------------------------------------------- lists */
-
-typedef struct vec {
-	ing_item **v;
-	size_t n, cap;
-} vec;
-
-static int vec_push(vec *v, ing_item *it)
-{
-	if (v->n == v->cap) {
-		size_t cap = v->cap ? v->cap * 2 : 256;
-		ing_item **g = realloc(v->v, cap * sizeof *g);
-		if (!g)
-			return ENOMEM;
-		v->v = g;
-		v->cap = cap;
-	}
-	v->v[v->n++] = it;
-	return 0;
-}
-
-static void vec_free(vec *v)
-{
-	for (size_t i = 0; i < v->n; i++)
-		ing_item_free(v->v[i]);
-	free(v->v);
 }
 
 ing_item *ing_item_new_file(const char *path, const char *cls)
@@ -443,10 +432,13 @@ int ing_source_folder(const ingest_cfg *cfg, ing_writer *w, const char *dir)
 
 /* ---------------------------------------------------------------- list file */
 
+/* Two passes over the list: the first checks every line and finds the
+ * labels (integer labels are class indices, registered before any image),
+ * the second feeds the pool as it goes, so a list of millions of lines
+ * holds a bounded number of items at a time. */
 typedef struct list_ctx {
-	vec items;
+	pool *p; /* the second pass's; NULL in the first */
 	char base[PATH_MAX];
-	const char *name;
 	int numeric;
 	long max_label;
 } list_ctx;
@@ -455,27 +447,27 @@ static int list_entry(void *ctx, const char *path, const char *label, size_t lin
 {
 	list_ctx *l = ctx;
 	char full[PATH_MAX * 2];
-	char *end;
-	long v = strtol(label, &end, 10);
 	(void)line;
-	if (*end || v < 0 || v > 1000000 || end == label)
-		l->numeric = 0;
-	else if (v > l->max_label)
-		l->max_label = v;
+	if (!l->p) {
+		char *end;
+		long v = strtol(label, &end, 10);
+		if (*end || v < 0 || v > 1000000 || end == label)
+			l->numeric = 0;
+		else if (v > l->max_label)
+			l->max_label = v;
+		return 0;
+	}
 	if (path[0] == '/')
 		snprintf(full, sizeof full, "%s", path);
 	else
 		snprintf(full, sizeof full, "%s/%s", l->base, path);
 	ing_item *it = ing_item_new_file(full, label);
-	int rc = it ? vec_push(&l->items, it) : ENOMEM;
-	if (rc)
-		ing_item_free(it);
-	return rc;
+	return it ? pool_add(l->p, it) : ENOMEM;
 }
 
 int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list)
 {
-	list_ctx l = { .numeric = 1, .max_label = -1, .name = list };
+	list_ctx l = { .numeric = 1, .max_label = -1 };
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	char **names = NULL;
@@ -504,7 +496,6 @@ int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list)
 	snprintf(l.base, sizeof l.base, "%.*s", slash ? (int)(slash - list) : 1, slash ? list : ".");
 	if (!rc)
 		rc = ing_list_parse((const char *)buf, len, list, list_entry, &l);
-	free(buf);
 	if (!rc && cfg->labels)
 		rc = ing_labels_read(cfg->labels, &names, &nnames);
 	/* integer labels are class indices, as in Caffe: register 0..max in order */
@@ -517,12 +508,11 @@ int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list)
 		}
 	}
 	ing_labels_free(&names, nnames);
-	if (rc) {
-		vec_free(&l.items);
-		return rc;
+	if (!rc && !(rc = pool_open(cfg, w, &l.p))) {
+		rc = ing_list_parse((const char *)buf, len, list, list_entry, &l);
+		rc = pool_close(&l.p, rc);
 	}
-	rc = ing_pool_run(cfg, w, l.items.v, l.items.n);
-	free(l.items.v);
+	free(buf);
 	return rc;
 }
 

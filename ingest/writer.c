@@ -511,7 +511,10 @@ int ing_writer_add(ing_writer *w, ing_item *it)
 		w->nrej++;
 	}
 	w->bytes += it->len;
-	if (w->n - w->nrej < (size_t)w->cfg->batch && w->bytes < BATCH_MAX_BYTES)
+	/* rejects count too, at a quarter: a folder of bad files is held
+	 * batch by batch, not whole until the flush */
+	if (w->n - w->nrej < (size_t)w->cfg->batch && w->n < 4 * (size_t)w->cfg->batch &&
+	    w->bytes < BATCH_MAX_BYTES)
 		return 0;
 	return enqueue(w, QUEUE_MAX);
 }
