@@ -31,6 +31,7 @@ typedef struct ingest_cfg {
 	long batch;          /* records per commit */
 	long batch_ms;       /* watch: commit at least this often */
 	long map_mb;         /* initial map size of a new dataset */
+	int recheck;         /* read files the dataset has, unchanged, again */
 	int nosync;
 	double progress;     /* seconds between progress lines of a batch run; 0 = none */
 	int json;            /* stats */
@@ -55,6 +56,9 @@ typedef struct ing_item {
 	uint8_t *data;       /* what gets stored */
 	size_t len;
 	int data_owned;      /* DATA_*: how data is freed with the item */
+	fv_source_stat src;  /* the file's stat, when has_src */
+	int has_src;         /* src is set and old enough to trust on a re-run */
+	int known;           /* in the dataset already with this stat: not read */
 } ing_item;
 
 /* A file input of class cls (both copied); NULL on ENOMEM. */
@@ -62,10 +66,13 @@ ing_item *ing_item_new_file(const char *path, const char *cls);
 void ing_item_free(ing_item *it);
 /* Read, fully decode, hash, then resize/encode path's image per cfg. Never
  * fails: a bad input gets it->reason. Thread-safe; fd is path opened
- * already (taken and closed) or -1; scratch (may be NULL) is the calling
- * thread's decode buffer, reused from item to item. */
+ * already (taken and closed) or -1; with index, a file the dataset has
+ * already, unchanged (fv_store_source_known), is not read but marked known;
+ * scratch (may be NULL) is the calling thread's decode buffer, reused from
+ * item to item. */
 struct fv_image;
-void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, struct fv_image *scratch);
+void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *index,
+		      struct fv_image *scratch);
 /* Hash-derived split: val for a val_fraction share of contents, else cfg's. */
 uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN]);
 /* Set it->reason from a printf format; returns it. */
@@ -88,6 +95,10 @@ int ing_writer_add(ing_writer *w, ing_item *it);
 int ing_writer_flush(ing_writer *w);
 /* Called for every item after its batch commits (stored: 0 = rejected). */
 void ing_writer_on_done(ing_writer *w, ing_writer_done_fn fn, void *ctx);
+/* The dataset the writer commits to. */
+fv_store *ing_writer_store(ing_writer *w);
+/* Of the committed duplicates, the files known unchanged and not read. */
+uint64_t ing_writer_known(const ing_writer *w);
 /* Items waiting, plus one if a commit is in flight: flush if non-zero. */
 size_t ing_writer_pending(const ing_writer *w);
 void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,

@@ -44,6 +44,10 @@ static int run_sources(const ingest_cfg *cfg, fv_store *s, char **src, int n)
 	printf("added %llu, duplicates %llu, rejected %llu; dataset version %llu\n",
 	       (unsigned long long)added, (unsigned long long)dups, (unsigned long long)rej,
 	       (unsigned long long)version);
+	uint64_t known = ing_writer_known(w);
+	if (known)
+		printf("%llu of the duplicates: files ingested before and unchanged since, not read "
+		       "again (--recheck reads them)\n", (unsigned long long)known);
 	ing_writer_destroy(&w);
 	return rc ? rc : frc;
 }

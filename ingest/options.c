@@ -30,6 +30,8 @@ const fv_cfg_opt ingest_options[] = {
 	  "watch: commit waiting files at least this often" },
 	{ "map-mb", FV_CFG_INT, O(map_mb), "256", 1, 1 << 24, NULL,
 	  "initial map size of a new dataset (it grows by itself)" },
+	{ "recheck", FV_CFG_BOOL, O(recheck), "false", 1, 0, NULL,
+	  "decode files already ingested (same path, size, times, inode) again instead of skipping them" },
 	{ "nosync", FV_CFG_BOOL, O(nosync), "false", 1, 0, NULL,
 	  "skip fsync per commit (faster; a crash may lose the last commits)" },
 	{ "progress", FV_CFG_DOUBLE, O(progress), "10", 0, 86400, NULL,

@@ -45,6 +45,7 @@
 typedef struct pool {
 	const ingest_cfg *cfg;
 	ing_writer *w;
+	fv_store *index; /* files it has unchanged are not read (NULL: --recheck) */
 	/* A ring: item i (delivered <= i < n) sits in slot i & mask; n -
 	 * delivered stays under LIST_AHEAD + window, so slots never collide. */
 	ing_item **items; /* the pool's; NULL once handed to the writer */
@@ -107,7 +108,7 @@ static int pool_take(pool *p, fv_image *scratch)
 	if (p->pf_waiting && p->ahead < p->next + PREFETCH_AHEAD / 2)
 		pthread_cond_signal(&p->cv_pf);
 	pthread_mutex_unlock(&p->mu);
-	ing_item_prepare(p->cfg, it, fd, scratch);
+	ing_item_prepare(p->cfg, it, fd, p->index, scratch);
 	pthread_mutex_lock(&p->mu);
 	p->ready[s] = 1;
 	if (!p->delivering)
@@ -198,6 +199,7 @@ static int pool_open(const ingest_cfg *cfg, ing_writer *w, pool **out)
 		return ENOMEM;
 	p->cfg = cfg;
 	p->w = w;
+	p->index = cfg->recheck ? NULL : ing_writer_store(w);
 	p->open = 1;
 	p->window = (size_t)jobs * 8; /* bounds memory: finished, undelivered items */
 	while (cap <= LIST_AHEAD + p->window)

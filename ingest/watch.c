@@ -142,7 +142,7 @@ static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
 	if (!cls)
 		ing_item_reject(it, "%s: not in a class folder (INBOX/<class>/<image>)", path);
 	else
-		ing_item_prepare(x->cfg, it, -1, &x->scratch);
+		ing_item_prepare(x->cfg, it, -1, NULL, &x->scratch);
 	if (it->reason && strstr(it->reason, "cannot read: No such file")) {
 		ing_item_free(it); /* seen twice (scan and event) and already moved */
 		return 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fv_daemon.h"
@@ -72,52 +73,65 @@ uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN])
 	return (uint32_t)cfg->split;
 }
 
-/* Read path whole into malloc'd memory, through fd when it is one already
- * open on path (the pool's prefetcher opened it; closed here either way).
- * (Mapping the file instead saves the copy but costs more: each unmap
- * shoots down the other decoders' TLBs.) */
-static int read_file(const char *path, int fd, uint8_t **buf, size_t *len)
+/* Open path (unless fd is it already: the pool's prefetcher opened it),
+ * check it is a regular file of a sane size, and fill *st; on success *fd
+ * is open, else closed. */
+static int open_file(const char *path, int *fd, fv_source_stat *st, int *fresh)
 {
-	struct stat st;
-	uint8_t *b = NULL;
-	size_t got = 0;
+	struct stat sb;
 	int rc = 0;
 	/* O_NONBLOCK: opening a FIFO would wait for a writer; fstat rejects it */
-	if (fd < 0 && (fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
+	if (*fd < 0 && (*fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0)
 		return errno;
-	if (fstat(fd, &st)) {
+	if (fstat(*fd, &sb))
 		rc = errno;
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = S_ISDIR(st.st_mode) ? EISDIR : NOT_REGULAR;
-		goto out;
-	}
-	if ((size_t)st.st_size > MAX_FILE_BYTES) {
+	else if (!S_ISREG(sb.st_mode))
+		rc = S_ISDIR(sb.st_mode) ? EISDIR : NOT_REGULAR;
+	else if ((size_t)sb.st_size > MAX_FILE_BYTES)
 		rc = EFBIG;
-		goto out;
+	if (rc) {
+		close(*fd);
+		*fd = -1;
+		return rc;
 	}
-	if (!(b = malloc(st.st_size ? st.st_size : 1))) {
-		rc = ENOMEM;
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, b + got, st.st_size - got);
+	st->size = (uint64_t)sb.st_size;
+	st->ino = (uint64_t)sb.st_ino;
+	st->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+	st->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec;
+	/* changed in the last 2 s: a write within the same timestamp tick could
+	 * still follow unseen, so this stat is not one to trust on a re-run */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t changed = st->mtime_ns > st->ctime_ns ? st->mtime_ns : st->ctime_ns;
+	*fresh = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - changed < 2000000000LL;
+	return 0;
+}
+
+/* Read the open file's size bytes into malloc'd memory; closes fd. (Mapping
+ * the file instead saves the copy but costs more: each unmap shoots down
+ * the other decoders' TLBs.) */
+static int read_all(int fd, size_t size, uint8_t **buf, size_t *len)
+{
+	uint8_t *b = malloc(size ? size : 1);
+	size_t got = 0;
+	int rc = b ? 0 : ENOMEM;
+	while (!rc && got < size) {
+		ssize_t r = read(fd, b + got, size - got);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0) {
+		if (r <= 0)
 			rc = r < 0 ? errno : EIO;
-			goto out;
-		}
-		got += r;
+		else
+			got += r;
+	}
+	close(fd);
+	if (rc) {
+		free(b);
+		return rc;
 	}
 	*buf = b;
 	*len = got;
-	b = NULL;
-out:
-	close(fd);
-	free(b);
-	return rc;
+	return 0;
 }
 
 /* The stored form: the file untouched when it is a JPEG that needs no
@@ -154,12 +168,21 @@ static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len,
 	return rc;
 }
 
-void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_image *scratch)
+void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *index,
+		      fv_image *scratch)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	fv_image own = { 0 }, *im = scratch ? scratch : &own;
-	int rc = read_file(it->path, fd, &buf, &len);
+	int fresh = 1, rc = open_file(it->path, &fd, &it->src, &fresh);
+	it->has_src = !rc && !fresh;
+	if (!rc && it->has_src && index && fv_store_source_known(index, it->path, &it->src)) {
+		it->known = 1; /* stored already, and unchanged since: not read again */
+		close(fd);
+		return;
+	}
+	if (!rc)
+		rc = read_all(fd, it->src.size, &buf, &len);
 	if (rc) {
 		ing_item_reject(it, "%s: cannot read: %s", it->path,
 				rc == NOT_REGULAR ? "not a regular file" : strerror(rc));
@@ -201,7 +224,7 @@ typedef struct job {
 	size_t n;
 	char **ids, **names;
 	size_t ncls;
-	uint64_t nrej;
+	uint64_t nrej, known;
 } job;
 
 struct ing_writer {
@@ -222,7 +245,7 @@ struct ing_writer {
 	int started, stop, rc;
 	char err[1024]; /* rc's detail: fv_err_msg is per thread */
 	pthread_t th;
-	uint64_t added, dups, rejected, version;
+	uint64_t added, dups, rejected, version, known;
 	int64_t progress_ms, last_ms; /* progress lines: interval (0 = none), the last */
 	uint64_t last_seen;           /* added + dups + rejected at the last line */
 };
@@ -308,6 +331,9 @@ static int job_commit(ing_writer *w, job *j, fv_store_batch *b)
 		p->source = it->source ? it->source : it->path;
 		p->data = it->data;
 		p->data_len = it->len;
+		p->src_stat = it->has_src ? &it->src : NULL;
+		p->known = it->known;
+		j->known += it->known;
 	}
 	b->class_ids = (const char *const *)j->ids;
 	b->class_names = (const char *const *)j->names;
@@ -348,6 +374,7 @@ static void *commit_thread(void *arg)
 		fv_store_batch b = { 0 };
 		fv_err_clear();
 		int rc = failed ? 0 : job_commit(w, j, &b);
+		uint64_t known = j->known;
 		job_free(j);
 		pthread_mutex_lock(&w->mu);
 		if (rc && !w->rc) {
@@ -357,6 +384,7 @@ static void *commit_thread(void *arg)
 		if (!failed && !rc) {
 			w->added += b.added;
 			w->dups += b.duplicates;
+			w->known += known;
 			w->rejected += b.rejected;
 			w->version = b.version;
 			progress(w, line, sizeof line);
@@ -441,6 +469,20 @@ void ing_writer_destroy(ing_writer **wp)
 	pthread_cond_destroy(&w->cv_idle);
 	free(w);
 	*wp = NULL;
+}
+
+fv_store *ing_writer_store(ing_writer *w)
+{
+	return w->s;
+}
+
+uint64_t ing_writer_known(const ing_writer *w)
+{
+	ing_writer *m = (ing_writer *)w;
+	pthread_mutex_lock(&m->mu);
+	uint64_t k = w->known;
+	pthread_mutex_unlock(&m->mu);
+	return k;
 }
 
 void ing_writer_on_done(ing_writer *w, ing_writer_done_fn fn, void *ctx)

@@ -8,6 +8,8 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +25,8 @@
 
 struct fv_store {
 	MDB_env *env;
-	MDB_dbi records, classes, hashes, meta;
+	MDB_dbi records, classes, hashes, meta, sources;
+	int has_sources; /* a read-only open of a dataset from before the index: 0 */
 	int flags;
 	char *dir;
 	pthread_rwlock_t lock;
@@ -193,6 +196,12 @@ static int open_dbs(fv_store *s)
 	    (r = mdb_dbi_open(t, "meta", f, &s->meta))) {
 		rc = r == MDB_NOTFOUND ? fv_err_set(FV_E_NOTFOUND, "%s: not a fovea dataset", s->dir)
 				       : lerr(s, r, "open databases");
+		goto out;
+	}
+	if (!(r = mdb_dbi_open(t, "sources", f, &s->sources)))
+		s->has_sources = 1;
+	else if (r != MDB_NOTFOUND) {
+		rc = lerr(s, r, "open databases");
 		goto out;
 	}
 	uint64_t schema;
@@ -670,6 +679,53 @@ int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uin
 	return 0;
 }
 
+/* ---------------------------------------------------------------- sources */
+
+#define SOURCE_VAL 40 /* size, ino, mtime, ctime, record key: 8 bytes each, big-endian */
+
+static void source_key(const char *source, uint8_t k[FV_HASH_LEN])
+{
+	XXH128_canonical_t c;
+	XXH128_canonicalFromHash(&c, XXH3_128bits(source, strlen(source)));
+	memcpy(k, c.digest, FV_HASH_LEN);
+}
+
+int fv_store_source_known(fv_store *s, const char *source, const fv_source_stat *st)
+{
+	uint8_t k[FV_HASH_LEN];
+	MDB_txn *t;
+	int known = 0;
+	if (!s->has_sources || txn_begin(s, MDB_RDONLY, &t))
+		return 0;
+	source_key(source, k);
+	MDB_val kv = { FV_HASH_LEN, k }, v;
+	if (!mdb_get(t, s->sources, &kv, &v) && v.mv_size == SOURCE_VAL) {
+		const uint8_t *b = v.mv_data;
+		known = rd64(b) == st->size && rd64(b + 8) == st->ino &&
+			rd64(b + 16) == (uint64_t)st->mtime_ns && rd64(b + 24) == (uint64_t)st->ctime_ns;
+	}
+	txn_end(s, t, 0, NULL);
+	return known;
+}
+
+/* Remember p's source file as holding record `key`. */
+static int source_put(fv_store_wtxn *w, const fv_store_put *p, uint64_t key)
+{
+	fv_store *s = w->s;
+	uint8_t k[FV_HASH_LEN], b[SOURCE_VAL];
+	if (!p->src_stat || !p->source || !s->has_sources)
+		return 0;
+	source_key(p->source, k);
+	be64(b, p->src_stat->size);
+	be64(b + 8, p->src_stat->ino);
+	be64(b + 16, (uint64_t)p->src_stat->mtime_ns);
+	be64(b + 24, (uint64_t)p->src_stat->ctime_ns);
+	be64(b + 32, key);
+	MDB_val kv = { FV_HASH_LEN, k }, v = { SOURCE_VAL, b };
+	int r = mdb_put(w->txn, s->sources, &kv, &v, 0);
+	return r ? lerr(s, r, "write source") : 0;
+}
+
 int fv_store_write_put(fv_store_wtxn *w, fv_store_put *p)
 {
 	fv_store *s = w->s;
@@ -681,13 +737,23 @@ int fv_store_write_put(fv_store_wtxn *w, fv_store_put *p)
 		return fv_err_set(EINVAL, "%s: split %u out of range", p->source, p->split);
 	if ((rc = fv_store_write_class(w, p->class_id, p->class_name, &p->label)))
 		return rc;
+	if (p->known) { /* its content is stored already, under the key remembered */
+		uint8_t k[FV_HASH_LEN];
+		source_key(p->source ? p->source : "", k);
+		MDB_val kv = { FV_HASH_LEN, k }, v;
+		p->duplicate = 1;
+		p->key = s->has_sources && !mdb_get(w->txn, s->sources, &kv, &v) && v.mv_size == SOURCE_VAL
+				 ? rd64((const uint8_t *)v.mv_data + 32) : 0;
+		w->m.duplicates++;
+		return 0;
+	}
 	MDB_val hk = { FV_HASH_LEN, p->hash }, hv;
 	r = mdb_get(w->txn, s->hashes, &hk, &hv);
 	if (!r && hv.mv_size == 8) {
 		p->duplicate = 1;
 		p->key = rd64(hv.mv_data);
 		w->m.duplicates++;
-		return 0;
+		return source_put(w, p, p->key);
 	}
 	if (r && r != MDB_NOTFOUND)
 		return lerr(s, r, "read hashes");
@@ -717,6 +783,8 @@ int fv_store_write_put(fv_store_wtxn *w, fv_store_put *p)
 	hv.mv_data = kb;
 	if ((r = mdb_put(w->txn, s->hashes, &hk, &hv, MDB_NOOVERWRITE)))
 		return lerr(s, r, "write hash");
+	if ((rc = source_put(w, p, p->key)))
+		return rc;
 	w->m.next_key++;
 	w->m.records++;
 	w->m.split[p->split]++;

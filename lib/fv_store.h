@@ -5,6 +5,10 @@
  *   classes  4-byte big-endian class index  -> packed fovea.ClassInfo
  *   hashes   16-byte content hash           -> 8-byte record key (dedup)
  *   meta     name ("version", "records", "train", ...) -> 8-byte big-endian u64
+ *   sources  XXH3-128 of a source path -> its file's stat (fv_source_stat)
+ *            and the record key; ingest's re-runs skip files it already has
+ *            (added with the others of its commit; a dataset from before
+ *            the index gains it on the next write)
  *
  * Only fovea-ingest writes (one writer; LMDB serializes writers anyway).
  * Readers open with FV_STORE_RDONLY and take short read transactions: LMDB's
@@ -121,6 +125,19 @@ int fv_record_parse(const void *buf, size_t len, fv_record *r);
 
 /* ---------------------------------------------------------------- writer */
 
+/* A source file as stat(2) saw it: size, modification and change times,
+ * inode. A file whose stat is unchanged is taken to hold what it held (as
+ * git's index and rsync do; ctime and inode change when it is replaced). */
+typedef struct fv_source_stat {
+	uint64_t size, ino;
+	int64_t mtime_ns, ctime_ns;
+} fv_source_stat;
+
+/* Was `source`, with this stat, stored (or found a duplicate) by an earlier
+ * commit? Then its content is in the dataset. One short read transaction;
+ * 0 when not, or when the dataset has no sources index. */
+int fv_store_source_known(fv_store *s, const char *source, const fv_source_stat *st);
+
 /* One record to add. Inputs are borrowed for the call; class_id is resolved
  * to an index at commit (a new id is appended, never renumbering others). */
 typedef struct fv_store_put {
@@ -131,6 +148,8 @@ typedef struct fv_store_put {
 	const char *source;
 	const uint8_t *data;
 	size_t data_len;
+	const fv_source_stat *src_stat; /* remembered in sources under source; may be NULL */
+	int known;              /* fv_store_source_known said so: a duplicate, nothing read */
 	/* results */
 	uint64_t key;           /* the record's key (the existing one if duplicate) */
 	uint32_t label;

@@ -125,6 +125,61 @@ FV_TEST(store_classes_stable_versions_dedup)
 	fv_store_close(&s);
 }
 
+/* sources: a put with its file's stat makes the path known with exactly
+ * that stat (a duplicate's too); a known put counts a duplicate, stores
+ * nothing and reports the key remembered. */
+FV_TEST(store_sources_remember_stat)
+{
+	fv_store *s;
+	uint8_t d[3][16];
+	fv_store_put p[3];
+	fv_source_stat st = { .size = 1234, .ino = 99, .mtime_ns = 1700000000123456789LL,
+			      .ctime_ns = 1700000001000000000LL };
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	FV_CHECK(!fv_store_source_known(s, "dir/a.jpg", &st));
+	mkput(&p[0], "c", 1, d[0], 16);
+	p[0].source = "dir/a.jpg";
+	p[0].src_stat = &st;
+	mkput(&p[1], "c", 1, d[1], 16); /* same content, another path: a duplicate */
+	p[1].source = "dir/copy.jpg";
+	p[1].src_stat = &st;
+	mkput(&p[2], "c", 2, d[2], 16); /* no stat: not remembered */
+	p[2].source = "dir/b.jpg";
+	fv_store_batch b = { .items = p, .n = 3 };
+	FV_CHECK_OK(fv_store_commit(s, &b));
+	FV_CHECK_EQ(b.added, 2);
+	FV_CHECK(fv_store_source_known(s, "dir/a.jpg", &st));
+	FV_CHECK(fv_store_source_known(s, "dir/copy.jpg", &st));
+	FV_CHECK(!fv_store_source_known(s, "dir/b.jpg", &st));
+	FV_CHECK(!fv_store_source_known(s, "dir/a.jpg/", &st));
+	fv_source_stat other[4] = { st, st, st, st };
+	other[0].size++;
+	other[1].ino++;
+	other[2].mtime_ns++;
+	other[3].ctime_ns++;
+	for (int i = 0; i < 4; i++)
+		FV_CHECK_MSG(!fv_store_source_known(s, "dir/a.jpg", &other[i]), "stat field %d ignored", i);
+	uint64_t key = p[0].key;
+	fv_store_close(&s);
+
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_RDONLY, 0, &s));
+	FV_CHECK(fv_store_source_known(s, "dir/a.jpg", &st)); /* readers see it too */
+	fv_store_close(&s);
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	fv_store_put k = { .class_id = "c", .source = "dir/a.jpg", .known = 1 };
+	fv_store_batch b2 = { .items = &k, .n = 1 };
+	FV_CHECK_OK(fv_store_commit(s, &b2));
+	FV_CHECK_EQ(b2.added, 0);
+	FV_CHECK_EQ(b2.duplicates, 1);
+	FV_CHECK(k.duplicate && k.key == key);
+	fv_store_meta m;
+	FV_CHECK_OK(fv_store_meta_get(s, &m));
+	FV_CHECK_EQ(m.records, 2);
+	FV_CHECK_EQ(m.duplicates, 2);
+	FV_CHECK_EQ(m.version, 1);
+	fv_store_close(&s);
+}
+
 FV_TEST(store_map_grows)
 {
 	fv_store *s;
