@@ -85,10 +85,16 @@ int main(int argc, char **argv)
 		fv_err("%s", fv_err_msg(rc));
 		goto done;
 	}
-	if (cfg.watch)
+	if (cfg.watch) {
 		rc = ingest_watch(&cfg, s);
-	else
+	} else {
+		/* SIGINT/SIGTERM: the decoders finish the images in hand, what is
+		 * validated is committed, and a re-run goes on from there */
+		fv_signals_install();
 		rc = run_sources(&cfg, s, argv + 1, npos);
+		if (fv_stopping())
+			fprintf(stderr, "fovea ingest: stopped; run the same command again to go on\n");
+	}
 done:
 	fv_store_close(&s);
 	fv_cfg_free(ingest_options, &cfg);

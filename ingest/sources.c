@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fv_daemon.h"
 #include "fv_error.h"
 #include "fv_idx.h"
 #include "fv_image.h"
@@ -99,6 +100,8 @@ static void pool_deliver(pool *p)
  * and the window has room; with p->mu held. 1 if it took one. */
 static int pool_take(pool *p, fv_image *scratch)
 {
+	if (fv_stopping() && !p->rc) /* SIGINT/SIGTERM: keep what is done, stop */
+		pool_fail(p, fv_err_set(ECANCELED, "stopped by a signal"));
 	if (p->rc || p->next >= p->n || p->next >= p->delivered + p->window)
 		return 0;
 	size_t s = p->next++ & p->mask;
@@ -131,7 +134,7 @@ static void pool_work(pool *p, fv_image *scratch)
 	while (!p->rc && (p->next < p->n || p->open)) {
 		if (p->next >= p->n)
 			pool_wait(p, &p->cv_items, &p->item_waiters);
-		else if (!pool_take(p, scratch))
+		else if (!pool_take(p, scratch) && !p->rc) /* (a stop fails the pool) */
 			pool_wait(p, &p->cv_space, &p->space_waiters);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -235,7 +238,7 @@ static int pool_add(pool *p, ing_item *it)
 	int rc = 0;
 	pthread_mutex_lock(&p->mu);
 	while (!p->rc && p->n - p->next >= LIST_AHEAD) /* listed far enough ahead: decode */
-		if (!pool_take(p, &p->scratch))
+		if (!pool_take(p, &p->scratch) && !p->rc)
 			pool_wait(p, &p->cv_space, &p->space_waiters);
 	if (!p->rc) {
 		size_t s = p->n++ & p->mask;
@@ -551,6 +554,10 @@ int ing_source_idx(const ingest_cfg *cfg, ing_writer *w, const char *images)
 	}
 	uint32_t h = im.dims[1], wd = im.dims[2];
 	for (size_t i = 0; i < im.count && !rc; i++) {
+		if (fv_stopping()) {
+			rc = fv_err_set(ECANCELED, "stopped by a signal");
+			break;
+		}
 		ing_item *it = calloc(1, sizeof *it);
 		char src[PATH_MAX + 32], id[8];
 		if (!it) {

@@ -13,7 +13,7 @@ volatile sig_atomic_t fv_reload_requested;
 static void on_stop(int sig)
 {
 	(void)sig;
-	fv_stop_requested = 1;
+	__atomic_store_n(&fv_stop_requested, 1, __ATOMIC_RELAXED); /* lock-free: signal-safe */
 }
 
 static void on_reload(int sig)

@@ -11,6 +11,13 @@
 extern volatile sig_atomic_t fv_stop_requested;
 extern volatile sig_atomic_t fv_reload_requested;
 
+/* fv_stop_requested for threads other than the one that polls it (the
+ * handler may run on any thread): an atomic read. */
+static inline int fv_stopping(void)
+{
+	return __atomic_load_n(&fv_stop_requested, __ATOMIC_RELAXED);
+}
+
 /* Install the flag-only handlers for SIGTERM, SIGINT, SIGHUP; ignore SIGPIPE. */
 int fv_signals_install(void);
 

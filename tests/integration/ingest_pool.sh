@@ -5,7 +5,7 @@
 # wait for the writer. The dataset
 # (record keys, hashes, bytes) must not depend on --jobs; a second run of
 # the same folder adds nothing; and kill -9 mid-run then a re-run gives the
-# same keys and hashes as a clean run.
+# same keys and hashes as a clean run; so does SIGTERM, which stops it cleanly.
 # timeout: 120
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -58,4 +58,22 @@ check killed_mid_run test "$n" -gt 0 -a "$n" -lt 302
 check rerun_after_kill fovea ingest --db "$T/k" --jobs 2 "$S"
 check_eq kill_rerun_records "$(fovea stats --db "$T/k" --json | jnum records)" 302
 check_eq kill_rerun_hashes "$(mdb_dump -s hashes "$T/k" | sha1sum)" "$hashes"
+
+# SIGTERM (or Ctrl-C) mid-run: the decoders stop, what is validated is
+# committed, the run says so and exits 1; a re-run goes on from there
+fovea ingest --db "$T/t" --jobs 2 --batch 1 "$S" >"$T/t.out" 2>&1 &
+pid=$!
+FV_PIDS+=($pid)
+has_t_records() { test "$(fovea stats --db "$T/t" --json 2>/dev/null | jnum records)" -gt 0; }
+wait_for 20 has_t_records
+kill -TERM $pid 2>/dev/null
+wait $pid; rc=$?
+n=$(fovea stats --db "$T/t" --json | jnum records)
+echo "    stopped after $n of 302 records"
+check_eq sigterm_exit_1 "$rc" 1
+check sigterm_mid_run test "$n" -gt 0 -a "$n" -lt 302
+check sigterm_says_stopped grep -q "stopped; run the same command again" "$T/t.out"
+check_eq sigterm_summary_counts "$(grep -o '^added [0-9]*' "$T/t.out")" "added $n"
+check rerun_after_sigterm fovea ingest --db "$T/t" --jobs 2 "$S"
+check_eq sigterm_rerun_hashes "$(mdb_dump -s hashes "$T/t" | sha1sum)" "$hashes"
 fv_done
