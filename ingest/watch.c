@@ -139,12 +139,10 @@ static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
 	ing_item *it = ing_item_new_file(path, cls ? cls : "");
 	if (!it)
 		return ENOMEM;
-	if (!cls) {
+	if (!cls)
 		ing_item_reject(it, "%s: not in a class folder (INBOX/<class>/<image>)", path);
-	} else {
+	else
 		ing_item_prepare(x->cfg, it, -1, NULL, &x->scratch);
-		it->has_src = 0; /* the file moves to .done: nothing to skip on a re-run */
-	}
 	if (it->reason && strstr(it->reason, "cannot read: No such file")) {
 		ing_item_free(it); /* seen twice (scan and event) and already moved */
 		return 0;

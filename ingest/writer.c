@@ -331,7 +331,8 @@ static int job_commit(ing_writer *w, job *j, fv_store_batch *b)
 		p->source = it->source ? it->source : it->path;
 		p->data = it->data;
 		p->data_len = it->len;
-		p->src_stat = it->has_src ? &it->src : NULL;
+		/* an inbox file moves to .done: no re-run will meet it there */
+		p->src_stat = it->has_src && !w->cfg->watch ? &it->src : NULL;
 		p->known = it->known;
 		j->known += it->known;
 	}

@@ -51,6 +51,7 @@ wait $d; rc=$?
 check_eq sigterm_exit_0 "$rc" 0
 cp "$J/img0014.jpg" "$IN/dog/late.jpg"
 cp "$J/img0010.jpg" "$IN/dog/again.jpg" # a duplicate: stored once, still moved
+sleep 2.1 # old enough that a batch run would remember their stat
 fovea ingest --db "$T/db" --watch "$IN" --batch-ms 100 2>>"$T/daemon.log" &
 d=$!
 FV_PIDS+=($d)
@@ -61,4 +62,6 @@ s=$(fovea stats --db "$T/db" --json)
 check_eq restart_records "$(jnum records <<<"$s")" 4
 check_eq restart_duplicates "$(jnum duplicates <<<"$s")" 1
 check_eq watch_classes "$(jnum classes <<<"$s")" 2
+# inbox files move to .done: the daemon remembers no stat to skip them by
+check_eq no_sources_kept "$(mdb_stat -s sources "$T/db" | grep -o 'Entries: [0-9]*')" "Entries: 0"
 fv_done
