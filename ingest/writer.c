@@ -19,7 +19,7 @@
 #include "fv_log.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 30)
-#define NOT_REGULAR (-1) /* read_file: a FIFO, socket or device */
+#define NOT_REGULAR (-1) /* open_file: a FIFO, socket or device */
 /* A commit at least every 2 MB: small enough that the memory of one batch
  * (file bytes, LMDB's dirty pages) is reused by the next instead of being
  * faulted in fresh (which costs more than the fsyncs saved), large enough
