@@ -14,7 +14,6 @@
  *    the ingest: the files it has, unchanged, are not read again. */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -28,6 +27,7 @@
 #include "fv_config.h"
 #include "fv_daemon.h"
 #include "fv_error.h"
+#include "fv_file.h"
 #include "fv_log.h"
 #include "ingest.h"
 
@@ -168,18 +168,6 @@ static double decode_rate(const file *f, size_t n, int threads)
 	return ok * 1000.0 / (dt > 0 ? dt : 1);
 }
 
-/* Drop the files' pages from the page cache (they are clean: at rest). */
-static void evict(const file *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int fd = open(f[i].path, O_RDONLY | O_CLOEXEC);
-		if (fd >= 0) {
-			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-			close(fd);
-		}
-	}
-}
-
 /* Remove an LMDB environment directory without a fork: after a fork every
  * page this process writes takes a fault, which would bill the harness's
  * cleanup to the next measurement. */
@@ -297,7 +285,8 @@ int fv_bench_ingest(int argc, char **argv)
 		double c0 = cpu_s(), d = decode_rate(f, n, 1), c1 = cpu_s();
 		double g = ingest_rate(&cfg, tmp, "jpeg", link, bc.jobs, &jpg_n, NULL), c2 = cpu_s();
 		double d2 = decode_rate(f, n, 2);
-		evict(f, n);
+		for (size_t i = 0; i < n; i++)
+			fv_file_uncache(f[i].path);
 		double re = 0, k = ingest_rate(&cfg, tmp, "jpeg-cold", link, bc.jobs, &cold_n, &re);
 		cpu_dec = c1 - c0 < cpu_dec ? c1 - c0 : cpu_dec;
 		cpu_ing = c2 - c1 < cpu_ing ? c2 - c1 : cpu_ing;

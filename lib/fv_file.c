@@ -27,3 +27,13 @@ int fv_fsync_parent(const char *path)
 	free(copy);
 	return rc;
 }
+
+int fv_file_uncache(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	if (fd < 0)
+		return errno;
+	rc = fdatasync(fd) ? errno : posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	return rc;
+}

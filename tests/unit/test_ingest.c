@@ -3,6 +3,7 @@
  * file (the prefetcher or a decoder), with the files in the page cache or
  * not. */
 #include "fv_test.h"
+#include "fv_file.h"
 #include "fv_store.h"
 #include "ingest/ingest.h"
 
@@ -58,11 +59,7 @@ static void evict(const char *dir)
 	char p[PATH_MAX + 32];
 	for (int i = 0; i < NPHOTOS; i++) {
 		snprintf(p, sizeof p, "%s/%s/%04d.jpg", dir, i % 2 ? "b" : "a", i);
-		int fd = open(p, O_RDONLY);
-		if (fd >= 0) {
-			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-			close(fd);
-		}
+		FV_CHECK_OK(fv_file_uncache(p));
 	}
 }
 
@@ -90,7 +87,6 @@ FV_TEST(pool_gives_each_item_its_own_file)
 		FV_CHECK(slurp(from, &b, &len) == 0);
 		int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		FV_CHECK(fd >= 0 && write(fd, b, len) == (ssize_t)len);
-		fsync(fd); /* clean pages, which DONTNEED drops */
 		close(fd);
 		free(b);
 	}
