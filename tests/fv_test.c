@@ -62,6 +62,24 @@ const char *fv_test_tmpdir(void)
 	return tmpdir;
 }
 
+uint8_t *fv_test_slurp(const char *path, size_t *n)
+{
+	struct stat st;
+	FILE *f = fopen(path, "rb");
+	uint8_t *b = NULL;
+	*n = 0;
+	if (f && !fstat(fileno(f), &st) && (b = malloc((size_t)st.st_size + 1)) &&
+	    fread(b, 1, (size_t)st.st_size, f) == (size_t)st.st_size)
+		*n = (size_t)st.st_size;
+	else {
+		free(b);
+		b = NULL;
+	}
+	if (f)
+		fclose(f);
+	return b;
+}
+
 const char *fv_test_shared_data(void)
 {
 	static char path[512];

@@ -8,6 +8,7 @@
 #ifndef FV_TEST_H
 #define FV_TEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <math.h>
@@ -22,6 +23,9 @@ uint64_t fv_test_rand(void);
 double fv_test_uniform(void); /* [0, 1) */
 /* A fresh empty directory for this case, removed after it passes. */
 const char *fv_test_tmpdir(void);
+/* The whole of path in malloc'd memory (one spare byte), its size in *n;
+ * NULL (and *n 0) if it cannot be read. */
+uint8_t *fv_test_slurp(const char *path, size_t *n);
 /* Path of the repository's shared data folder (../shared/data), or NULL. */
 const char *fv_test_shared_data(void);
 

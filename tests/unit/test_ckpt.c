@@ -80,11 +80,8 @@ static size_t file_size(const char *path)
 
 static uint8_t *slurp(const char *path, size_t *n)
 {
-	*n = file_size(path);
-	uint8_t *b = malloc(*n + 1);
-	FILE *f = fopen(path, "rb");
-	FV_CHECK(f && fread(b, 1, *n, f) == *n);
-	fclose(f);
+	uint8_t *b = fv_test_slurp(path, n);
+	FV_CHECK(b);
 	return b;
 }
 

@@ -21,30 +21,15 @@ typedef struct seen {
 	char first_wrong[PATH_MAX + 64];
 } seen;
 
-static int slurp(const char *path, uint8_t **buf, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY);
-	if (fd < 0 || fstat(fd, &st)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	*buf = malloc(st.st_size ? st.st_size : 1);
-	*len = (size_t)read(fd, *buf, st.st_size);
-	close(fd);
-	return *len == (size_t)st.st_size ? 0 : -1;
-}
-
 /* The stored bytes (JPEGs are stored untouched) must be the item's file. */
 static void on_done(void *ctx, ing_item *it, int stored, uint64_t version)
 {
 	seen *s = ctx;
-	uint8_t *b = NULL;
 	size_t len = 0;
+	uint8_t *b = stored ? fv_test_slurp(it->path, &len) : NULL;
 	(void)version;
 	s->n++;
-	if (!stored || slurp(it->path, &b, &len) || len != it->len || memcmp(b, it->data, len)) {
+	if (!b || len != it->len || memcmp(b, it->data, len)) {
 		if (!s->wrong++)
 			snprintf(s->first_wrong, sizeof s->first_wrong, "%s (stored %d, %zu bytes)",
 				 it->path, stored, it->len);
@@ -80,11 +65,11 @@ FV_TEST(pool_gives_each_item_its_own_file)
 		mkdir(to, 0775);
 	}
 	for (int i = 0; i < NPHOTOS; i++) {
-		uint8_t *b;
 		size_t len;
 		snprintf(from, sizeof from, "%s/jpeg-bench/img%04d.jpg", data, i);
 		snprintf(to, sizeof to, "%s/%s/%04d.jpg", src, i % 2 ? "b" : "a", i);
-		FV_CHECK(slurp(from, &b, &len) == 0);
+		uint8_t *b = fv_test_slurp(from, &len);
+		FV_CHECK(b);
 		int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		FV_CHECK(fd >= 0 && write(fd, b, len) == (ssize_t)len);
 		close(fd);
