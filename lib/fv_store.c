@@ -28,6 +28,7 @@ struct fv_store {
 	MDB_dbi records, classes, hashes, meta, sources;
 	int has_sources; /* a read-only open of a dataset from before the index: 0 */
 	int flags;
+	int unsynced;    /* FV_STORE_LAZYMETA: a commit since the last fv_store_sync */
 	char *dir;
 	pthread_rwlock_t lock;
 };
@@ -251,6 +252,8 @@ int fv_store_open(const char *dir, int flags, size_t mapsize, fv_store **out)
 		ef |= MDB_RDONLY;
 	if (flags & FV_STORE_NOSYNC)
 		ef |= MDB_NOSYNC;
+	else if ((flags & FV_STORE_LAZYMETA) && !(flags & FV_STORE_RDONLY))
+		ef |= MDB_NOMETASYNC;
 	if (!r)
 		r = mdb_env_open(s->env, dir, ef, 0664);
 	if (r) {
@@ -269,11 +272,22 @@ out:
 	return rc;
 }
 
+int fv_store_sync(fv_store *s)
+{
+	int r = mdb_env_sync(s->env, 1);
+	if (!r)
+		s->unsynced = 0;
+	return r ? lerr(s, r, "sync") : 0;
+}
+
 void fv_store_close(fv_store **sp)
 {
 	fv_store *s = *sp;
 	if (!s)
 		return;
+	/* the last commit's meta page (the caller's own sync reported errors) */
+	if (s->env && s->unsynced && (s->flags & FV_STORE_LAZYMETA) && !(s->flags & FV_STORE_NOSYNC))
+		mdb_env_sync(s->env, 1);
 	if (s->env)
 		mdb_env_close(s->env);
 	pthread_rwlock_destroy(&s->lock);
@@ -817,18 +831,28 @@ static int classes_write(fv_store_wtxn *w)
 	return 0;
 }
 
+uint64_t fv_store_write_step(fv_store_wtxn *w, uint64_t rejected)
+{
+	w->m.rejected += rejected;
+	if (w->added || w->new_classes)
+		w->m.version++;
+	w->added = 0;
+	w->new_classes = 0;
+	return w->m.version;
+}
+
 int fv_store_write_commit(fv_store_wtxn **wp, uint64_t rejected, uint64_t *version)
 {
 	fv_store_wtxn *w = *wp;
 	int rc;
-	w->m.rejected += rejected;
-	if (w->added || w->new_classes)
-		w->m.version++;
+	fv_store_write_step(w, rejected);
 	w->m.classes = w->ncls;
 	if ((rc = classes_write(w)) || (rc = meta_write(w->s, w->txn, &w->m)))
 		goto out;
 	txn_end(w->s, w->txn, 1, &rc);
 	w->txn = NULL;
+	if (!rc)
+		w->s->unsynced = 1;
 	if (!rc && version)
 		*version = w->m.version;
 out:
@@ -836,13 +860,11 @@ out:
 	return rc;
 }
 
-static int commit_once(fv_store *s, fv_store_batch *b)
+/* Batch b's classes and items into w, then its version step. */
+static int batch_write(fv_store_wtxn *w, fv_store_batch *b)
 {
-	fv_store_wtxn *w;
 	uint32_t idx;
-	int rc = fv_store_write_begin(s, &w);
-	if (rc)
-		return rc;
+	int rc = 0;
 	b->added = b->duplicates = 0;
 	for (size_t i = 0; i < b->nclasses && !rc; i++)
 		rc = fv_store_write_class(w, b->class_ids[i], b->class_names ? b->class_names[i] : NULL,
@@ -854,17 +876,33 @@ static int commit_once(fv_store *s, fv_store_batch *b)
 		else if (!rc)
 			b->added++;
 	}
+	if (!rc)
+		b->version = fv_store_write_step(w, b->rejected);
+	return rc;
+}
+
+static int commit_once(fv_store *s, fv_store_batch *b, size_t n)
+{
+	fv_store_wtxn *w;
+	int rc = fv_store_write_begin(s, &w);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = batch_write(w, &b[i]);
 	if (rc) {
 		fv_store_write_abort(&w);
 		return rc;
 	}
-	return fv_store_write_commit(&w, b->rejected, &b->version);
+	return fv_store_write_commit(&w, 0, NULL);
 }
 
 int fv_store_commit(fv_store *s, fv_store_batch *b)
 {
+	return fv_store_commit_many(s, b, 1);
+}
+
+int fv_store_commit_many(fv_store *s, fv_store_batch *b, size_t n)
+{
 	for (;;) {
-		int rc = commit_once(s, b);
+		int rc = commit_once(s, b, n);
 		if (rc != FV_E_TOOBIG)
 			return rc;
 		if ((rc = fv_store_grow(s)))

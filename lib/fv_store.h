@@ -17,7 +17,7 @@
  * the trainer takes one per batch. The map grows by itself: the writer
  * doubles it on MDB_MAP_FULL and retries the batch; readers follow with
  * MDB_MAP_RESIZED. Durability is LMDB's (fsync per commit) unless
- * FV_STORE_NOSYNC is given.
+ * FV_STORE_LAZYMETA or FV_STORE_NOSYNC is given.
  *
  * Every function returns 0, an errno value, or an FV_E* code, with detail in
  * fv_err_msg(). */
@@ -35,6 +35,12 @@ enum {
 	FV_STORE_RDONLY = 1, /* readers: MDB_RDONLY; the dataset must exist */
 	FV_STORE_CREATE = 2, /* writer: create DIR and the databases if missing */
 	FV_STORE_NOSYNC = 4, /* writer: no fsync per commit (tests, benchmarks) */
+	/* writer: a commit syncs its pages but writes the meta page unsynced
+	 * (MDB_NOMETASYNC: one fsync per commit, not two); the next commit's
+	 * sync, fv_store_sync or the close makes it durable. A system crash may
+	 * undo the last commit, never corrupt the dataset; a process crash
+	 * loses nothing. For batch runs that a re-run completes (ingest). */
+	FV_STORE_LAZYMETA = 8,
 };
 
 typedef struct fv_store fv_store;
@@ -77,13 +83,16 @@ typedef struct fv_record {
 /* ---------------------------------------------------------------- readers */
 
 /* Open the dataset in `dir`. flags: FV_STORE_RDONLY for readers, or
- * FV_STORE_CREATE (and FV_STORE_NOSYNC) for the writer. mapsize: the initial
+ * FV_STORE_CREATE (and FV_STORE_LAZYMETA or FV_STORE_NOSYNC) for the writer. mapsize: the initial
  * map size in bytes for a new environment (0 = 256 MiB); an existing one
  * keeps its own. Returns 0, FV_E_NOTFOUND (no dataset and no CREATE),
  * FV_E_MISMATCH (unknown schema) or FV_E_LMDB. *out is closed with
  * fv_store_close. */
 int fv_store_open(const char *dir, int flags, size_t mapsize, fv_store **out);
-/* Close and NULL *s. Every transaction of s must have ended. */
+/* Make every commit so far durable (fsync). 0 or FV_E_LMDB. */
+int fv_store_sync(fv_store *s);
+/* Close and NULL *s (with FV_STORE_LAZYMETA, after fv_store_sync). Every
+ * transaction of s must have ended. */
 void fv_store_close(fv_store **s);
 /* The directory s was opened on; valid while s is open. */
 const char *fv_store_dir(const fv_store *s);
@@ -174,6 +183,11 @@ typedef struct fv_store_batch {
  * aborted, the map doubled and the batch retried, so the caller never sees
  * it. Returns 0, FV_E_LMDB, or ENOMEM; on failure nothing of b is stored. */
 int fv_store_commit(fv_store *s, fv_store_batch *b);
+/* Commit b[0..n) in one write transaction (one fsync: group commit), all
+ * or nothing. Each batch still bumps the version on its own, so records
+ * and b[i].version are what n commits one by one would give; readers see
+ * only the state after the last. */
+int fv_store_commit_many(fv_store *s, fv_store_batch *b, size_t n);
 
 /* The same, one step at a time (fv_store_commit is built on these; tests use
  * them to hold a write txn open). A step that finds the map full returns
@@ -182,9 +196,14 @@ int fv_store_commit(fv_store *s, fv_store_batch *b);
 int fv_store_write_begin(fv_store *s, fv_store_wtxn **w);
 int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uint32_t *index);
 int fv_store_write_put(fv_store_wtxn *w, fv_store_put *p);
-/* Add `rejected` to the count, bump the version if anything was added, write
- * meta, commit. *version (may be NULL) gets the dataset version. NULLs *w,
- * also on failure (the txn is then aborted). */
+/* End one batch inside the transaction: add `rejected` to the count and
+ * bump the version if anything was added or a class made since the last
+ * step; the records put after it get the next version. Returns the
+ * version. */
+uint64_t fv_store_write_step(fv_store_wtxn *w, uint64_t rejected);
+/* A last step (as fv_store_write_step), then write meta and commit.
+ * *version (may be NULL) gets the dataset version. NULLs *w, also on
+ * failure (the txn is then aborted). */
 int fv_store_write_commit(fv_store_wtxn **w, uint64_t rejected, uint64_t *version);
 void fv_store_write_abort(fv_store_wtxn **w);
 int fv_store_grow(fv_store *s);

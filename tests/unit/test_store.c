@@ -1,6 +1,7 @@
 /* Unit tests for lib/fv_store: create/reopen, zero-copy reads, stable
- * class indices, version bumps, dedup, map growth from a tiny map, and a
- * read-only open while another process holds a write transaction. */
+ * class indices, version bumps, dedup, group commit, map growth from a tiny
+ * map, and a read-only open while another process holds a write
+ * transaction. */
 #include "fv_test.h"
 #include "fv_store.h"
 #include "fv_error.h"
@@ -123,6 +124,94 @@ FV_TEST(store_classes_stable_versions_dedup)
 	FV_CHECK_EQ(m.rejected, 1);
 	FV_CHECK_EQ(m.version, 2);
 	fv_store_close(&s);
+}
+
+/* Four batches: new class and records; a new class, a duplicate and
+ * rejects; duplicates only (no version of its own); one more record. */
+typedef struct four {
+	uint8_t d[5][16];
+	fv_store_put p[5];
+	fv_store_batch b[4];
+} four;
+
+static void four_make(four *f)
+{
+	static const char *ids[] = { "x" };
+	mkput(&f->p[0], "x", 1, f->d[0], 16);
+	mkput(&f->p[1], "x", 2, f->d[1], 16);
+	mkput(&f->p[2], "y", 3, f->d[2], 16);
+	mkput(&f->p[3], "x", 1, f->d[0], 16);
+	mkput(&f->p[4], "x", 4, f->d[3], 16);
+	memset(f->b, 0, sizeof f->b);
+	f->b[0] = (fv_store_batch){ .class_ids = ids, .nclasses = 1, .items = f->p, .n = 2 };
+	f->b[1] = (fv_store_batch){ .items = f->p + 2, .n = 2, .rejected = 2 };
+	f->b[2] = (fv_store_batch){ .items = f->p + 3, .n = 1 };
+	f->b[3] = (fv_store_batch){ .items = f->p + 4, .n = 1 };
+}
+
+/* Group commit: four batches in one transaction leave exactly what four
+ * commits leave (record versions, keys, labels, meta), and a group is all
+ * or nothing. */
+FV_TEST(store_commit_many_as_one_by_one)
+{
+	char da[4096], db[4096];
+	fv_store *a, *b;
+	four fa, fb;
+	snprintf(da, sizeof da, "%s/many", fv_test_tmpdir());
+	snprintf(db, sizeof db, "%s/one", fv_test_tmpdir());
+	FV_CHECK_OK(fv_store_open(da, FV_STORE_CREATE | FV_STORE_LAZYMETA, 0, &a));
+	FV_CHECK_OK(fv_store_open(db, FV_STORE_CREATE, 0, &b));
+	four_make(&fa);
+	four_make(&fb);
+	FV_CHECK_OK(fv_store_commit_many(a, fa.b, 4));
+	for (int i = 0; i < 4; i++)
+		FV_CHECK_OK(fv_store_commit(b, &fb.b[i]));
+	static const uint64_t want[4] = { 1, 2, 2, 3 };
+	for (int i = 0; i < 4; i++) {
+		FV_CHECK_EQ(fa.b[i].version, want[i]);
+		FV_CHECK_EQ(fa.b[i].version, fb.b[i].version);
+		FV_CHECK_EQ(fa.b[i].added, fb.b[i].added);
+		FV_CHECK_EQ(fa.b[i].duplicates, fb.b[i].duplicates);
+	}
+	fv_store_meta ma, mb;
+	FV_CHECK_OK(fv_store_meta_get(a, &ma));
+	FV_CHECK_OK(fv_store_meta_get(b, &mb));
+	FV_CHECK(!memcmp(&ma, &mb, sizeof ma));
+	FV_CHECK_EQ(ma.version, 3);
+	FV_CHECK_EQ(ma.records, 4);
+	FV_CHECK_EQ(ma.duplicates, 2);
+	FV_CHECK_EQ(ma.rejected, 2);
+	fv_store_rtxn *ta, *tb;
+	FV_CHECK_OK(fv_store_read_begin(a, &ta));
+	FV_CHECK_OK(fv_store_read_begin(b, &tb));
+	for (uint64_t k = 0; k < 4; k++) {
+		fv_record ra, rb;
+		FV_CHECK_OK(fv_store_get(ta, k, &ra));
+		FV_CHECK_OK(fv_store_get(tb, k, &rb));
+		FV_CHECK_EQ(ra.dataset_version, rb.dataset_version);
+		FV_CHECK_EQ(ra.label, rb.label);
+		FV_CHECK(ra.data_len == rb.data_len && !memcmp(ra.data, rb.data, ra.data_len));
+	}
+	fv_record r;
+	FV_CHECK_OK(fv_store_get(ta, 3, &r)); /* the fourth batch's record */
+	FV_CHECK_EQ(r.dataset_version, 3);
+	fv_store_read_end(&ta);
+	fv_store_read_end(&tb);
+
+	/* a bad batch fails the group: the good one before it is not stored */
+	uint8_t d[2][16];
+	fv_store_put p[2];
+	mkput(&p[0], "x", 5, d[0], 16);
+	mkput(&p[1], "x", 6, d[1], 16);
+	p[1].split = 7;
+	fv_store_batch bad[2] = { { .items = p, .n = 1 }, { .items = p + 1, .n = 1 } };
+	FV_CHECK(fv_store_commit_many(a, bad, 2) != 0);
+	FV_CHECK_OK(fv_store_meta_get(a, &ma));
+	FV_CHECK_EQ(ma.records, 4);
+	FV_CHECK_EQ(ma.version, 3);
+	FV_CHECK_OK(fv_store_sync(a));
+	fv_store_close(&a);
+	fv_store_close(&b);
 }
 
 /* sources: a put with its file's stat makes the path known with exactly
