@@ -36,6 +36,16 @@ wait_for() {
 }
 fv_done() { exit $((FV_FAILS > 0)); }
 
+# slow_sync_shim: build tests/integration/slow_sync.c as $T/slow_sync.so, an
+# LD_PRELOAD shim that slows every fsync (SLOW_SYNC_MS) and can signal the
+# process at its Nth (SLOW_SYNC_SIGNAL_AT, SLOW_SYNC_SIGNAL). A sanitized
+# build wants its runtime first among the libraries; the shim does not mind.
+slow_sync_shim() {
+	cc -O1 -shared -fPIC -o "$T/slow_sync.so" "$FV_ROOT/tests/integration/slow_sync.c" -ldl ||
+		{ fail build_slow_sync_shim; fv_done; }
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
+}
+
 # fashion_subset train|t10k N DIR [SKIP]: write the first N images (after SKIP)
 # of the real Fashion-MNIST file and their labels as DIR/<name>-{images-idx3,
 # labels-idx1}-ubyte.gz, so tests ingest a real subset quickly.

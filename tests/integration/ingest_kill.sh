@@ -6,16 +6,13 @@
 source "$(dirname "$0")/../itlib.sh"
 jnum() { grep -o "\"$1\":[0-9]*" | head -1 | cut -d: -f2; }
 IMG=$FASHION/train-images-idx3-ubyte.gz
-
-fovea ingest --db "$T/db" --batch 200 "$IMG" >/dev/null 2>&1 &
-pid=$!
-FV_PIDS+=($pid)
-# kill once some commits have landed, so the kill falls between commits or
-# inside one
-has_records() { test "$(fovea stats --db "$T/db" --json 2>/dev/null | jnum records)" -gt 0; }
-wait_for 20 has_records
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+# kill -9 as the fifth fsync starts (tests/integration/slow_sync.c): three
+# commits are durable, the fourth's pages are written but not synced. The
+# point is chosen, not timed, so the kill falls mid-run on any machine.
+slow_sync_shim
+SLOW_SYNC_MS=20 SLOW_SYNC_SIGNAL_AT=5 SLOW_SYNC_SIGNAL=9 LD_PRELOAD=$T/slow_sync.so \
+	fovea ingest --db "$T/db" --batch 200 "$IMG" >/dev/null 2>&1
+check_eq killed_status $? 137
 s=$(fovea stats --db "$T/db" --json); rc=$?
 check_eq stats_after_kill "$rc" 0
 n=$(jnum records <<<"$s")

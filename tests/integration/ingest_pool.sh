@@ -5,7 +5,8 @@
 # wait for the writer. The dataset
 # (record keys, hashes, bytes) must not depend on --jobs; a second run of
 # the same folder adds nothing; and kill -9 mid-run then a re-run gives the
-# same keys and hashes as a clean run; so does SIGTERM, which stops it cleanly.
+# same keys and hashes as a clean run; so does SIGTERM, which stops it
+# cleanly (both sent at a chosen fsync by tests/integration/slow_sync.c).
 # timeout: 120
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -44,14 +45,16 @@ out=$(fovea ingest --db "$T/j2" --jobs 2 "$S" 2>&1)
 check_eq rerun_adds_nothing "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" \
 	"added 0, duplicates 304, rejected 3"
 
-# kill -9 while batches of one record commit (one fsync each), then re-run
-fovea ingest --db "$T/k" --jobs 2 --batch 1 "$S" >/dev/null 2>&1 &
-pid=$!
-FV_PIDS+=($pid)
-has_records() { test "$(fovea stats --db "$T/k" --json 2>/dev/null | jnum records)" -gt 0; }
-wait_for 20 has_records
-kill -9 $pid 2>/dev/null
-wait $pid 2>/dev/null
+# A crash and a stop at a chosen point, whatever the machine's speed: the
+# shim sends the signal as the run enters a given fsync (the first is the
+# dataset's creation, each commit has one). kill -9 as the fourth sync
+# starts: two commits are durable (the second holds what was decoded
+# while the first synced), the third's pages are written but not synced.
+# Then the re-run.
+slow_sync_shim
+SLOW_SYNC_MS=20 SLOW_SYNC_SIGNAL_AT=4 SLOW_SYNC_SIGNAL=9 LD_PRELOAD=$T/slow_sync.so \
+	fovea ingest --db "$T/k" --jobs 2 --batch 1 "$S" >/dev/null 2>&1
+check_eq killed_status $? 137
 n=$(fovea stats --db "$T/k" --json | jnum records)
 echo "    killed after $n of 302 records"
 check killed_mid_run test "$n" -gt 0 -a "$n" -lt 302
@@ -59,15 +62,12 @@ check rerun_after_kill fovea ingest --db "$T/k" --jobs 2 "$S"
 check_eq kill_rerun_records "$(fovea stats --db "$T/k" --json | jnum records)" 302
 check_eq kill_rerun_hashes "$(mdb_dump -s hashes "$T/k" | sha1sum)" "$hashes"
 
-# SIGTERM (or Ctrl-C) mid-run: the decoders stop, what is validated is
-# committed, the run says so and exits 1; a re-run goes on from there
-fovea ingest --db "$T/t" --jobs 2 --batch 1 "$S" >"$T/t.out" 2>&1 &
-pid=$!
-FV_PIDS+=($pid)
-has_t_records() { test "$(fovea stats --db "$T/t" --json 2>/dev/null | jnum records)" -gt 0; }
-wait_for 20 has_t_records
-kill -TERM $pid 2>/dev/null
-wait $pid; rc=$?
+# SIGTERM (or Ctrl-C) as the first commit syncs: the decoders stop, what
+# is validated is committed, the run says so and exits 1; a re-run goes on
+# from there
+SLOW_SYNC_MS=20 SLOW_SYNC_SIGNAL_AT=2 SLOW_SYNC_SIGNAL=15 LD_PRELOAD=$T/slow_sync.so \
+	fovea ingest --db "$T/t" --jobs 2 --batch 1 "$S" >"$T/t.out" 2>&1
+rc=$?
 n=$(fovea stats --db "$T/t" --json | jnum records)
 echo "    stopped after $n of 302 records"
 check_eq sigterm_exit_1 "$rc" 1

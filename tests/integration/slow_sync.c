@@ -1,0 +1,58 @@
+/* slow_sync.c — LD_PRELOAD shim for tests: a disk whose fsync is slow.
+ * fsync and fdatasync wait SLOW_SYNC_MS (default 50) milliseconds, then do
+ * the real call; at exit the number of calls goes to the file named by
+ * SLOW_SYNC_COUNT. Real LMDB, real files: only the latency is made up.
+ * With SLOW_SYNC_SIGNAL_AT=N the process sends itself SLOW_SYNC_SIGNAL
+ * (a number, default 9) on entering its Nth sync, before it is done: a
+ * crash or a stop at a chosen point of a run, whatever the machine's
+ * speed. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_long calls;
+
+static void slow(void)
+{
+	const char *e = getenv("SLOW_SYNC_MS"), *at = getenv("SLOW_SYNC_SIGNAL_AT");
+	const char *sig = getenv("SLOW_SYNC_SIGNAL");
+	long ms = e ? atol(e) : 50;
+	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+	long n = atomic_fetch_add(&calls, 1) + 1;
+	if (at && n == atol(at))
+		kill(getpid(), sig ? atoi(sig) : SIGKILL);
+	nanosleep(&t, NULL);
+}
+
+int fsync(int fd)
+{
+	static int (*real)(int);
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
+	slow();
+	return real(fd);
+}
+
+int fdatasync(int fd)
+{
+	static int (*real)(int);
+	if (!real)
+		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+	slow();
+	return real(fd);
+}
+
+__attribute__((destructor)) static void report(void)
+{
+	const char *p = getenv("SLOW_SYNC_COUNT");
+	FILE *f = p ? fopen(p, "w") : NULL;
+	if (f) {
+		fprintf(f, "%ld\n", atomic_load(&calls));
+		fclose(f);
+	}
+}
