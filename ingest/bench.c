@@ -196,13 +196,15 @@ static double ingest_rate(const ingest_cfg *base, const char *tmp, const char *n
 	snprintf(db, sizeof db, "%s/%s", tmp, name);
 	cfg.jobs = jobs;
 	double t0 = fv_now_s();
-	int rc = fv_store_open(db, FV_STORE_CREATE, 0, &s);
+	int rc = fv_store_open(db, FV_STORE_CREATE | FV_STORE_LAZYMETA, 0, &s); /* as fovea ingest */
 	if (!rc)
 		rc = ing_writer_new(s, &cfg, &w);
 	if (!rc)
 		rc = ing_source_add(&cfg, w, src);
 	if (!rc)
 		rc = ing_writer_flush(w);
+	if (!rc)
+		rc = fv_store_sync(s);
 	double dt = fv_now_s() - t0;
 	*added = 0;
 	if (w)

@@ -38,6 +38,8 @@ static int run_sources(const ingest_cfg *cfg, fv_store *s, char **src, int n)
 		if ((rc = ing_source_add(cfg, w, src[i])))
 			fv_err("%s", fv_err_msg(rc));
 	int frc = ing_writer_flush(w); /* keep what validated before a failure */
+	if (!frc)
+		frc = fv_store_sync(s); /* durable before it says so */
 	if (frc)
 		fv_err("%s", fv_err_msg(frc));
 	ing_writer_totals(w, &added, &dups, &rej, &version);
@@ -80,8 +82,13 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto done;
 	}
-	if ((rc = fv_store_open(cfg.db, FV_STORE_CREATE | (cfg.nosync ? FV_STORE_NOSYNC : 0),
-				(size_t)cfg.map_mb << 20, &s))) {
+	/* A batch run syncs each commit's pages but the meta page only with the
+	 * next commit and at the end: one fsync per commit, not two. A system
+	 * crash mid-run may undo its last commit, which a re-run redoes. The
+	 * inbox daemon moves each file to .done once its commit returns, so
+	 * there every commit is durable before it returns. */
+	int sf = cfg.nosync ? FV_STORE_NOSYNC : cfg.watch ? 0 : FV_STORE_LAZYMETA;
+	if ((rc = fv_store_open(cfg.db, FV_STORE_CREATE | sf, (size_t)cfg.map_mb << 20, &s))) {
 		fv_err("%s", fv_err_msg(rc));
 		goto done;
 	}

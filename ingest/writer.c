@@ -211,19 +211,26 @@ void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *ind
 
 /* Full batches go into a queue that one commit thread, started with the
  * writer's first batch and kept for its life, commits in order. Whoever
- * adds items (a pool worker, mid-decode) only waits when QUEUE_MAX batches
- * are already waiting, so an fsync that runs long stalls no decoder; order
- * is kept because there is one commit thread (LMDB has one writer anyway).
+ * adds items (a pool worker, mid-decode) only waits when QUEUE_MAX_BYTES of
+ * batches are already waiting, so an fsync that runs long stalls no
+ * decoder; order is kept because there is one commit thread (LMDB has one
+ * writer anyway). The commit thread takes every batch waiting at once into
+ * one transaction (group commit): on a disk whose fsync is slow the batches
+ * pile up during one sync and the next commit takes them all, so the
+ * commits keep pace with the decoders instead of holding them at one fsync
+ * per batch. Each batch keeps its own version (fv_store_commit_many), so
+ * the dataset is the same however they were grouped.
  * After a failed commit nothing later is committed: the queue is dropped
  * and every later call returns the error. */
-#define QUEUE_MAX 2
+#define QUEUE_MAX_BYTES ((size_t)32 << 20)
+#define ITEM_WEIGHT 1024 /* a batch's weight in the queue: bytes + this per item */
 
 typedef struct job {
 	struct job *next;
 	ing_item **items;
 	size_t n;
 	char **ids, **names;
-	size_t ncls;
+	size_t ncls, weight;
 	uint64_t nrej, known;
 } job;
 
@@ -241,11 +248,13 @@ struct ing_writer {
 	pthread_mutex_t mu;
 	pthread_cond_t cv_work, cv_idle;
 	job *head, *tail;
-	size_t queued;  /* batches queued, plus one while one commits */
+	size_t queued;  /* batches queued or committing */
+	size_t qweight; /* their weight (job.weight) */
 	int started, stop, rc;
 	char err[1024]; /* rc's detail: fv_err_msg is per thread */
 	pthread_t th;
 	uint64_t added, dups, rejected, version, known;
+	uint64_t commits; /* transactions (one per group of batches) */
 	int64_t progress_ms, last_ms; /* progress lines: interval (0 = none), the last */
 	uint64_t last_seen;           /* added + dups + rejected at the last line */
 };
@@ -306,15 +315,11 @@ static void job_free(job *j)
 	free(j);
 }
 
-/* Commit j, then tell the done callback about every item; 0 or the error.
- * Runs without w->mu; the totals are the caller's to add. */
-static int job_commit(ing_writer *w, job *j, fv_store_batch *b)
+/* Fill b (and puts, j->n of them) from job j. */
+static void job_batch(ing_writer *w, job *j, fv_store_put *puts, fv_store_batch *b)
 {
-	fv_store_put *puts = j->n ? calloc(j->n, sizeof *puts) : NULL;
 	size_t np = 0;
-	int rc;
-	if (j->n && !puts)
-		return ENOMEM;
+	j->known = 0;
 	for (size_t i = 0; i < j->n; i++) {
 		ing_item *it = j->items[i];
 		if (it->reason)
@@ -336,22 +341,46 @@ static int job_commit(ing_writer *w, job *j, fv_store_batch *b)
 		p->known = it->known;
 		j->known += it->known;
 	}
+	memset(b, 0, sizeof *b);
 	b->class_ids = (const char *const *)j->ids;
 	b->class_names = (const char *const *)j->names;
 	b->nclasses = j->ncls;
 	b->items = puts;
 	b->n = np;
 	b->rejected = j->nrej;
-	if ((rc = fv_store_commit(w->s, b)))
-		goto out; /* nothing of the batch was stored */
-	for (size_t i = 0, k = 0; i < j->n; i++) {
-		ing_item *it = j->items[i];
-		int stored = !it->reason;
-		if (stored && puts[k++].duplicate)
-			fv_debug("duplicate %s", it->source ? it->source : it->path);
-		if (w->done)
-			w->done(w->done_ctx, it, stored, b->version);
+}
+
+/* Commit the n jobs from j on in one transaction, then tell the done
+ * callback about every item; 0 or the error. b gets each job's results.
+ * Runs without w->mu; the totals are the caller's to add. */
+static int jobs_commit(ing_writer *w, job *j, size_t n, fv_store_batch *b)
+{
+	size_t total = 0;
+	job *x = j;
+	for (size_t k = 0; k < n; k++, x = x->next)
+		total += x->n;
+	fv_store_put *puts = total ? calloc(total, sizeof *puts) : NULL;
+	int rc;
+	if (total && !puts)
+		return ENOMEM;
+	total = 0;
+	x = j;
+	for (size_t k = 0; k < n; k++, x = x->next) {
+		job_batch(w, x, puts + total, &b[k]);
+		total += x->n;
 	}
+	if ((rc = fv_store_commit_many(w->s, b, n)))
+		goto out; /* nothing of them was stored */
+	x = j;
+	for (size_t k = 0; k < n; k++, x = x->next)
+		for (size_t i = 0, m = 0; i < x->n; i++) {
+			ing_item *it = x->items[i];
+			int stored = !it->reason;
+			if (stored && b[k].items[m++].duplicate)
+				fv_debug("duplicate %s", it->source ? it->source : it->path);
+			if (w->done)
+				w->done(w->done_ctx, it, stored, b[k].version);
+		}
 out:
 	free(puts);
 	return rc;
@@ -361,6 +390,8 @@ static void *commit_thread(void *arg)
 {
 	ing_writer *w = arg;
 	char line[256] = "";
+	fv_store_batch *b = NULL;
+	size_t bcap = 0;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->head && !w->stop)
@@ -368,29 +399,48 @@ static void *commit_thread(void *arg)
 		job *j = w->head;
 		if (!j)
 			break;
-		if (!(w->head = j->next))
-			w->tail = NULL;
-		int failed = w->rc;
+		size_t n = 0, weight = 0;
+		for (job *x = j; x; x = x->next, n++)
+			weight += x->weight;
+		w->head = w->tail = NULL; /* all of them, in one transaction */
+		int failed = w->rc, rc = 0;
+		if (n > bcap) {
+			fv_store_batch *g = realloc(b, n * sizeof *g);
+			if (g) {
+				b = g;
+				bcap = n;
+			} else {
+				rc = ENOMEM;
+			}
+		}
 		pthread_mutex_unlock(&w->mu);
-		fv_store_batch b = { 0 };
 		fv_err_clear();
-		int rc = failed ? 0 : job_commit(w, j, &b);
-		uint64_t known = j->known;
-		job_free(j);
+		if (!failed && !rc)
+			rc = jobs_commit(w, j, n, b);
+		uint64_t known = 0;
+		for (job *x = j, *next; x; x = next) {
+			next = x->next;
+			known += x->known;
+			job_free(x);
+		}
 		pthread_mutex_lock(&w->mu);
 		if (rc && !w->rc) {
 			w->rc = rc;
 			snprintf(w->err, sizeof w->err, "%s", fv_err_msg(rc));
 		}
 		if (!failed && !rc) {
-			w->added += b.added;
-			w->dups += b.duplicates;
+			for (size_t k = 0; k < n; k++) {
+				w->added += b[k].added;
+				w->dups += b[k].duplicates;
+				w->rejected += b[k].rejected;
+			}
 			w->known += known;
-			w->rejected += b.rejected;
-			w->version = b.version;
+			w->version = b[n - 1].version;
+			w->commits++;
 			progress(w, line, sizeof line);
 		}
-		w->queued--;
+		w->queued -= n;
+		w->qweight -= weight;
 		pthread_cond_broadcast(&w->cv_idle);
 		if (line[0]) {
 			pthread_mutex_unlock(&w->mu);
@@ -400,11 +450,13 @@ static void *commit_thread(void *arg)
 		}
 	}
 	pthread_mutex_unlock(&w->mu);
+	free(b);
 	return NULL;
 }
 
 /* Hand what is gathered to the commit thread; waits while the queue is
- * full (down to `room` batches) and returns the sticky error, if any. */
+ * full (over `room` in weight; 0: until all is committed) and returns the
+ * sticky error, if any. */
 static int enqueue(ing_writer *w, size_t room)
 {
 	job *j = NULL;
@@ -418,6 +470,7 @@ static int enqueue(ing_writer *w, size_t room)
 		j->names = w->cls_names;
 		j->ncls = w->ncls;
 		j->nrej = w->nrej;
+		j->weight = w->bytes + w->n * ITEM_WEIGHT;
 		w->items = NULL;
 		w->cls_ids = w->cls_names = NULL;
 		w->n = w->cap = w->bytes = w->nrej = w->ncls = 0;
@@ -437,10 +490,11 @@ static int enqueue(ing_writer *w, size_t room)
 			w->head = j;
 		w->tail = j;
 		w->queued++;
+		w->qweight += j->weight;
 		j = NULL;
 		pthread_cond_signal(&w->cv_work);
 	}
-	while (w->queued > room && !w->rc)
+	while ((room ? w->qweight > room : w->queued > 0) && !w->rc)
 		pthread_cond_wait(&w->cv_idle, &w->mu);
 	if ((rc = w->rc))
 		fv_err_set(rc, "%s", w->err);
@@ -559,5 +613,5 @@ int ing_writer_add(ing_writer *w, ing_item *it)
 	if (w->n - w->nrej < (size_t)w->cfg->batch && w->n < 4 * (size_t)w->cfg->batch &&
 	    w->bytes < BATCH_MAX_BYTES)
 		return 0;
-	return enqueue(w, QUEUE_MAX);
+	return enqueue(w, QUEUE_MAX_BYTES);
 }
