@@ -120,7 +120,7 @@ fuzz: deps-check
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev libzmq3-dev libprotobuf-c-dev \
   protobuf-c-compiler liblmdb-dev lmdb-utils libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev \
   zlib1g-dev libxxhash-dev libsystemd-dev libdnnl-dev dataset-fashion-mnist python3 procps psmisc libmicrohttpd-dev curl \
-  libonnx-dev python3-onnx nodejs systemd
+  libonnx-dev python3-onnx python3-pil nodejs systemd
 
 deps:
 	@tools/deps.sh install $(DEB_PACKAGES)

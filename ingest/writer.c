@@ -134,14 +134,15 @@ static int read_all(int fd, size_t size, uint8_t **buf, size_t *len)
 	return 0;
 }
 
-/* The stored form: the file untouched when it is a JPEG that needs no
- * resize, else (resized) pixels as raw or re-encoded JPEG. Takes buf. */
+/* The stored form: the file untouched when it is an RGB or gray JPEG that
+ * needs no resize, else (resized) pixels as raw or re-encoded JPEG (a CMYK
+ * JPEG, too: every reader then decodes RGB). Takes buf. */
 static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len, fv_image *im)
 {
 	int w, h, rc = 0, jpeg_in = fv_image_sniff(buf, len) == FV_IMG_JPEG;
 	fv_image small = { 0 };
 	fv_image_resize_dims(im->width, im->height, (int)cfg->resize, &w, &h);
-	if (cfg->encoding == ENC_OPT_JPEG && jpeg_in && w == im->width && h == im->height) {
+	if (cfg->encoding == ENC_OPT_JPEG && jpeg_in && !im->cmyk && w == im->width && h == im->height) {
 		it->data = buf;
 		it->len = len;
 		it->encoding = 1; /* ENC_JPEG */

@@ -57,7 +57,7 @@ static tjhandle tj_thread(void)
 	return h;
 }
 
-static int jpeg_header(tjhandle tj, const void *buf, size_t len, fv_image_info *info)
+static int jpeg_header(tjhandle tj, const void *buf, size_t len, fv_image_info *info, int *colorspace)
 {
 	int w = 0, h = 0, ss = 0, cs = 0;
 	/* TurboJPEG can return 0 without any frame header (a warning only):
@@ -69,6 +69,8 @@ static int jpeg_header(tjhandle tj, const void *buf, size_t len, fv_image_info *
 	info->width = w;
 	info->height = h;
 	info->channels = cs == TJCS_GRAY ? 1 : 3;
+	if (colorspace)
+		*colorspace = cs;
 	return 0;
 }
 
@@ -95,7 +97,7 @@ int fv_image_info_get(const void *buf, size_t len, fv_image_info *info)
 	switch (fv_image_sniff(buf, len)) {
 	case FV_IMG_JPEG: {
 		tjhandle tj = tj_thread();
-		return tj ? jpeg_header(tj, buf, len, info) : ENOMEM;
+		return tj ? jpeg_header(tj, buf, len, info, NULL) : ENOMEM;
 	}
 	case FV_IMG_PNG: {
 		png_image pi;
@@ -158,22 +160,51 @@ static int shape(fv_image *im, const fv_image_info *info)
 	return 0;
 }
 
+/* CMYK to RGB in place (3 bytes out per 4 in, front to back), as Pillow
+ * converts a CMYK JPEG (so the pixels are what torchvision's loader gives):
+ * the stored values taken as Adobe's inverted ones (Photoshop writes them
+ * so, and Pillow assumes it for every CMYK JPEG), then R = (255 - C) *
+ * (255 - K) / 255 in Pillow's rounding, the same for G and B. */
+static void cmyk_to_rgb(uint8_t *p, size_t npix)
+{
+	for (size_t i = 0; i < npix; i++) {
+		const uint8_t *in = p + 4 * i;
+		uint8_t *out = p + 3 * i;
+		int nk = in[3], c = 255 - in[0], m = 255 - in[1], y = 255 - in[2], t;
+#define MULDIV255(a, b) (t = (a) * (b) + 128, ((t >> 8) + t) >> 8)
+		out[0] = (uint8_t)(nk - MULDIV255(c, nk));
+		out[1] = (uint8_t)(nk - MULDIV255(m, nk));
+		out[2] = (uint8_t)(nk - MULDIV255(y, nk));
+#undef MULDIV255
+	}
+}
+
 static int decode_jpeg(const void *buf, size_t len, uint64_t max_pixels, fv_image *im)
 {
 	fv_image_info info;
 	tjhandle tj = tj_thread();
-	int rc;
+	int rc, cs = 0;
 	if (!tj)
 		return ENOMEM;
-	if ((rc = jpeg_header(tj, buf, len, &info)) || (rc = check_pixels(&info, max_pixels)) ||
-	    (rc = shape(im, &info)))
+	if ((rc = jpeg_header(tj, buf, len, &info, &cs)) || (rc = check_pixels(&info, max_pixels)))
+		goto out;
+	/* a CMYK (or YCCK) JPEG decodes to CMYK in the same buffer, then
+	 * becomes RGB in place */
+	int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+	if (cmyk)
+		info.channels = 4;
+	if ((rc = shape(im, &info)))
 		goto out;
 	/* STOPONWARNING: a truncated or damaged file is a reject, not a gray
 	 * smear; LIMITSCANS: refuse progressive files built to burn CPU. */
 	if (tjDecompress2(tj, buf, (unsigned long)len, im->pixels, im->width, 0, im->height,
-			  im->channels == 1 ? TJPF_GRAY : TJPF_RGB,
+			  cmyk ? TJPF_CMYK : im->channels == 1 ? TJPF_GRAY : TJPF_RGB,
 			  TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS))
 		rc = fv_err_set(FV_E_DECODE, "JPEG does not decode cleanly: %s", tjGetErrorStr2(tj));
+	else if (cmyk)
+		cmyk_to_rgb(im->pixels, (size_t)im->width * im->height);
+	im->channels = cmyk ? 3 : im->channels;
+	im->cmyk = cmyk;
 out:
 	return rc;
 }
@@ -189,6 +220,7 @@ static int decode_png(const void *buf, size_t len, uint64_t max_pixels, fv_image
 		png_image_free(&pi);
 		return rc;
 	}
+	im->cmyk = 0;
 	pi.format = info.channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
 	/* finish_read frees pi's internals whether it succeeds or not */
 	if (!png_image_finish_read(&pi, NULL, im->pixels, 0, NULL))

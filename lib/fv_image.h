@@ -18,6 +18,7 @@ typedef struct fv_image {
 	int width, height, channels; /* channels 1 (gray) or 3 (RGB) */
 	uint8_t *pixels;             /* width*height*channels bytes, owned (free with fv_image_free) */
 	size_t capacity;             /* bytes allocated at pixels (fv_image_decode_into reuses them) */
+	int cmyk;                    /* decoded from a CMYK or YCCK JPEG, converted to RGB */
 } fv_image;
 
 typedef struct fv_image_info {
@@ -33,7 +34,8 @@ enum fv_image_format fv_image_sniff(const void *buf, size_t len);
 int fv_image_info_get(const void *buf, size_t len, fv_image_info *info);
 
 /* Decode buf fully into *out (8-bit; gray images stay 1 channel, everything
- * else becomes 3-channel RGB, alpha dropped onto black). max_pixels: refuse
+ * else becomes 3-channel RGB, alpha dropped onto black, CMYK and YCCK JPEGs
+ * converted as Pillow converts them; out->cmyk says so). max_pixels: refuse
  * width*height above it before allocating (0 = FV_IMAGE_MAX_PIXELS_DEFAULT).
  * Returns 0, FV_E_FORMAT, FV_E_DECODE (corrupt, truncated, any decoder
  * warning), FV_E_TOOBIG or ENOMEM; the detail says why (no file name: the

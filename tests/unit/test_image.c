@@ -1,6 +1,6 @@
 /* Unit tests for lib/fv_image: JPEG/PNG round trips, truncated and
  * not-an-image inputs, pixel limits refused from the header, resize sizes
- * (never upscale) and area averaging, content hashes. */
+ * (never upscale) and area averaging, content hashes, CMYK JPEGs to RGB. */
 #include "fv_test.h"
 #include "fv_image.h"
 #include "fv_error.h"
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <turbojpeg.h>
 #include <xxhash.h> /* the library build, the reference for fv_image_hash */
 
 static fv_image gradient(int w, int h, int c)
@@ -55,6 +56,58 @@ FV_TEST(image_jpeg_roundtrip)
 		fv_image_free(&im);
 		fv_image_free(&out);
 	}
+}
+
+/* A YCCK JPEG (TurboJPEG writes CMYK input so, with an Adobe marker)
+ * decodes to RGB: channels 3, cmyk set, each value within 1 of C * K /
+ * 255 of the CMYK that TurboJPEG itself decodes (Adobe's inverted values:
+ * R = (1 - c)(1 - k) with c = 1 - C/255, k = 1 - K/255). Pillow's exact
+ * rounding is checked against Pillow in ingest_cmyk.sh. */
+FV_TEST(image_cmyk_jpeg_to_rgb)
+{
+	const int w = 40, h = 24;
+	uint8_t cmyk[40 * 24 * 4], back[40 * 24 * 4];
+	for (int i = 0; i < w * h; i++) {
+		cmyk[4 * i] = (uint8_t)(i * 7);
+		cmyk[4 * i + 1] = (uint8_t)(255 - i % 200);
+		cmyk[4 * i + 2] = (uint8_t)(i % w * 6);
+		cmyk[4 * i + 3] = (uint8_t)(128 + i / w * 5);
+	}
+	tjhandle c = tjInitCompress(), d = tjInitDecompress();
+	unsigned char *jpg = NULL;
+	unsigned long len = 0;
+	FV_CHECK_OK(tjCompress2(c, cmyk, w, 0, h, TJPF_CMYK, &jpg, &len, TJSAMP_444, 95, 0));
+	int jw, jh, ss, cs;
+	FV_CHECK_OK(tjDecompressHeader3(d, jpg, len, &jw, &jh, &ss, &cs));
+	FV_CHECK_EQ(cs, TJCS_YCCK);
+	FV_CHECK_OK(tjDecompress2(d, jpg, len, back, w, 0, h, TJPF_CMYK, 0));
+	fv_image im = { 0 };
+	FV_CHECK_OK(fv_image_decode(jpg, len, 0, &im));
+	FV_CHECK(im.width == w && im.height == h && im.channels == 3 && im.cmyk);
+	int worst = 0;
+	for (int i = 0; i < w * h; i++)
+		for (int k = 0; k < 3; k++) {
+			int want = (back[4 * i + k] * back[4 * i + 3] + 127) / 255;
+			int dv = abs(im.pixels[3 * i + k] - want);
+			worst = dv > worst ? dv : worst;
+		}
+	FV_CHECK(worst <= 1);
+	fv_image_info info;
+	FV_CHECK_OK(fv_image_info_get(jpg, len, &info));
+	FV_CHECK_EQ(info.channels, 3);
+	/* an RGB JPEG decoded into the same image afterwards is not marked */
+	fv_image g = gradient(16, 8, 3);
+	uint8_t *rgb = NULL;
+	size_t rlen = 0;
+	FV_CHECK_OK(fv_image_encode_jpeg(&g, 90, &rgb, &rlen));
+	FV_CHECK_OK(fv_image_decode_into(rgb, rlen, 0, &im));
+	FV_CHECK(im.channels == 3 && !im.cmyk);
+	free(rgb);
+	fv_image_free(&g);
+	fv_image_free(&im);
+	tjFree(jpg);
+	tjDestroy(c);
+	tjDestroy(d);
 }
 
 FV_TEST(image_png_roundtrip)
