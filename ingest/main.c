@@ -40,7 +40,7 @@ static int run_sources(const ingest_cfg *cfg, fv_store *s, char **src, int n)
 	int frc = ing_writer_flush(w); /* keep what validated before a failure */
 	if (!frc)
 		frc = fv_store_sync(s); /* durable before it says so */
-	if (frc)
+	if (frc && frc != rc) /* a failed commit fails the source and the flush alike */
 		fv_err("%s", fv_err_msg(frc));
 	ing_writer_totals(w, &added, &dups, &rej, &version);
 	printf("added %llu, duplicates %llu, rejected %llu; dataset version %llu\n",

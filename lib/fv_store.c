@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "fv_error.h"
@@ -55,8 +56,16 @@ static const char *split_names[FV_SPLITS] = { "train", "val", "test" };
  * FV_E_TOOBIG so fv_store_commit can grow and retry. */
 static int lerr(const fv_store *s, int rc, const char *what)
 {
+	struct statvfs vfs;
 	if (rc == MDB_MAP_FULL)
 		return fv_err_set(FV_E_TOOBIG, "%s: %s: map full", s->dir, what);
+	/* a full disk, said so (LMDB reports a short write as EIO) */
+	int got = !statvfs(s->dir, &vfs);
+	double free_mb = got ? (double)vfs.f_bavail * vfs.f_frsize / (1 << 20) : 0;
+	if (rc == ENOSPC || rc == EDQUOT || (rc == EIO && got && free_mb < 16))
+		return fv_err_set(rc == EDQUOT ? EDQUOT : ENOSPC, "%s: %s: %s (%.1f MB free)", s->dir,
+				  what, rc == EDQUOT ? "disk quota exceeded" : "no space left on the device",
+				  free_mb);
 	return fv_err_set(FV_E_LMDB, "%s: %s: %s", s->dir, what, mdb_strerror(rc));
 }
 

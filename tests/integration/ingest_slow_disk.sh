@@ -5,7 +5,8 @@
 # 300 photos in batches of 5 (60 batches) need far fewer syncs than
 # batches, and the dataset — record keys, bytes, per-record versions, the
 # dataset version — is exactly what the same run on a fast disk gives. The
-# same for an IDX file in batches of 100.
+# same for an IDX file in batches of 100. A disk that fills up mid-run gets
+# one clear error and loses nothing committed.
 # timeout: 120
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -32,6 +33,18 @@ check_eq slow_records_as_fast "$(records "$T/slow")" "$(records "$T/fast")"
 check_eq slow_hashes_as_fast "$(mdb_dump -s hashes "$T/slow" | sha1sum)" \
 	"$(mdb_dump -s hashes "$T/fast" | sha1sum)"
 check slow_stats eval "fovea stats --db $T/slow >/dev/null"
+
+# the disk fills up mid-run (the third sync fails with ENOSPC): one clear
+# error, exit 1, what was committed before stays, and a re-run completes
+out=$(SLOW_SYNC_MS=0 SLOW_SYNC_FAIL_AT=3 LD_PRELOAD=$T/slow_sync.so \
+	fovea ingest --db "$T/full" --jobs 2 --batch 5 "$T/src" 2>&1); rc=$?
+check_eq full_exit_1 "$rc" 1
+check_eq full_one_error "$(grep -c 'error: .*no space left on the device' <<<"$out")" 1
+n=$(fovea stats --db "$T/full" --json | jnum records)
+echo "    disk full after $n of 300 records"
+check full_kept_first_commit test "$n" -gt 0 -a "$n" -lt 300
+fovea ingest --db "$T/full" --jobs 2 --batch 5 "$T/src" >/dev/null 2>&1
+check_eq full_rerun_records_as_fast "$(records "$T/full")" "$(records "$T/fast")"
 
 fashion_subset train 3000 "$T/idx"
 fovea ingest --db "$T/ifast" --batch 100 "$T/idx/train-images-idx3-ubyte.gz" >/dev/null 2>&1

@@ -5,9 +5,12 @@
  * With SLOW_SYNC_SIGNAL_AT=N the process sends itself SLOW_SYNC_SIGNAL
  * (a number, default 9) on entering its Nth sync, before it is done: a
  * crash or a stop at a chosen point of a run, whatever the machine's
- * speed. */
+ * speed. With SLOW_SYNC_FAIL_AT=N, syncs N .. N + SLOW_SYNC_FAILS - 1
+ * (default 1) fail with ENOSPC instead: a disk that fills up, then has
+ * room again. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -17,16 +20,23 @@
 
 static atomic_long calls;
 
-static void slow(void)
+/* Wait, signal if asked; 0, or -1 with errno set for a sync that fails. */
+static int slow(void)
 {
 	const char *e = getenv("SLOW_SYNC_MS"), *at = getenv("SLOW_SYNC_SIGNAL_AT");
-	const char *sig = getenv("SLOW_SYNC_SIGNAL");
+	const char *sig = getenv("SLOW_SYNC_SIGNAL"), *fail = getenv("SLOW_SYNC_FAIL_AT");
+	const char *fails = getenv("SLOW_SYNC_FAILS");
 	long ms = e ? atol(e) : 50;
 	struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
 	long n = atomic_fetch_add(&calls, 1) + 1;
 	if (at && n == atol(at))
 		kill(getpid(), sig ? atoi(sig) : SIGKILL);
 	nanosleep(&t, NULL);
+	if (fail && n >= atol(fail) && n < atol(fail) + (fails ? atol(fails) : 1)) {
+		errno = ENOSPC;
+		return -1;
+	}
+	return 0;
 }
 
 int fsync(int fd)
@@ -34,8 +44,7 @@ int fsync(int fd)
 	static int (*real)(int);
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-	slow();
-	return real(fd);
+	return slow() ? -1 : real(fd);
 }
 
 int fdatasync(int fd)
@@ -43,8 +52,7 @@ int fdatasync(int fd)
 	static int (*real)(int);
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
-	slow();
-	return real(fd);
+	return slow() ? -1 : real(fd);
 }
 
 __attribute__((destructor)) static void report(void)
