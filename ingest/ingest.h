@@ -99,6 +99,9 @@ void ing_writer_on_done(ing_writer *w, ing_writer_done_fn fn, void *ctx);
 fv_store *ing_writer_store(ing_writer *w);
 /* Of the committed duplicates, the files known unchanged and not read. */
 uint64_t ing_writer_known(const ing_writer *w);
+/* The error a commit failed with (every later call returns it; the detail
+ * goes to fv_err_msg), or 0. */
+int ing_writer_failed(const ing_writer *w);
 /* Items waiting, plus one if a commit is in flight: flush if non-zero. */
 size_t ing_writer_pending(const ing_writer *w);
 void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,

@@ -5,7 +5,10 @@
  * file. A crash before the commit leaves the file in the inbox, so it is
  * ingested on the next start; a crash after it finds a duplicate. Each
  * commit publishes DatasetUpdated on the PUB socket (a hint: subscribers
- * catch up from the dataset's meta). */
+ * catch up from the dataset's meta). A commit that fails for want of room
+ * (disk full, quota, memory) does not stop the daemon: its files are still
+ * in the inbox, and it scans the inbox again after a wait that doubles, 1 s
+ * up to a minute, while commits keep failing. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -28,6 +31,8 @@
 
 #define TICK_MS 100
 #define MAX_WATCHES 65536
+#define RETRY_MIN_MS 1000
+#define RETRY_MAX_MS 60000
 
 typedef struct watch {
 	const ingest_cfg *cfg;
@@ -42,6 +47,11 @@ typedef struct watch {
 	fv_image scratch; /* decode buffer reused from file to file */
 	int64_t rescan_at; /* 0, or when to scan the inbox again */
 	fv_status *status;
+	/* commits failing for want of room: when to try again (0: they work),
+	 * the wait after the next failure, and why */
+	int64_t retry_at, retry_ms;
+	char failing[512];
+	uint64_t prev_added, prev_dups, prev_rejected; /* totals of writers given up */
 } watch;
 
 static int hidden(const char *name)
@@ -106,17 +116,30 @@ static void publish(watch *x)
 	x->published = m.version;
 }
 
+/* This run's totals, over every writer it had. */
+static void totals(const watch *x, uint64_t *a, uint64_t *d, uint64_t *r, uint64_t *v)
+{
+	ing_writer_totals(x->w, a, d, r, v);
+	*a += x->prev_added;
+	*d += x->prev_dups;
+	*r += x->prev_rejected;
+}
+
 static int flush(watch *x)
 {
+	size_t had = ing_writer_pending(x->w);
 	int rc = ing_writer_flush(x->w);
 	x->last_flush = fv_now_ms();
-	if (rc) {
-		fv_err("%s", fv_err_msg(rc));
+	if (rc)
 		return rc;
+	if (had && x->failing[0]) { /* a commit went through: the wait starts over */
+		fv_info("commits work again");
+		x->failing[0] = 0;
+		x->retry_ms = 0;
 	}
 	publish(x);
 	uint64_t a, d, r, v;
-	ing_writer_totals(x->w, &a, &d, &r, &v);
+	totals(x, &a, &d, &r, &v);
 	fv_sd_status("version %llu: added %llu, duplicates %llu, rejected %llu",
 		     (unsigned long long)v, (unsigned long long)a, (unsigned long long)d,
 		     (unsigned long long)r);
@@ -247,6 +270,43 @@ static int on_events(watch *x)
 	}
 }
 
+/* rc came from the writer: when a commit failed for want of room, give the
+ * writer up (what it held is still in the inbox), wait, then scan the
+ * inbox again with a new one; 0 then, else rc (the daemon stops). */
+static int commit_failed(watch *x, int rc)
+{
+	int why = ing_writer_failed(x->w);
+	if (!why || !(why == ENOSPC || why == EDQUOT || why == ENOMEM))
+		return rc;
+	x->retry_ms = x->retry_ms ? x->retry_ms * 2 : RETRY_MIN_MS;
+	if (x->retry_ms > RETRY_MAX_MS)
+		x->retry_ms = RETRY_MAX_MS;
+	snprintf(x->failing, sizeof x->failing, "%s", fv_err_msg(why));
+	fv_err("%s; the files stay in the inbox, trying again in %lld s", x->failing,
+	       (long long)(x->retry_ms / 1000));
+	fv_sd_status("commits failing: %s", x->failing);
+	uint64_t a, d, r, v;
+	ing_writer_totals(x->w, &a, &d, &r, &v);
+	x->prev_added += a;
+	x->prev_dups += d;
+	x->prev_rejected += r;
+	ing_writer_destroy(&x->w);
+	if ((rc = ing_writer_new(x->s, x->cfg, &x->w)))
+		return rc;
+	ing_writer_on_done(x->w, on_done, x);
+	x->retry_at = fv_now_ms() + x->retry_ms;
+	return 0;
+}
+
+/* While commits wait to be tried again: events are dropped, the scan after
+ * the wait finds their files. */
+static void drain_events(watch *x)
+{
+	char buf[16 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	while (read(x->ifd, buf, sizeof buf) > 0) {
+	}
+}
+
 /* The status endpoint's figures: the dataset as committed, and this run's. */
 static void status_fill(void *ctx, fv_status_figs *f)
 {
@@ -262,12 +322,16 @@ static void status_fill(void *ctx, fv_status_figs *f)
 		fv_status_num(f, "dataset.classes", m.classes);
 		fv_status_num(f, "dataset.rejected", (double)m.rejected);
 	}
-	ing_writer_totals(x->w, &a, &d, &r, &v);
+	totals(x, &a, &d, &r, &v);
 	fv_status_num(f, "ingest.added", (double)a);
 	fv_status_num(f, "ingest.duplicates", (double)d);
 	fv_status_num(f, "ingest.rejected", (double)r);
 	fv_status_num(f, "ingest.pending", (double)ing_writer_pending(x->w));
 	fv_status_str(f, "ingest.inbox", "%s", x->cfg->watch);
+	if (x->failing[0]) {
+		fv_status_str(f, "ingest.commit_error", "%s", x->failing);
+		fv_status_num(f, "ingest.retry_in_s", (double)(x->retry_at - fv_now_ms()) / 1000);
+	}
 }
 
 static int setup(watch *x)
@@ -320,7 +384,7 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 	fv_info("watching %s (db %s%s%s)", cfg->watch, cfg->db, cfg->pub ? ", publishing on " : "",
 		cfg->pub ? cfg->pub : "");
 	fv_sd_ready(); /* store open, socket bound, inbox watched */
-	if ((rc = scan_inbox(&x)))
+	if ((rc = scan_inbox(&x)) && (rc = commit_failed(&x, rc)))
 		goto out;
 	x.last_flush = fv_now_ms();
 	while (!fv_stop_requested) {
@@ -330,18 +394,26 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 			rc = fv_err_set(FV_E_ZMQ, "poll: %s", zmq_strerror(zmq_errno()));
 			break;
 		}
-		if (n > 0 && (rc = on_events(&x)))
-			break;
-		if (ing_writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
-		    (rc = flush(&x)))
-			break;
-		if (x.rescan_at && fv_now_ms() >= x.rescan_at) {
-			x.rescan_at = 0; /* commit first: a pending file must not be taken twice */
-			if ((rc = flush(&x)) || (rc = scan_inbox(&x)))
-				break;
-		}
 		fv_status_update(x.status, 0);
 		fv_sd_watchdog_tick();
+		if (x.retry_at) { /* commits failed: wait, then scan the inbox again */
+			if (n > 0)
+				drain_events(&x);
+			if (fv_now_ms() < x.retry_at)
+				continue;
+			x.retry_at = 0;
+			x.rescan_at = fv_now_ms();
+		}
+		if (n > 0 && (rc = on_events(&x)) && (rc = commit_failed(&x, rc)))
+			break;
+		if (ing_writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
+		    (rc = flush(&x)) && (rc = commit_failed(&x, rc)))
+			break;
+		if (x.rescan_at && fv_now_ms() >= x.rescan_at && !x.retry_at) {
+			x.rescan_at = 0; /* commit first: a pending file must not be taken twice */
+			if (((rc = flush(&x)) || (rc = scan_inbox(&x))) && (rc = commit_failed(&x, rc)))
+				break;
+		}
 	}
 	fv_sd_stopping();
 	if (x.w) { /* drain: what validated gets committed and moved */

@@ -547,6 +547,17 @@ void ing_writer_on_done(ing_writer *w, ing_writer_done_fn fn, void *ctx)
 	w->done_ctx = ctx;
 }
 
+int ing_writer_failed(const ing_writer *w)
+{
+	ing_writer *m = (ing_writer *)w;
+	pthread_mutex_lock(&m->mu);
+	int rc = w->rc;
+	if (rc)
+		fv_err_set(rc, "%s", w->err);
+	pthread_mutex_unlock(&m->mu);
+	return rc;
+}
+
 size_t ing_writer_pending(const ing_writer *w)
 {
 	ing_writer *m = (ing_writer *)w; /* the lock is not part of the state */

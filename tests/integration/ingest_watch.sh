@@ -3,7 +3,8 @@
 # land in INBOX/<class>/ (written in place or moved in, in class folders made
 # while it runs) are ingested and moved to .done/, bad ones to .rejected/
 # with a .reason (a FIFO too, never waited on); a SUB socket receives DatasetUpdated; SIGTERM drains and
-# exits 0; a restart picks up what arrived meanwhile.
+# exits 0; a restart picks up what arrived meanwhile; a full disk makes it
+# wait and try again, not stop.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -64,4 +65,29 @@ check_eq restart_duplicates "$(jnum duplicates <<<"$s")" 1
 check_eq watch_classes "$(jnum classes <<<"$s")" 2
 # inbox files move to .done: the daemon remembers no stat to skip them by
 check_eq no_sources_kept "$(mdb_stat -s sources "$T/db" | grep -o 'Entries: [0-9]*')" "Entries: 0"
+
+# A full disk (the shim fails the 2nd and 3rd fsync with ENOSPC: the first
+# commit and its first retry) does not stop the daemon: it says so, keeps
+# the files in the inbox, tries again after 1 s, then 2 s, and stores each
+# file once when there is room again.
+slow_sync_shim
+mkdir -p "$T/in2/cat"
+SLOW_SYNC_MS=0 SLOW_SYNC_FAIL_AT=2 SLOW_SYNC_FAILS=2 LD_PRELOAD=$T/slow_sync.so \
+	fovea ingest --db "$T/db2" --watch "$T/in2" --batch-ms 100 --status-endpoint "ipc://$T/st2" \
+	2>"$T/full.log" &
+d=$!
+FV_PIDS+=($d)
+sleep 0.5
+cp "$J"/img002[0-4].jpg "$T/in2/cat/"
+check full_disk_said wait_for 20 grep -q "no space left on the device.*trying again in 1 s" "$T/full.log"
+check full_disk_files_wait test "$(ls "$T/in2/cat" | wc -l)" = 5
+check full_disk_status wait_for 5 eval 'fovea status --endpoints ingest=ipc://$T/st2 --json 2>/dev/null | grep -q commit_error'
+check full_disk_backoff wait_for 20 grep -q "trying again in 2 s" "$T/full.log"
+check full_disk_alive kill -0 $d
+check full_disk_recovered wait_for 20 eval 'test "$(ls "$T/in2/.done" | wc -l)" = 5'
+check_eq full_disk_records "$(fovea stats --db "$T/db2" --json | jnum records)" 5
+check full_disk_works_again grep -q "commits work again" "$T/full.log"
+kill -TERM $d
+wait $d; rc=$?
+check_eq full_disk_exit_0 "$rc" 0
 fv_done
