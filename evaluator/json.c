@@ -1,6 +1,7 @@
 /* evaluator/json.c — see json.h. */
 #include "evaluator/json.h"
 #include "fv_error.h"
+#include "fv_json.h"
 
 #include <errno.h>
 #include <math.h>
@@ -84,23 +85,10 @@ void fv_jsonw_arr_end(fv_jsonw *w) { close_(w, ']'); }
 static void quoted(fv_jsonw *w, const char *s)
 {
 	char esc[8];
+	size_t used;
 	put(w, "\"", 1);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\', esc[1] = (char)c;
-			put(w, esc, 2);
-		} else if (c == '\n') {
-			put(w, "\\n", 2);
-		} else if (c == '\t') {
-			put(w, "\\t", 2);
-		} else if (c < 0x20 || c == 0x7f) {
-			snprintf(esc, sizeof esc, "\\u%04x", c);
-			put(w, esc, 6);
-		} else {
-			put(w, (const char *)&c, 1);
-		}
-	}
+	for (; *s; s += used)
+		put(w, esc, fv_json_char(s, esc, &used));
 	put(w, "\"", 1);
 }
 

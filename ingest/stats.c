@@ -11,6 +11,7 @@
 
 #include "fv_config.h"
 #include "fv_daemon.h"
+#include "fv_json.h"
 #include "fv_msg.h"
 #include "fv_error.h"
 #include "fv_log.h"
@@ -29,21 +30,6 @@ static const fv_cfg_opt stats_options[] = {
 	FV_CFG_END
 };
 
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
-}
-
 static uint64_t total(const fv_class *c)
 {
 	return c->split[0] + c->split[1] + c->split[2];
@@ -53,7 +39,7 @@ static void print_json(const char *db, const fv_store_meta *m, const fv_class *c
 		       uint32_t tail, uint64_t largest)
 {
 	printf("{\"db\":");
-	json_str(stdout, db);
+	fv_json_fputs(stdout, db);
 	printf(",\"schema\":%llu,\"version\":%llu,\"records\":%llu,"
 	       "\"splits\":{\"train\":%llu,\"val\":%llu,\"test\":%llu},\"classes\":%u,"
 	       "\"duplicates\":%llu,\"rejected\":%llu,"
@@ -65,9 +51,9 @@ static void print_json(const char *db, const fv_store_meta *m, const fv_class *c
 	       (unsigned long long)largest, tail);
 	for (uint32_t i = 0; i < n; i++) {
 		printf("%s{\"index\":%u,\"id\":", i ? "," : "", c[i].index);
-		json_str(stdout, c[i].id);
+		fv_json_fputs(stdout, c[i].id);
 		printf(",\"name\":");
-		json_str(stdout, c[i].name);
+		fv_json_fputs(stdout, c[i].name);
 		printf(",\"train\":%llu,\"val\":%llu,\"test\":%llu}", (unsigned long long)c[i].split[0],
 		       (unsigned long long)c[i].split[1], (unsigned long long)c[i].split[2]);
 	}
@@ -203,7 +189,7 @@ int ingest_events(int argc, char **argv)
 		    !fv_msg_unpack(&m, &fovea__dataset_updated__descriptor, 1 << 16, &pm)) {
 			Fovea__DatasetUpdated *d = (Fovea__DatasetUpdated *)pm;
 			printf("{\"type\":\"DatasetUpdated\",\"db\":");
-			json_str(stdout, d->db);
+			fv_json_fputs(stdout, d->db);
 			printf(",\"version\":%llu,\"records\":%llu,\"added\":%llu,\"train\":%llu,"
 			       "\"val\":%llu,\"classes\":%u}\n",
 			       (unsigned long long)d->version, (unsigned long long)d->records,

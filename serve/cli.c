@@ -10,6 +10,7 @@
 
 #include "fv_config.h"
 #include "fv_error.h"
+#include "fv_json.h"
 #include "fv_log.h"
 #include "fv_msg.h"
 #include "serve/serve.h"
@@ -112,7 +113,7 @@ static void print(const copts *o, const char *image, const fv_serve_result *r)
 {
 	if (o->json) {
 		char esc[4200], body[8192];
-		fv_srv_json_escape(esc, sizeof esc, image);
+		fv_json_escape(esc, sizeof esc, image);
 		fv_srv_json(body, sizeof body, r->model, r->version, r->top, r->n);
 		printf("{\"image\":\"%s\",%s\n", esc, body + 1);
 		return;

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "fv_error.h"
+#include "fv_json.h"
 #include "fv_log.h"
 #include "serve/serve.h"
 
@@ -39,7 +40,7 @@ static enum MHD_Result reply_error(fv_serve *s, struct MHD_Connection *c, int st
 				   int count)
 {
 	char body[600], esc[400];
-	fv_srv_json_escape(esc, sizeof esc, msg);
+	fv_json_escape(esc, sizeof esc, msg);
 	snprintf(body, sizeof body, "{\"error\":\"%s\",\"status\":%d}\n", esc, status);
 	if (count)
 		fv_srv_metrics_add(&s->metrics, FV_SRV_HTTP, status, 0);

@@ -11,6 +11,7 @@
 #include "augment/transform.h"
 #include "fv_error.h"
 #include "fv_image.h"
+#include "fv_json.h"
 #include "fv_log.h"
 #include "serve/model.h"
 
@@ -241,33 +242,16 @@ out:
 
 /* ---------------------------------------------------------------- JSON */
 
-size_t fv_srv_json_escape(char *buf, size_t cap, const char *s)
-{
-	size_t o = 0;
-	for (; s && *s && o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			buf[o++] = '\\', buf[o++] = (char)c;
-		else if (c < 0x20)
-			o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", c);
-		else
-			buf[o++] = (char)c;
-	}
-	if (cap)
-		buf[o < cap ? o : cap - 1] = 0;
-	return o;
-}
-
 size_t fv_srv_json(char *buf, size_t cap, const char *model, unsigned version,
 		   const fv_srv_pred *p, int n)
 {
 	char esc[1024];
 	size_t o = 0;
 #define PUT(...) (o += (size_t)snprintf(buf + o, o < cap ? cap - o : 0, __VA_ARGS__))
-	fv_srv_json_escape(esc, sizeof esc, model);
+	fv_json_escape(esc, sizeof esc, model);
 	PUT("{\"model\":\"%s\",\"version\":%u,\"top5\":[", esc, version);
 	for (int i = 0; i < n; i++) {
-		fv_srv_json_escape(esc, sizeof esc, p[i].name);
+		fv_json_escape(esc, sizeof esc, p[i].name);
 		PUT("%s{\"label\":%d,\"name\":\"%s\",\"score\":%.6f}", i ? "," : "", p[i].label, esc,
 		    p[i].score);
 	}

@@ -69,7 +69,5 @@ int fv_srv_classify(fv_srv_model *mdl, const void *buf, size_t len, uint64_t max
  * to cap). Returns the length written. */
 size_t fv_srv_json(char *buf, size_t cap, const char *model, unsigned version,
 		   const fv_srv_pred *p, int n);
-/* s as a JSON string body (no quotes) into buf; returns the length. */
-size_t fv_srv_json_escape(char *buf, size_t cap, const char *s);
 
 #endif

@@ -5,6 +5,7 @@
 #include "trainer/trainer.h"
 #include "nn/ckpt.h"
 #include "fv_error.h"
+#include "fv_json.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -17,20 +18,6 @@ static unsigned long long fingerprint(const float *d, size_t n)
 	for (size_t i = 0; i < n * sizeof *d; i++)
 		h = (h ^ b[i]) * 1099511628211ull;
 	return h;
-}
-
-static void json_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; s && *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
 }
 
 int fv_trainer_inspect(int argc, char **argv)
@@ -48,9 +35,9 @@ int fv_trainer_inspect(int argc, char **argv)
 	}
 	const fv_ckpt_info *i = fv_ckpt_info_get(c);
 	printf("{\"path\": ");
-	json_str(stdout, argv[1]);
+	fv_json_fputs(stdout, argv[1]);
 	printf(", \"model\": ");
-	json_str(stdout, i->model);
+	fv_json_fputs(stdout, i->model);
 	printf(", \"input\": [%d, %d, %d], \"classes\": %d, \"step\": %llu, \"epoch\": %.6f, "
 	       "\"dataset_version\": %llu, \"tensors\": %zu",
 	       i->in_c, i->in_h, i->in_w, i->classes, (unsigned long long)i->step, i->epoch,
@@ -65,7 +52,7 @@ int fv_trainer_inspect(int argc, char **argv)
 			if (fv_ckpt_tensor_at(c, k, &t))
 				continue;
 			printf("%s", k ? ", " : "");
-			json_str(stdout, t.name);
+			fv_json_fputs(stdout, t.name);
 			printf(": \"%016llx\"", fingerprint(t.data, t.numel));
 		}
 		printf("}");

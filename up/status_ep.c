@@ -11,6 +11,7 @@
 #include <zmq.h>
 
 #include "fv_error.h"
+#include "fv_json.h"
 #include "fv_status.h"
 #include "up/up.h"
 
@@ -84,20 +85,6 @@ static double num(const fv_live *d, int n, const char *key, double def)
 	return f && f->numeric ? f->number : def;
 }
 
-static void json_str(FILE *o, const char *s)
-{
-	fputc('"', o);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(o, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(o, "\\u%04x", *s);
-		else
-			fputc(*s, o);
-	}
-	fputc('"', o);
-}
-
 static void json_value(FILE *o, const Fovea__StatusFigure *f)
 {
 	if (f->numeric && f->number == f->number && f->number < 1e300 && f->number > -1e300)
@@ -105,7 +92,7 @@ static void json_value(FILE *o, const Fovea__StatusFigure *f)
 	else if (f->numeric)
 		fprintf(o, "null");
 	else
-		json_str(o, f->text);
+		fv_json_fputs(o, f->text);
 }
 
 /* {"key":value,...} of st's figures whose group is `group` (NULL: all, with
@@ -119,7 +106,7 @@ static int json_group(FILE *o, const Fovea__DaemonStatus *st, const char *group,
 		if (group && (strncmp(key, group, gl) || key[gl] != '.'))
 			continue;
 		fprintf(o, "%s", first && !k ? "" : ",");
-		json_str(o, group ? key + gl + 1 : key);
+		fv_json_fputs(o, group ? key + gl + 1 : key);
 		fputc(':', o);
 		json_value(o, st->figures[i]);
 		k++;
@@ -133,11 +120,11 @@ void fv_live_json_daemon(const fv_live *l, int with_state, FILE *o)
 		fprintf(o, "\"state\":\"%s\",", l->st ? "up" : "down");
 	if (!l->st) {
 		fprintf(o, "\"error\":");
-		json_str(o, l->error);
+		fv_json_fputs(o, l->error);
 		return;
 	}
 	fprintf(o, "\"pid\":%d,\"host\":", l->st->pid);
-	json_str(o, l->st->host);
+	fv_json_fputs(o, l->st->host);
 	fprintf(o, ",\"since\":%lld,\"age_ms\":%u,\"figures\":{", (long long)l->st->started_at, l->st->age_ms);
 	json_group(o, l->st, NULL, 1);
 	fputc('}', o);
@@ -151,9 +138,9 @@ static void print_json(const fv_live *d, int n, int up)
 	printf("{\"endpoints\":true,\"answering\":%d,\"daemons\":[", up);
 	for (int i = 0; i < n; i++) {
 		printf("%s{\"name\":", i ? "," : "");
-		json_str(stdout, d[i].name);
+		fv_json_fputs(stdout, d[i].name);
 		printf(",\"endpoint\":");
-		json_str(stdout, d[i].endpoint);
+		fv_json_fputs(stdout, d[i].endpoint);
 		putchar(',');
 		fv_live_json_daemon(&d[i], 1, stdout);
 		putchar('}');

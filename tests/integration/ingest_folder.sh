@@ -97,4 +97,13 @@ check_eq fifo_exit_0 "$rc" 0
 check_eq fifo_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 1, duplicates 0, rejected 1"
 grep -q "rejected $F/cat/pipe.jpg: cannot read: not a regular file" <<<"$out" && ok fifo_named ||
 	fail fifo_named "$out"
+
+# a class folder named in Latin-1 ("caf\xe9"): stored, and fovea stats
+# --json is still JSON a strict parser takes (the bad byte as U+FFFD)
+L=$T/latin1 && mkdir -p "$L/$(printf 'caf\xe9')" && cp "$J/img0009.jpg" "$L/$(printf 'caf\xe9')/"
+fovea ingest --db "$T/latindb" "$L" >/dev/null 2>&1
+id=$(fovea stats --db "$T/latindb" --json | python3 -c '
+import json, sys
+print(json.loads(sys.stdin.buffer.read().decode("utf-8"))["per_class"][0]["id"].encode("unicode_escape").decode())')
+check_eq latin1_class_json "$id" 'caf\ufffd'
 fv_done
