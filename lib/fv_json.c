@@ -1,12 +1,14 @@
 /* fv_json.c — JSON string escaping (see fv_json.h). */
 #include "fv_json.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong
- * forms, no surrogates, nothing past U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s)
+/* RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF. */
+size_t fv_utf8_len(const char *str)
 {
+	const unsigned char *s = (const unsigned char *)str;
 	unsigned char c = s[0];
 	size_t n;
 	unsigned char lo = 0x80, hi = 0xbf;
@@ -32,7 +34,7 @@ size_t fv_json_char(const char *s, char out[8], size_t *used)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char c = (unsigned char)s[0];
-	size_t n = utf8_len((const unsigned char *)s);
+	size_t n = fv_utf8_len(s);
 	*used = n ? n : 1;
 	if (!n) { /* not UTF-8: U+FFFD */
 		memcpy(out, "\xef\xbf\xbd", 3);
@@ -85,4 +87,26 @@ void fv_json_fputs(FILE *f, const char *s)
 	for (; s && *s; s += used)
 		fwrite(e, 1, fv_json_char(s, e, &used), f);
 	fputc('"', f);
+}
+
+int fv_utf8_clean(const char *s, char **out)
+{
+	size_t bad = 0, n;
+	*out = NULL;
+	for (const char *p = s; *p; p += n ? n : 1)
+		bad += !(n = fv_utf8_len(p));
+	if (!bad)
+		return 0;
+	char *o = malloc(strlen(s) + 2 * bad + 1), *q = o; /* 1 byte becomes 3 */
+	if (!o)
+		return ENOMEM;
+	for (const char *p = s; *p; p += n ? n : 1) {
+		if ((n = fv_utf8_len(p)))
+			memcpy(q, p, n), q += n;
+		else
+			memcpy(q, "\xef\xbf\xbd", 3), q += 3;
+	}
+	*q = 0;
+	*out = o;
+	return 0;
 }

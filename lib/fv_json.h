@@ -21,4 +21,12 @@ size_t fv_json_escape(char *buf, size_t cap, const char *s);
 /* s (NULL: empty) as a quoted JSON string on f. */
 void fv_json_fputs(FILE *f, const char *s);
 
+/* Length of the well-formed UTF-8 character at s (1 to 4), or 0 where the
+ * bytes there are not one (a 0 byte counts as one, of length 1). */
+size_t fv_utf8_len(const char *s);
+/* *out: NULL when s is well-formed UTF-8, else a malloc'd copy with each
+ * bad byte as U+FFFD (for protobuf string fields, which must be UTF-8).
+ * 0 or ENOMEM. */
+int fv_utf8_clean(const char *s, char **out);
+
 #endif

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "fv_error.h"
+#include "fv_json.h"
 #include "fovea.pb-c.h"
 
 #define DEFAULT_MAPSIZE ((size_t)256 << 20)
@@ -666,22 +667,39 @@ void fv_store_write_abort(fv_store_wtxn **wp)
 	*wp = NULL;
 }
 
-int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uint32_t *index)
+static int class_find(const fv_store_wtxn *w, const char *id, uint32_t *index)
 {
 	for (uint32_t i = 0; i < w->ncls; i++)
 		if (!strcmp(w->cls[i].id, id)) {
 			*index = i;
-			return 0;
+			return 1;
 		}
+	return 0;
+}
+
+int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uint32_t *index)
+{
+	char *cid = NULL, *cname = NULL;
+	/* ids and names are protobuf strings, so UTF-8: a Latin-1 folder name's
+	 * bad bytes become U+FFFD (an id stored as it was before is still found) */
+	if (class_find(w, id, index))
+		return 0;
+	if (fv_utf8_clean(id, &cid) || fv_utf8_clean(name ? name : id, &cname))
+		goto nomem;
+	if (cid && class_find(w, cid, index)) {
+		free(cid);
+		free(cname);
+		return 0;
+	}
 	if (w->ncls == w->cap) {
 		uint32_t cap = w->cap ? w->cap * 2 : 16;
 		fv_class *g = realloc(w->cls, cap * sizeof *g);
 		if (!g)
-			return ENOMEM;
+			goto nomem;
 		w->cls = g;
 		uint8_t *d = realloc(w->dirty, cap);
 		if (!d)
-			return ENOMEM;
+			goto nomem;
 		memset(d + w->cap, 0, cap - w->cap);
 		w->dirty = d;
 		w->cap = cap;
@@ -689,8 +707,9 @@ int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uin
 	fv_class *c = &w->cls[w->ncls];
 	memset(c, 0, sizeof *c);
 	c->index = w->ncls;
-	c->id = strdup(id);
-	c->name = strdup(name ? name : id);
+	c->id = cid ? cid : strdup(id);
+	c->name = cname ? cname : strdup(name ? name : id);
+	cid = cname = NULL;
 	if (!c->id || !c->name) {
 		free(c->id);
 		free(c->name);
@@ -700,6 +719,10 @@ int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uin
 	w->new_classes = 1;
 	*index = w->ncls++;
 	return 0;
+nomem:
+	free(cid);
+	free(cname);
+	return ENOMEM;
 }
 
 /* ---------------------------------------------------------------- sources */
@@ -790,7 +813,10 @@ int fv_store_write_put(fv_store_wtxn *w, fv_store_put *p)
 	rec.channels = p->channels;
 	rec.hash.data = p->hash;
 	rec.hash.len = FV_HASH_LEN;
-	rec.source = (char *)(p->source ? p->source : "");
+	char *clean; /* a protobuf string holds UTF-8: a Latin-1 path's bad bytes become U+FFFD */
+	if ((rc = fv_utf8_clean(p->source ? p->source : "", &clean)))
+		return rc;
+	rec.source = clean ? clean : (char *)(p->source ? p->source : "");
 	rec.data.data = (uint8_t *)p->data;
 	rec.data.len = p->data_len;
 	rec.dataset_version = w->m.version + 1;
@@ -799,9 +825,12 @@ int fv_store_write_put(fv_store_wtxn *w, fv_store_put *p)
 	be64(kb, p->key);
 	MDB_val k = { 8, kb }, d = { fovea__record__get_packed_size(&rec), NULL };
 	/* pack straight into the map: one copy of the image, not two */
-	if ((r = mdb_put(w->txn, s->records, &k, &d, MDB_RESERVE | MDB_APPEND)))
+	if ((r = mdb_put(w->txn, s->records, &k, &d, MDB_RESERVE | MDB_APPEND))) {
+		free(clean);
 		return lerr(s, r, "write record");
+	}
 	fovea__record__pack(&rec, d.mv_data);
+	free(clean);
 	hv.mv_size = 8;
 	hv.mv_data = kb;
 	if ((r = mdb_put(w->txn, s->hashes, &hk, &hv, MDB_NOOVERWRITE)))

@@ -12,11 +12,13 @@ FZFLAGS      := -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefine
   -fno-sanitize-recover=undefined -I. -Ilib -Iingest -I$(FZGEN)
 FZLIBS       := -lzmq -lprotobuf-c -lturbojpeg -lpng -lz -lxxhash -llmdb -lpthread
 
-FUZZ_TARGETS := idx list msg image
+FUZZ_TARGETS := idx list msg image json
 fuzz_idx_SRCS   := tests/fuzz/fuzz_idx.c lib/fv_idx.c lib/fv_error.c
 fuzz_list_SRCS  := tests/fuzz/fuzz_list.c ingest/list.c lib/fv_error.c
-fuzz_msg_SRCS   := tests/fuzz/fuzz_msg.c lib/fv_msg.c lib/fv_store.c lib/fv_error.c $(FZGEN)/fovea.pb-c.c
+fuzz_msg_SRCS   := tests/fuzz/fuzz_msg.c lib/fv_msg.c lib/fv_store.c lib/fv_json.c lib/fv_error.c \
+  $(FZGEN)/fovea.pb-c.c
 fuzz_image_SRCS := tests/fuzz/fuzz_image.c lib/fv_image.c lib/fv_error.c
+fuzz_json_SRCS  := tests/fuzz/fuzz_json.c lib/fv_json.c
 
 BINS := $(patsubst %,$(FZ)/fuzz_%,$(FUZZ_TARGETS))
 
@@ -43,6 +45,7 @@ run-fuzz: $(BINS)
 	    idx)   printf '\0\0\10\3\0\0\0\1\0\0\0\2\0\0\0\2\1\2\3\4' >$$c/seed;; \
 	    list)  printf 'a/b.jpg 1\n# c\n\nd e.png cat\n' >$$c/seed;; \
 	    msg)   printf '\10\1\20\1\30\7\42\4\10\5\20\1' >$$c/seed;; \
+	    json)  printf 'caf\303\251 \"q\" \351\t\360\237\220\210' >$$c/seed;; \
 	  esac; \
 	  echo "fuzz_$$t: $(FUZZ_SECONDS)s"; \
 	  $(FZ)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2048 -artifact_prefix=$(FZ)/ \

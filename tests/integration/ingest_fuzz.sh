@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A short libFuzzer run (a few seconds per target) of the IDX reader, the
-# list-file parser, message/Record unpacking and image decode; `make fuzz`
-# runs the same targets longer.
+# list-file parser, message/Record unpacking, image decode and JSON string
+# escaping; `make fuzz` runs the same targets longer.
 # timeout: 240
 source "$(dirname "$0")/../itlib.sh"
 cd "$FV_ROOT"

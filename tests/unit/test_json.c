@@ -1,6 +1,7 @@
 /* Unit tests for lib/fv_json: escapes, UTF-8 kept as it is, every byte of
  * ill-formed UTF-8 (Latin-1, overlong, surrogates, past U+10FFFF, cut
- * short) as U+FFFD, and a full buffer cut only between characters. */
+ * short) as U+FFFD, a full buffer cut only between characters, and
+ * fv_utf8_clean. */
 #include "fv_json.h"
 #include "fv_test.h"
 
@@ -64,4 +65,16 @@ FV_TEST(json_fputs_quotes)
 	fclose(f);
 	FV_CHECK(!strcmp(mem, "\"caf" FFFD " \\\"x\\\"\"\"\""));
 	free(mem);
+}
+
+FV_TEST(utf8_clean)
+{
+	char *out = (char *)1;
+	FV_CHECK_OK(fv_utf8_clean("caf\xc3\xa9 \xf0\x9f\x90\x88", &out));
+	FV_CHECK(out == NULL); /* already UTF-8: no copy */
+	FV_CHECK_OK(fv_utf8_clean("a\xe9\xed\xa0\x80z", &out));
+	FV_CHECK(out && !strcmp(out, "a" FFFD FFFD FFFD FFFD "z"));
+	free(out);
+	FV_CHECK_OK(fv_utf8_clean("", &out));
+	FV_CHECK(out == NULL);
 }

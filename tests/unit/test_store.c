@@ -214,6 +214,39 @@ FV_TEST(store_commit_many_as_one_by_one)
 	fv_store_close(&b);
 }
 
+/* Protobuf strings hold UTF-8: a Latin-1 class id and source path are
+ * stored with U+FFFD for the bad byte, and the raw id finds its class
+ * again (no second class on the next batch). */
+FV_TEST(store_latin1_names_stored_as_utf8)
+{
+	fv_store *s;
+	uint8_t d[2][16];
+	fv_store_put p[2];
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	mkput(&p[0], "caf\xe9", 1, d[0], 16);
+	p[0].source = "photos/caf\xe9/\xff.jpg";
+	fv_store_batch b = { .items = p, .n = 1 };
+	FV_CHECK_OK(fv_store_commit(s, &b));
+	mkput(&p[1], "caf\xe9", 2, d[1], 16);
+	fv_store_batch b2 = { .items = p + 1, .n = 1 };
+	FV_CHECK_OK(fv_store_commit(s, &b2));
+	FV_CHECK_EQ(p[1].label, p[0].label);
+	fv_class *c;
+	uint32_t n;
+	FV_CHECK_OK(fv_store_classes(s, &c, &n));
+	FV_CHECK_EQ(n, 1);
+	FV_CHECK(!strcmp(c[0].id, "caf\xef\xbf\xbd") && !strcmp(c[0].name, "caf\xef\xbf\xbd"));
+	fv_store_classes_free(&c, n);
+	fv_store_rtxn *t;
+	fv_record r;
+	FV_CHECK_OK(fv_store_read_begin(s, &t));
+	FV_CHECK_OK(fv_store_get(t, p[0].key, &r));
+	static const char want[] = "photos/caf\xef\xbf\xbd/\xef\xbf\xbd.jpg";
+	FV_CHECK(r.source_len == sizeof want - 1 && !memcmp(r.source, want, r.source_len));
+	fv_store_read_end(&t);
+	fv_store_close(&s);
+}
+
 /* sources: a put with its file's stat makes the path known with exactly
  * that stat (a duplicate's too); a known put counts a duplicate, stores
  * nothing and reports the key remembered. */
