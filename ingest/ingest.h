@@ -30,6 +30,7 @@ typedef struct ingest_cfg {
 	char *status_ep;     /* watch: status endpoint (lib/fv_status.h) */
 	long batch;          /* records per commit */
 	long batch_ms;       /* watch: commit at least this often */
+	long rescan_s;       /* watch: scan the inbox this often too (0 = only on events) */
 	long map_mb;         /* initial map size of a new dataset */
 	int recheck;         /* read files the dataset has, unchanged, again */
 	int nosync;

@@ -29,6 +29,8 @@ const fv_cfg_opt ingest_options[] = {
 	  "records per batch (at most; one dataset version each)" },
 	{ "batch-ms", FV_CFG_INT, O(batch_ms), "500", 1, 3600000, NULL,
 	  "watch: commit waiting files at least this often" },
+	{ "rescan-s", FV_CFG_INT, O(rescan_s), "60", 0, 86400, NULL,
+	  "watch: also scan the inbox this often, for files no event announced (NFS/SMB, hard links; 0 = never)" },
 	{ "map-mb", FV_CFG_INT, O(map_mb), "256", 1, 1 << 24, NULL,
 	  "initial map size of a new dataset (it grows by itself)" },
 	{ "recheck", FV_CFG_BOOL, O(recheck), "false", 1, 0, NULL,

@@ -8,7 +8,10 @@
  * catch up from the dataset's meta). A commit that fails for want of room
  * (disk full, quota, memory) does not stop the daemon: its files are still
  * in the inbox, and it scans the inbox again after a wait that doubles, 1 s
- * up to a minute, while commits keep failing. */
+ * up to a minute, while commits keep failing. It also scans the inbox every
+ * rescan-s seconds: a file written on another machine into a network file
+ * system (NFS, SMB) sends no inotify event, nor does a hard link made into
+ * the inbox (IN_CREATE only, and a created file may be half written). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -46,6 +49,7 @@ typedef struct watch {
 	int64_t last_flush;
 	fv_image scratch; /* decode buffer reused from file to file */
 	int64_t rescan_at; /* 0, or when to scan the inbox again */
+	int64_t last_scan; /* when it last scanned the whole inbox */
 	fv_status *status;
 	/* commits failing for want of room: when to try again (0: they work),
 	 * the wait after the next failure, and why */
@@ -214,6 +218,7 @@ static int add_class(watch *x, const char *cls)
 
 static int scan_inbox(watch *x)
 {
+	x->last_scan = fv_now_ms();
 	DIR *d = opendir(x->cfg->watch);
 	struct dirent *e;
 	struct stat st;
@@ -409,6 +414,8 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 		if (ing_writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
 		    (rc = flush(&x)) && (rc = commit_failed(&x, rc)))
 			break;
+		if (cfg->rescan_s && fv_now_ms() - x.last_scan >= cfg->rescan_s * 1000 && !x.rescan_at)
+			x.rescan_at = fv_now_ms(); /* the periodic scan */
 		if (x.rescan_at && fv_now_ms() >= x.rescan_at && !x.retry_at) {
 			x.rescan_at = 0; /* commit first: a pending file must not be taken twice */
 			if (((rc = flush(&x)) || (rc = scan_inbox(&x))) && (rc = commit_failed(&x, rc)))

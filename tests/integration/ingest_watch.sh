@@ -4,7 +4,8 @@
 # while it runs) are ingested and moved to .done/, bad ones to .rejected/
 # with a .reason (a FIFO too, never waited on); a SUB socket receives DatasetUpdated; SIGTERM drains and
 # exits 0; a restart picks up what arrived meanwhile; a full disk makes it
-# wait and try again, not stop.
+# wait and try again, not stop; a periodic scan finds what no event
+# announced.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -90,4 +91,18 @@ check full_disk_works_again grep -q "commits work again" "$T/full.log"
 kill -TERM $d
 wait $d; rc=$?
 check_eq full_disk_exit_0 "$rc" 0
+
+# A hard link made into the inbox sends IN_CREATE only (as a file written
+# over NFS sends nothing): the periodic scan (--rescan-s) finds it.
+mkdir -p "$T/in3/cat"
+fovea ingest --db "$T/db3" --watch "$T/in3" --batch-ms 100 --rescan-s 1 2>"$T/rescan.log" &
+d=$!
+FV_PIDS+=($d)
+sleep 0.5
+cp "$J/img0030.jpg" "$T/img0030.jpg" && touch -d '-1 min' "$T/img0030.jpg"
+ln "$T/img0030.jpg" "$T/in3/cat/linked.jpg"
+check rescan_finds_hard_link wait_for 20 test -f "$T/in3/.done/linked.jpg"
+check_eq rescan_records "$(fovea stats --db "$T/db3" --json | jnum records)" 1
+kill -TERM $d
+wait $d
 fv_done
