@@ -14,6 +14,7 @@
 
 #include "augment/aug_internal.h"
 #include "fv_error.h"
+#include "fv_image.h"
 
 struct fv_jpeg {
 	struct jpeg_decompress_struct ci;
@@ -21,6 +22,9 @@ struct fv_jpeg {
 	jmp_buf jb;
 	char msg[JMSG_LENGTH_MAX];
 	int active; /* a header has been read and the decode not yet ended */
+	int cmyk;   /* a CMYK or YCCK JPEG: rows come as CMYK into cmyk_rows, leave as RGB */
+	uint8_t *cmyk_rows;
+	size_t cmyk_cap;
 };
 
 static void on_error(j_common_ptr c)
@@ -61,6 +65,7 @@ void fv_jpeg_destroy(fv_jpeg **p)
 	if (!*p)
 		return;
 	jpeg_destroy_decompress(&(*p)->ci);
+	free((*p)->cmyk_rows);
 	free(*p);
 	*p = NULL;
 }
@@ -97,6 +102,7 @@ int fv_jpeg_header(fv_jpeg *j, const uint8_t *data, size_t len, int gray, int *w
 		return fv_err_set(FV_E_TOOBIG, "jpeg: %ux%u is over the pixel limit",
 				  ci->image_width, ci->image_height);
 	}
+	j->cmyk = 0;
 	if (ci->num_components == 1) {
 		ci->out_color_space = JCS_GRAYSCALE;
 	} else if (ci->num_components == 3 &&
@@ -104,6 +110,10 @@ int fv_jpeg_header(fv_jpeg *j, const uint8_t *data, size_t len, int gray, int *w
 		/* gray output from YCbCr is the Y plane: skip the chroma work */
 		ci->out_color_space = gray && ci->jpeg_color_space == JCS_YCbCr ? JCS_GRAYSCALE
 										  : JCS_RGB;
+	} else if (ci->num_components == 4 &&
+		   (ci->jpeg_color_space == JCS_CMYK || ci->jpeg_color_space == JCS_YCCK)) {
+		ci->out_color_space = JCS_CMYK; /* to RGB row by row, as fv_image does */
+		j->cmyk = 1;
 	} else {
 		fv_jpeg_abort(j);
 		return fv_err_set(FV_E_FORMAT, "jpeg: color space %d with %d components is not supported",
@@ -160,12 +170,32 @@ int fv_jpeg_stream_read(fv_jpeg *j, uint8_t **rows, int n)
 		j->active = 0;
 		return fv_err_set(FV_E_DECODE, "jpeg: %s", j->msg);
 	}
+	uint8_t *cm[16], **dst = rows;
+	size_t row = (size_t)ci->output_width * 4;
+	int ask = want;
+	if (j->cmyk && want > 0) { /* CMYK rows here first, then RGB into the caller's */
+		ask = want < 16 ? want : 16;
+		if (row * ask > j->cmyk_cap) {
+			uint8_t *g = realloc(j->cmyk_rows, row * ask);
+			if (!g) {
+				fv_jpeg_abort(j);
+				return fv_err_set(ENOMEM, "jpeg: no memory for CMYK rows");
+			}
+			j->cmyk_rows = g;
+			j->cmyk_cap = row * ask;
+		}
+		for (int r = 0; r < ask; r++)
+			cm[r] = j->cmyk_rows + row * r;
+		dst = cm;
+	}
 	/* may return fewer than asked (a row group at a time) */
-	JDIMENSION got = want > 0 ? jpeg_read_scanlines(ci, (JSAMPARRAY)rows, (JDIMENSION)want) : 0;
+	JDIMENSION got = ask > 0 ? jpeg_read_scanlines(ci, (JSAMPARRAY)dst, (JDIMENSION)ask) : 0;
 	if (!got) {
 		fv_jpeg_abort(j);
 		return fv_err_set(FV_E_DECODE, "jpeg: no data at row %u", ci->output_scanline);
 	}
+	for (JDIMENSION r = 0; j->cmyk && r < got; r++)
+		fv_image_cmyk_to_rgb(rows[r], cm[r], ci->output_width);
 	return (int)got;
 }
 
@@ -175,7 +205,7 @@ int fv_jpeg_region(fv_jpeg *j, int denom, int fast, int x0, int y0, int x1, int 
 	int xoff, cw, rc;
 	if ((rc = fv_jpeg_stream_start(j, denom, fast, x0, y0, x1, &xoff, &cw)))
 		return rc;
-	int nc = j->ci.output_components;
+	int nc = j->cmyk ? 3 : j->ci.output_components;
 	size_t stride = (size_t)cw * nc;
 	if ((rc = fv_aug_buf_reserve(buf, stride * (size_t)(y1 - y0)))) {
 		fv_jpeg_abort(j);

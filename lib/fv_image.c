@@ -160,16 +160,11 @@ static int shape(fv_image *im, const fv_image_info *info)
 	return 0;
 }
 
-/* CMYK to RGB in place (3 bytes out per 4 in, front to back), as Pillow
- * converts a CMYK JPEG (so the pixels are what torchvision's loader gives):
- * the stored values taken as Adobe's inverted ones (Photoshop writes them
- * so, and Pillow assumes it for every CMYK JPEG), then R = (255 - C) *
- * (255 - K) / 255 in Pillow's rounding, the same for G and B. */
-static void cmyk_to_rgb(uint8_t *p, size_t npix)
+void fv_image_cmyk_to_rgb(uint8_t *dst, const uint8_t *src, size_t npix)
 {
 	for (size_t i = 0; i < npix; i++) {
-		const uint8_t *in = p + 4 * i;
-		uint8_t *out = p + 3 * i;
+		const uint8_t *in = src + 4 * i;
+		uint8_t *out = dst + 3 * i;
 		int nk = in[3], c = 255 - in[0], m = 255 - in[1], y = 255 - in[2], t;
 #define MULDIV255(a, b) (t = (a) * (b) + 128, ((t >> 8) + t) >> 8)
 		out[0] = (uint8_t)(nk - MULDIV255(c, nk));
@@ -202,7 +197,7 @@ static int decode_jpeg(const void *buf, size_t len, uint64_t max_pixels, fv_imag
 			  TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS))
 		rc = fv_err_set(FV_E_DECODE, "JPEG does not decode cleanly: %s", tjGetErrorStr2(tj));
 	else if (cmyk)
-		cmyk_to_rgb(im->pixels, (size_t)im->width * im->height);
+		fv_image_cmyk_to_rgb(im->pixels, im->pixels, (size_t)im->width * im->height);
 	im->channels = cmyk ? 3 : im->channels;
 	im->cmyk = cmyk;
 out:

@@ -48,6 +48,14 @@ int fv_image_decode(const void *buf, size_t len, uint64_t max_pixels, fv_image *
  * On failure im keeps its buffer, contents undefined. */
 int fv_image_decode_into(const void *buf, size_t len, uint64_t max_pixels, fv_image *im);
 
+/* npix CMYK pixels as decoded from a CMYK or YCCK JPEG to RGB, as Pillow
+ * converts them (so the pixels are what torchvision's loader gives): the
+ * values taken as Adobe's inverted ones (Photoshop writes them so, and
+ * Pillow assumes it for every CMYK JPEG), then R = (255 - C) * (255 - K) /
+ * 255 in Pillow's rounding, the same for G and B. dst may be src (3 bytes
+ * out per 4 in, front to back). */
+void fv_image_cmyk_to_rgb(uint8_t *dst, const uint8_t *src, size_t npix);
+
 /* Allocate an image of the given shape (pixels uninitialized). */
 int fv_image_alloc(fv_image *im, int width, int height, int channels);
 /* Free im's pixels and zero it. */

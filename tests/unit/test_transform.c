@@ -4,6 +4,7 @@
  * photos, and bad JPEGs that must fail cleanly. */
 #include "fv_test.h"
 #include "fv_error.h"
+#include "fv_image.h"
 #include "augment/transform.h"
 #include "augment/aug_internal.h"
 #include "augment/transform_pb.h"
@@ -670,6 +671,77 @@ FV_TEST(region_decode_matches_full_decode)
 		worst = fmax(worst, region_vs_full(&p, &ph[i], 2000 + i, s));
 	}
 	FV_CHECK_MSG(worst < 2.0, "worst mean abs diff %.3f levels", worst);
+	fv_aug_scratch_destroy(&s);
+	free_photos(ph, n);
+}
+
+/* CMYK (YCCK) JPEGs, as print files come, decode to RGB row by row on the
+ * region path: within 2 levels of the same transform of fv_image's full
+ * decode (Pillow's conversion) given as RAW, for train and eval crops, DCT
+ * scaling, and gray output. The CMYK is Adobe's inverted form with K full
+ * (C = R, M = G, Y = B), so the photo's colors survive. */
+FV_TEST(cmyk_jpeg_matches_full_decode)
+{
+	photo ph[4];
+	int n = load_photos(ph, 4);
+	fv_aug_scratch *s;
+	FV_CHECK_OK(fv_aug_scratch_new(&s));
+	tjhandle tc = tjInitCompress();
+	double worst = 0;
+	for (int i = 0; i < n; i++) {
+		int w, h;
+		uint8_t *rgb = tj_full(&ph[i], 0, &w, &h), *cmyk = malloc((size_t)w * h * 4);
+		for (size_t k = 0; k < (size_t)w * h; k++) {
+			memcpy(cmyk + 4 * k, rgb + 3 * k, 3);
+			cmyk[4 * k + 3] = 255;
+		}
+		unsigned char *jpg = NULL;
+		unsigned long len = 0;
+		FV_CHECK_OK(tjCompress2(tc, cmyk, w, 0, h, TJPF_CMYK, &jpg, &len, TJSAMP_420, 92, 0));
+		fv_image full = { 0 };
+		FV_CHECK_OK(fv_image_decode(jpg, len, 0, &full));
+		FV_CHECK(full.cmyk && full.channels == 3);
+		size_t nb = 64 * 64 * 3;
+		uint8_t *a = malloc(nb), *b = malloc(nb);
+		fv_aug_input jin = { FV_ENC_JPEG, jpg, len, 0, 0, 0 };
+		fv_aug_input rin = raw(full.pixels, w, h, 3);
+		static const struct { enum fv_aug_mode m; int c, size; } cases[] = {
+			{ FV_AUG_TRAIN, 3, 224 }, { FV_AUG_EVAL, 3, 224 }, { FV_AUG_TRAIN, 3, 64 },
+			{ FV_AUG_EVAL, 3, 64 },   { FV_AUG_TRAIN, 1, 64 },
+		};
+		for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+			fv_aug_params p;
+			plain(&p, cases[c].m, cases[c].c, cases[c].size, cases[c].size);
+			p.layout = FV_OUT_U8_NHWC;
+			size_t ob = fv_aug_out_bytes(&p);
+			if (ob > nb) {
+				a = realloc(a, ob);
+				b = realloc(b, ob);
+				nb = ob;
+			}
+			FV_CHECK_OK(fv_aug_sample(&p, &jin, 300 + i, a, s));
+			FV_CHECK_OK(fv_aug_sample(&p, &rin, 300 + i, b, s));
+			double sum = 0;
+			for (size_t k = 0; k < ob; k++)
+				sum += abs((int)a[k] - (int)b[k]);
+			worst = fmax(worst, sum / ob);
+		}
+		/* and the colors are the photo's: the YCCK round trip at quality 92 */
+		double d = 0;
+		for (size_t k = 0; k < (size_t)w * h * 3; k++)
+			d += abs((int)full.pixels[k] - (int)rgb[k]);
+		FV_CHECK_MSG(d / ((double)w * h * 3) < 3.0, "photo %d: %.2f levels off", i,
+			     d / ((double)w * h * 3));
+		free(a);
+		free(b);
+		fv_image_free(&full);
+		tjFree(jpg);
+		free(cmyk);
+		free(rgb);
+	}
+	FV_CHECK_MSG(worst < 2.0, "worst mean abs diff %.3f levels", worst);
+	FV_CHECK(n > 0);
+	tjDestroy(tc);
 	fv_aug_scratch_destroy(&s);
 	free_photos(ph, n);
 }
