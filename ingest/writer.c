@@ -255,7 +255,6 @@ struct ing_writer {
 	char err[1024]; /* rc's detail: fv_err_msg is per thread */
 	pthread_t th;
 	uint64_t added, dups, rejected, version, known;
-	uint64_t commits; /* transactions (one per group of batches) */
 	int64_t progress_ms, last_ms; /* progress lines: interval (0 = none), the last */
 	uint64_t last_seen;           /* added + dups + rejected at the last line */
 };
@@ -437,7 +436,6 @@ static void *commit_thread(void *arg)
 			}
 			w->known += known;
 			w->version = b[n - 1].version;
-			w->commits++;
 			progress(w, line, sizeof line);
 		}
 		w->queued -= n;

@@ -61,12 +61,14 @@ static int lerr(const fv_store *s, int rc, const char *what)
 	if (rc == MDB_MAP_FULL)
 		return fv_err_set(FV_E_TOOBIG, "%s: %s: map full", s->dir, what);
 	/* a full disk, said so (LMDB reports a short write as EIO) */
-	int got = !statvfs(s->dir, &vfs);
-	double free_mb = got ? (double)vfs.f_bavail * vfs.f_frsize / (1 << 20) : 0;
-	if (rc == ENOSPC || rc == EDQUOT || (rc == EIO && got && free_mb < 16))
-		return fv_err_set(rc == EDQUOT ? EDQUOT : ENOSPC, "%s: %s: %s (%.1f MB free)", s->dir,
-				  what, rc == EDQUOT ? "disk quota exceeded" : "no space left on the device",
-				  free_mb);
+	if (rc == ENOSPC || rc == EDQUOT || rc == EIO) {
+		int got = !statvfs(s->dir, &vfs);
+		double free_mb = got ? (double)vfs.f_bavail * vfs.f_frsize / (1 << 20) : 0;
+		if (rc != EIO || (got && free_mb < 16))
+			return fv_err_set(rc == EDQUOT ? EDQUOT : ENOSPC, "%s: %s: %s (%.1f MB free)",
+					  s->dir, what, rc == EDQUOT ? "disk quota exceeded"
+								 : "no space left on the device", free_mb);
+	}
 	return fv_err_set(FV_E_LMDB, "%s: %s: %s", s->dir, what, mdb_strerror(rc));
 }
 
