@@ -49,6 +49,9 @@ struct fv_store_wtxn {
 	uint32_t ncls, cap;
 	uint64_t added;
 	int new_classes;
+	/* class id -> index: open addressing, slot = index + 1 (0 free), at most
+	 * half full; every put looks its class up (21,841 for ImageNet-21k) */
+	uint32_t *slot, nslot;
 };
 
 static const char *split_names[FV_SPLITS] = { "train", "val", "test" };
@@ -627,6 +630,38 @@ int fv_record_parse(const void *buf, size_t len, fv_record *r)
 
 /* ---------------------------------------------------------------- writer */
 
+static uint32_t id_slot(const fv_store_wtxn *w, const char *id)
+{
+	return (uint32_t)XXH3_64bits(id, strlen(id)) & (w->nslot - 1);
+}
+
+static void slot_put(fv_store_wtxn *w, uint32_t i)
+{
+	uint32_t h = id_slot(w, w->cls[i].id);
+	while (w->slot[h])
+		h = (h + 1) & (w->nslot - 1);
+	w->slot[h] = i + 1;
+}
+
+/* Index class i, the newest (0..i-1 are in), growing the table to stay at
+ * most half full. */
+static int class_index_add(fv_store_wtxn *w, uint32_t i)
+{
+	if (2 * (i + 1) > w->nslot) {
+		uint32_t n = w->nslot ? 2 * w->nslot : 64;
+		uint32_t *g = calloc(n, sizeof *g);
+		if (!g)
+			return ENOMEM;
+		free(w->slot);
+		w->slot = g;
+		w->nslot = n;
+		for (uint32_t k = 0; k < i; k++)
+			slot_put(w, k);
+	}
+	slot_put(w, i);
+	return 0;
+}
+
 int fv_store_write_begin(fv_store *s, fv_store_wtxn **out)
 {
 	fv_store_wtxn *w = calloc(1, sizeof *w);
@@ -648,6 +683,8 @@ int fv_store_write_begin(fv_store *s, fv_store_wtxn **out)
 		goto out;
 	if (!(w->dirty = calloc(w->cap ? w->cap : 1, 1)))
 		rc = ENOMEM;
+	for (uint32_t i = 0; i < w->ncls && !rc; i++)
+		rc = class_index_add(w, i);
 	w->m.schema = FV_STORE_SCHEMA;
 out:
 	if (rc)
@@ -665,18 +702,24 @@ void fv_store_write_abort(fv_store_wtxn **wp)
 		txn_end(w->s, w->txn, 0, NULL);
 	fv_store_classes_free(&w->cls, w->ncls);
 	free(w->dirty);
+	free(w->slot);
 	free(w);
 	*wp = NULL;
 }
 
 static int class_find(const fv_store_wtxn *w, const char *id, uint32_t *index)
 {
-	for (uint32_t i = 0; i < w->ncls; i++)
-		if (!strcmp(w->cls[i].id, id)) {
-			*index = i;
+	if (!w->nslot)
+		return 0;
+	for (uint32_t h = id_slot(w, id);; h = (h + 1) & (w->nslot - 1)) {
+		uint32_t k = w->slot[h];
+		if (!k)
+			return 0;
+		if (!strcmp(w->cls[k - 1].id, id)) {
+			*index = k - 1;
 			return 1;
 		}
-	return 0;
+	}
 }
 
 int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uint32_t *index)
@@ -713,6 +756,11 @@ int fv_store_write_class(fv_store_wtxn *w, const char *id, const char *name, uin
 	c->name = cname ? cname : strdup(name ? name : id);
 	cid = cname = NULL;
 	if (!c->id || !c->name) {
+		free(c->id);
+		free(c->name);
+		return ENOMEM;
+	}
+	if (class_index_add(w, w->ncls)) {
 		free(c->id);
 		free(c->name);
 		return ENOMEM;

@@ -214,6 +214,43 @@ FV_TEST(store_commit_many_as_one_by_one)
 	fv_store_close(&b);
 }
 
+/* Thousands of classes (the id index grows many times): after a reopen,
+ * a put names its class by id in any order and gets that class's index;
+ * no class is added twice. */
+FV_TEST(store_many_classes_found_by_id)
+{
+	enum { N = 3000 };
+	fv_store *s;
+	static char idbuf[N][16];
+	static const char *ids[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(idbuf[i], sizeof idbuf[i], "n%08d", i * 7919 % 100003);
+		ids[i] = idbuf[i];
+	}
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	fv_store_batch b = { .class_ids = ids, .nclasses = N };
+	FV_CHECK_OK(fv_store_commit(s, &b));
+	fv_store_close(&s);
+	FV_CHECK_OK(fv_store_open(fv_test_tmpdir(), FV_STORE_CREATE, 0, &s));
+	static uint8_t d[64][16];
+	fv_store_put p[64];
+	int want[64];
+	for (int k = 0; k < 64; k++) {
+		want[k] = (int)(fv_test_rand() % N);
+		mkput(&p[k], ids[want[k]], (uint32_t)(k + 10), d[k], 16);
+	}
+	fv_store_batch b2 = { .items = p, .n = 64 };
+	FV_CHECK_OK(fv_store_commit(s, &b2));
+	int wrong = 0;
+	for (int k = 0; k < 64; k++)
+		wrong += p[k].label != (uint32_t)want[k];
+	FV_CHECK_EQ(wrong, 0);
+	fv_store_meta m;
+	FV_CHECK_OK(fv_store_meta_get(s, &m));
+	FV_CHECK_EQ(m.classes, N);
+	fv_store_close(&s);
+}
+
 /* Protobuf strings hold UTF-8: a Latin-1 class id and source path are
  * stored with U+FFFD for the bad byte, and the raw id finds its class
  * again (no second class on the next batch). */
