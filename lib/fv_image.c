@@ -204,6 +204,89 @@ out:
 	return rc;
 }
 
+/* libpng's classic API reading from memory; errors longjmp back with the
+ * message kept, warnings (an odd iCCP profile and the like) are ignored. */
+typedef struct png_mem {
+	const uint8_t *p;
+	size_t len, off;
+	char msg[256];
+} png_mem;
+
+static void png_mem_read(png_structp png, png_bytep out, size_t n)
+{
+	png_mem *m = png_get_io_ptr(png);
+	if (n > m->len - m->off)
+		png_error(png, "file ends early");
+	memcpy(out, m->p + m->off, n);
+	m->off += n;
+}
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+	png_mem *m = png_get_error_ptr(png);
+	snprintf(m->msg, sizeof m->msg, "%s", msg);
+	png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+	(void)png;
+	(void)msg;
+}
+
+int fv_image_decode_png_to(const void *buf, size_t len, uint8_t *dst, size_t stride, int width,
+			   int height, int channels)
+{
+	png_mem m = { buf, len, 0, "" };
+	png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &m, png_on_error,
+						 png_on_warning);
+	png_infop info = png ? png_create_info_struct(png) : NULL;
+	png_bytep *volatile rows = NULL; /* set after the setjmp, freed after a longjmp */
+	int rc = 0;
+	if (!info) {
+		png_destroy_read_struct(&png, NULL, NULL);
+		return ENOMEM;
+	}
+	if (setjmp(png_jmpbuf(png))) {
+		rc = fv_err_set(FV_E_DECODE, "PNG does not decode cleanly: %s", m.msg);
+		goto out;
+	}
+	png_set_read_fn(png, &m, png_mem_read);
+	png_read_info(png, info);
+	int ct = png_get_color_type(png, info);
+	/* Pillow's convert("RGB") / ("L"): 16-bit samples keep their high
+	 * byte, palettes become their colors, low bit depths widen, alpha
+	 * (and tRNS) is dropped, not composited, and no gamma is applied */
+	png_set_strip_16(png);
+	png_set_packing(png);
+	if (ct == PNG_COLOR_TYPE_PALETTE)
+		png_set_palette_to_rgb(png);
+	if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA)
+		png_set_expand_gray_1_2_4_to_8(png);
+	png_set_strip_alpha(png);
+	png_set_interlace_handling(png);
+	png_read_update_info(png, info);
+	if ((int)png_get_image_width(png, info) != width ||
+	    (int)png_get_image_height(png, info) != height || png_get_channels(png, info) != channels ||
+	    png_get_bit_depth(png, info) != 8) {
+		rc = fv_err_set(FV_E_DECODE, "PNG is not the %dx%dx%d its header said", width, height,
+				channels);
+		goto out;
+	}
+	if (!(rows = malloc((size_t)height * sizeof *rows))) {
+		rc = ENOMEM;
+		goto out;
+	}
+	for (int y = 0; y < height; y++)
+		rows[y] = dst + (size_t)y * stride;
+	png_read_image(png, rows);
+	png_read_end(png, NULL);
+out:
+	free(rows);
+	png_destroy_read_struct(&png, &info, NULL);
+	return rc;
+}
+
 static int decode_png(const void *buf, size_t len, uint64_t max_pixels, fv_image *im)
 {
 	fv_image_info info;
@@ -211,16 +294,12 @@ static int decode_png(const void *buf, size_t len, uint64_t max_pixels, fv_image
 	int rc = png_header(&pi, buf, len, &info);
 	if (rc)
 		return rc;
-	if ((rc = check_pixels(&info, max_pixels)) || (rc = shape(im, &info))) {
-		png_image_free(&pi);
+	png_image_free(&pi);
+	if ((rc = check_pixels(&info, max_pixels)) || (rc = shape(im, &info)))
 		return rc;
-	}
 	im->cmyk = 0;
-	pi.format = info.channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
-	/* finish_read frees pi's internals whether it succeeds or not */
-	if (!png_image_finish_read(&pi, NULL, im->pixels, 0, NULL))
-		rc = fv_err_set(FV_E_DECODE, "PNG does not decode cleanly: %s", pi.message);
-	return rc;
+	return fv_image_decode_png_to(buf, len, im->pixels, (size_t)info.width * info.channels,
+				      info.width, info.height, info.channels);
 }
 
 int fv_image_decode_into(const void *buf, size_t len, uint64_t max_pixels, fv_image *im)

@@ -34,8 +34,8 @@ enum fv_image_format fv_image_sniff(const void *buf, size_t len);
 int fv_image_info_get(const void *buf, size_t len, fv_image_info *info);
 
 /* Decode buf fully into *out (8-bit; gray images stay 1 channel, everything
- * else becomes 3-channel RGB, alpha dropped onto black, CMYK and YCCK JPEGs
- * converted as Pillow converts them; out->cmyk says so). max_pixels: refuse
+ * else becomes 3-channel RGB; PNG and CMYK/YCCK JPEGs as Pillow converts
+ * them, see fv_image_decode_png_to; out->cmyk says a JPEG was CMYK). max_pixels: refuse
  * width*height above it before allocating (0 = FV_IMAGE_MAX_PIXELS_DEFAULT).
  * Returns 0, FV_E_FORMAT, FV_E_DECODE (corrupt, truncated, any decoder
  * warning), FV_E_TOOBIG or ENOMEM; the detail says why (no file name: the
@@ -47,6 +47,15 @@ int fv_image_decode(const void *buf, size_t len, uint64_t max_pixels, fv_image *
  * without page faults on fresh memory, once the largest image was seen).
  * On failure im keeps its buffer, contents undefined. */
 int fv_image_decode_into(const void *buf, size_t len, uint64_t max_pixels, fv_image *im);
+
+/* Decode a PNG into dst (rows stride bytes apart) as Pillow's
+ * convert("RGB") gives it, or convert("L") for gray ones: 16-bit samples
+ * keep their high byte, palettes become their colors, alpha and tRNS are
+ * dropped (not composited), no gamma is applied. width, height and
+ * channels are what fv_image_info_get said (the caller checked the pixel
+ * limit and made room); FV_E_DECODE if the file is damaged or disagrees. */
+int fv_image_decode_png_to(const void *buf, size_t len, uint8_t *dst, size_t stride, int width,
+			   int height, int channels);
 
 /* npix CMYK pixels as decoded from a CMYK or YCCK JPEG to RGB, as Pillow
  * converts them (so the pixels are what torchvision's loader gives): the

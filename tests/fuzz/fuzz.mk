@@ -41,7 +41,8 @@ run-fuzz: $(BINS)
 	  c=$(FZ)/corpus/$$t; mkdir -p $$c; \
 	  case $$t in \
 	    image) j=$${FV_SHARED_DATA:-../shared/data}/jpeg-bench/img0000.jpg; \
-	           [ -f $$j ] && cp $$j $$c/seed.jpg || true;; \
+	           [ -f $$j ] && cp $$j $$c/seed.jpg || true; \
+	           python3 tests/fuzz/png_seeds.py $$c;; \
 	    idx)   printf '\0\0\10\3\0\0\0\1\0\0\0\2\0\0\0\2\1\2\3\4' >$$c/seed;; \
 	    list)  printf 'a/b.jpg 1\n# c\n\nd e.png cat\n' >$$c/seed;; \
 	    msg)   printf '\10\1\20\1\30\7\42\4\10\5\20\1' >$$c/seed;; \
