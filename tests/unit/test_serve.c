@@ -6,22 +6,9 @@
 #include <string.h>
 
 #include "fv_error.h"
-#include "fv_json.h"
 #include "fv_test.h"
 #include "serve/metrics.h"
 #include "serve/model.h"
-
-FV_TEST(json_escape)
-{
-	char buf[64];
-	size_t n = fv_json_escape(buf, sizeof buf, "a\"b\\c\nd");
-	FV_CHECK(!strcmp(buf, "a\\\"b\\\\c\\nd"));
-	FV_CHECK_EQ(n, strlen(buf));
-	/* never overruns, whatever the input length */
-	char small[8];
-	fv_json_escape(small, sizeof small, "\"\"\"\"\"\"\"\"\"\"");
-	FV_CHECK(strlen(small) < sizeof small);
-}
 
 FV_TEST(json_answer_shape)
 {
