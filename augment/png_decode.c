@@ -6,29 +6,35 @@
 #include "fv_error.h"
 #include "fv_image.h"
 
+typedef struct png_dst {
+	fv_aug_buf *buf;
+	fv_aug_view *v;
+} png_dst;
+
+/* fv_image_decode_png_to's room: the scratch buffer, the view set. */
+static uint8_t *room(void *ctx, const fv_image_info *info, size_t *stride, int *rc)
+{
+	png_dst *d = ctx;
+	if (info->width > FV_AUG_MAX_DIM || info->height > FV_AUG_MAX_DIM) {
+		*rc = fv_err_set(FV_E_TOOBIG, "%dx%d is over the pixel limit", info->width,
+				 info->height);
+		return NULL;
+	}
+	*stride = (size_t)info->width * info->channels;
+	if ((*rc = fv_aug_buf_reserve(d->buf, *stride * info->height))) {
+		*rc = fv_err_set(*rc, "no memory for %dx%d", info->width, info->height);
+		return NULL;
+	}
+	*d->v = (fv_aug_view){ .px = d->buf->p, .w = info->width, .h = info->height,
+			       .c = info->channels, .stride = *stride };
+	return d->buf->p;
+}
+
 int fv_png_decode(const uint8_t *data, size_t len, int gray, fv_aug_buf *buf, fv_aug_view *v)
 {
-	fv_image_info info;
-	int rc = fv_image_info_get(data, len, &info);
-	if (rc)
-		return fv_err_set(FV_E_DECODE, "png: %s", fv_err_msg(rc));
-	if (info.width > FV_AUG_MAX_DIM || info.height > FV_AUG_MAX_DIM ||
-	    (uint64_t)info.width * info.height > FV_AUG_MAX_PIXELS)
-		return fv_err_set(FV_E_TOOBIG, "png: %dx%d is over the pixel limit", info.width,
-				  info.height);
+	png_dst d = { buf, v };
 	/* color stays RGB even for gray output: the luma weights are ours */
 	(void)gray;
-	size_t stride = (size_t)info.width * info.channels;
-	if ((rc = fv_aug_buf_reserve(buf, stride * info.height)))
-		return fv_err_set(rc, "png: no memory for %dx%d", info.width, info.height);
-	if ((rc = fv_image_decode_png_to(data, len, buf->p, stride, info.width, info.height,
-					 info.channels)))
-		return fv_err_set(rc, "png: %s", fv_err_msg(rc));
-	v->px = buf->p;
-	v->x0 = v->y0 = 0;
-	v->w = info.width;
-	v->h = info.height;
-	v->c = info.channels;
-	v->stride = stride;
-	return 0;
+	int rc = fv_image_decode_png_to(data, len, FV_AUG_MAX_PIXELS, room, &d);
+	return rc ? fv_err_set(rc, "png: %s", fv_err_msg(rc)) : 0;
 }

@@ -234,8 +234,8 @@ static void png_on_warning(png_structp png, png_const_charp msg)
 	(void)msg;
 }
 
-int fv_image_decode_png_to(const void *buf, size_t len, uint8_t *dst, size_t stride, int width,
-			   int height, int channels)
+int fv_image_decode_png_to(const void *buf, size_t len, uint64_t max_pixels, fv_png_room_fn room,
+			   void *ctx)
 {
 	png_mem m = { buf, len, 0, "" };
 	png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &m, png_on_error,
@@ -266,18 +266,17 @@ int fv_image_decode_png_to(const void *buf, size_t len, uint8_t *dst, size_t str
 	png_set_strip_alpha(png);
 	png_set_interlace_handling(png);
 	png_read_update_info(png, info);
-	if ((int)png_get_image_width(png, info) != width ||
-	    (int)png_get_image_height(png, info) != height || png_get_channels(png, info) != channels ||
-	    png_get_bit_depth(png, info) != 8) {
-		rc = fv_err_set(FV_E_DECODE, "PNG is not the %dx%dx%d its header said", width, height,
-				channels);
+	fv_image_info fi = { FV_IMG_PNG, (int)png_get_image_width(png, info),
+			     (int)png_get_image_height(png, info), png_get_channels(png, info) };
+	size_t stride = 0;
+	uint8_t *dst = NULL;
+	if ((rc = check_pixels(&fi, max_pixels)) || !(dst = room(ctx, &fi, &stride, &rc)))
 		goto out;
-	}
-	if (!(rows = malloc((size_t)height * sizeof *rows))) {
+	if (!(rows = malloc((size_t)fi.height * sizeof *rows))) {
 		rc = ENOMEM;
 		goto out;
 	}
-	for (int y = 0; y < height; y++)
+	for (int y = 0; y < fi.height; y++)
 		rows[y] = dst + (size_t)y * stride;
 	png_read_image(png, rows);
 	png_read_end(png, NULL);
@@ -287,19 +286,20 @@ out:
 	return rc;
 }
 
+/* fv_image_decode_png_to's room: im, shaped for the header. */
+static uint8_t *png_room_image(void *ctx, const fv_image_info *info, size_t *stride, int *rc)
+{
+	fv_image *im = ctx;
+	if ((*rc = shape(im, info)))
+		return NULL;
+	im->cmyk = 0;
+	*stride = (size_t)info->width * info->channels;
+	return im->pixels;
+}
+
 static int decode_png(const void *buf, size_t len, uint64_t max_pixels, fv_image *im)
 {
-	fv_image_info info;
-	png_image pi;
-	int rc = png_header(&pi, buf, len, &info);
-	if (rc)
-		return rc;
-	png_image_free(&pi);
-	if ((rc = check_pixels(&info, max_pixels)) || (rc = shape(im, &info)))
-		return rc;
-	im->cmyk = 0;
-	return fv_image_decode_png_to(buf, len, im->pixels, (size_t)info.width * info.channels,
-				      info.width, info.height, info.channels);
+	return fv_image_decode_png_to(buf, len, max_pixels, png_room_image, im);
 }
 
 int fv_image_decode_into(const void *buf, size_t len, uint64_t max_pixels, fv_image *im)

@@ -48,14 +48,17 @@ int fv_image_decode(const void *buf, size_t len, uint64_t max_pixels, fv_image *
  * On failure im keeps its buffer, contents undefined. */
 int fv_image_decode_into(const void *buf, size_t len, uint64_t max_pixels, fv_image *im);
 
-/* Decode a PNG into dst (rows stride bytes apart) as Pillow's
+/* Where a PNG's pixels go, asked once its header is read (8-bit, 1 or 3
+ * channels): room for info->height rows of width * channels bytes, *stride
+ * apart, or NULL with *rc set. */
+typedef uint8_t *(*fv_png_room_fn)(void *ctx, const fv_image_info *info, size_t *stride, int *rc);
+/* Decode a PNG, in one pass, into the room room() gives, as Pillow's
  * convert("RGB") gives it, or convert("L") for gray ones: 16-bit samples
  * keep their high byte, palettes become their colors, alpha and tRNS are
- * dropped (not composited), no gamma is applied. width, height and
- * channels are what fv_image_info_get said (the caller checked the pixel
- * limit and made room); FV_E_DECODE if the file is damaged or disagrees. */
-int fv_image_decode_png_to(const void *buf, size_t len, uint8_t *dst, size_t stride, int width,
-			   int height, int channels);
+ * dropped (not composited), no gamma is applied. max_pixels as for
+ * fv_image_decode. 0, FV_E_DECODE, FV_E_TOOBIG, ENOMEM or room's code. */
+int fv_image_decode_png_to(const void *buf, size_t len, uint64_t max_pixels, fv_png_room_fn room,
+			   void *ctx);
 
 /* npix CMYK pixels as decoded from a CMYK or YCCK JPEG to RGB, as Pillow
  * converts them (so the pixels are what torchvision's loader gives): the
