@@ -309,6 +309,7 @@ int fv_bench_ingest(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	double share = dec2 > 0 ? ing / dec2 : 0; /* of this machine's 2-thread ceiling */
 	if (bc.json)
 		printf("{\"bench\":\"ingest\",\"idx_records\":%llu,\"idx_records_per_s\":%.0f,"
 		       "\"jpeg_images\":%llu,\"jobs\":%ld,\"decode_1t_per_s\":%.1f,"
@@ -318,7 +319,7 @@ int fv_bench_ingest(int argc, char **argv)
 		       "\"cold_ingest_per_s\":%.1f,\"cold_over_cached\":%.3f,"
 		       "\"rerun_files_per_s\":%.0f,\"rerun_over_ingest\":%.1f}\n",
 		       (unsigned long long)idx_n, idx, (unsigned long long)jpg_n, bc.jobs, dec, ing,
-		       ing / dec, dec2 / dec, dec2 > 0 ? ing / dec2 : 0, cpu_ing / cpu_dec, cold,
+		       ing / dec, dec2 / dec, share, cpu_ing / cpu_dec, cold,
 		       cold / ing, rerun, rerun / ing);
 	else
 		printf("ingest IDX (%s): %llu records, %.0f records/s\n"
@@ -335,7 +336,7 @@ int fv_bench_ingest(int argc, char **argv)
 		       "re-run over the same folder, files unchanged: %.0f files/s = %.1fx the ingest "
 		       "(not read again)\n",
 		       bc.idx, (unsigned long long)idx_n, idx, (unsigned long long)jpg_n, bc.jobs, ing,
-		       dec, ing / dec, dec2 / dec, dec2 > 0 ? ing / dec2 : 0, cpu_ing / cpu_dec, cold,
+		       dec, ing / dec, dec2 / dec, share, cpu_ing / cpu_dec, cold,
 		       cold / ing, rerun, rerun / ing);
 out:
 	snprintf(link, sizeof link, "rm -rf '%s'", tmp);

@@ -289,6 +289,8 @@ out:
 
 int fv_store_sync(fv_store *s)
 {
+	if (s->flags & FV_STORE_NOSYNC)
+		return 0; /* asked for none */
 	int r = mdb_env_sync(s->env, 1);
 	if (!r)
 		s->unsynced = 0;

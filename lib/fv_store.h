@@ -89,7 +89,8 @@ typedef struct fv_record {
  * FV_E_MISMATCH (unknown schema) or FV_E_LMDB. *out is closed with
  * fv_store_close. */
 int fv_store_open(const char *dir, int flags, size_t mapsize, fv_store **out);
-/* Make every commit so far durable (fsync). 0 or FV_E_LMDB. */
+/* Make every commit so far durable (fsync; nothing with FV_STORE_NOSYNC).
+ * 0 or FV_E_LMDB. */
 int fv_store_sync(fv_store *s);
 /* Close and NULL *s (with FV_STORE_LAZYMETA, after fv_store_sync). Every
  * transaction of s must have ended. */
