@@ -60,6 +60,7 @@ typedef struct ing_item {
 	fv_source_stat src;  /* the file's stat, when has_src */
 	int has_src;         /* src is set and old enough to trust on a re-run */
 	int known;           /* in the dataset already with this stat: not read */
+	int scanned;         /* the inbox daemon found it by a scan, not an event */
 } ing_item;
 
 /* A file input of class cls (both copied); NULL on ENOMEM. */
@@ -103,10 +104,38 @@ uint64_t ing_writer_known(const ing_writer *w);
 /* The error a commit failed with (every later call returns it; the detail
  * goes to fv_err_msg), or 0. */
 int ing_writer_failed(const ing_writer *w);
-/* Items waiting, plus one if a commit is in flight: flush if non-zero. */
+/* Items waiting, plus one if a commit is in flight: flush if non-zero.
+ * Any thread may ask (a status endpoint, while another thread adds). */
 size_t ing_writer_pending(const ing_writer *w);
 void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
 		   uint64_t *version);
+
+/* The decode pool: validates file items (ing_item_prepare) on cfg->jobs
+ * threads and hands them to the writer in the order they were added. An
+ * item added with a reason already set goes to the writer as it is.
+ * keep, when set, runs on a pool thread before an item goes to the writer:
+ * 0 drops (frees) it. A batch run's caller is one of the decoders (in add,
+ * when it lists far ahead, and in close); a daemon pool runs cfg->jobs
+ * threads of its own and never skips a file by its stat. SIGINT/SIGTERM
+ * stop the pool: items not yet handed on are dropped, and add and busy
+ * return ECANCELED. */
+typedef struct ing_pool ing_pool;
+typedef int (*ing_pool_keep_fn)(void *ctx, ing_item *it);
+typedef struct ing_pool_opts {
+	int daemon;
+	ing_pool_keep_fn keep;
+	void *keep_ctx;
+} ing_pool_opts;
+int ing_pool_open(const ingest_cfg *cfg, ing_writer *w, const ing_pool_opts *o, ing_pool **out);
+/* Queue it; takes it, also on failure. The pool's error once it stopped. */
+int ing_pool_add(ing_pool *p, ing_item *it);
+/* Items added and not yet handed to the writer (while it is non-zero a
+ * pool thread may be adding to the writer: do not flush); *rc gets the
+ * pool's error (detail in fv_err_msg), when rc is not NULL. */
+size_t ing_pool_busy(ing_pool *p, int *rc);
+/* No more items (rc: the caller's own failure, which stops the pool): work
+ * along until all are handed on, then free the pool. 0 or the first error. */
+int ing_pool_close(ing_pool **pp, int rc);
 
 /* Sources. Each adds its items to the writer (files through a pool of
  * cfg->jobs threads, delivered in order). */

@@ -11,7 +11,11 @@
  * up to a minute, while commits keep failing. It also scans the inbox every
  * rescan-s seconds: a file written on another machine into a network file
  * system (NFS, SMB) sends no inotify event, nor does a hard link made into
- * the inbox (IN_CREATE only, and a created file may be half written). */
+ * the inbox (IN_CREATE only, and a created file may be half written).
+ * Files decode on --jobs threads of a decode pool (pool.c), so this thread
+ * stays free between files of a burst or a scan of thousands: it answers
+ * the status endpoint, feeds the systemd watchdog and stops on SIGTERM
+ * within about one file's decode, leaving the rest in the inbox. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -47,7 +51,9 @@ typedef struct watch {
 	void *zctx, *pub;
 	uint64_t seq, published;
 	int64_t last_flush;
-	fv_image scratch; /* decode buffer reused from file to file */
+	ing_pool *pool; /* decodes for the writer; one per writer */
+	int recheck_soon; /* a pool thread dropped a file still being written */
+	int64_t last_tick;
 	int64_t rescan_at; /* 0, or when to scan the inbox again */
 	int64_t last_scan; /* when it last scanned the whole inbox */
 	fv_status *status;
@@ -150,13 +156,45 @@ static int flush(watch *x)
 	return 0;
 }
 
-/* scanned: found by a directory scan rather than a close/move event, so it
- * may still be being written; a bad file modified in the last seconds is
- * left for the event its writer's close will send. */
+/* Between the files of a burst or a scan, and once per poll: answer the
+ * status endpoint and feed the watchdog (both at most every TICK_MS);
+ * ECANCELED once SIGTERM or SIGINT came. */
+static int tick(watch *x)
+{
+	int64_t now = fv_now_ms();
+	if (now - x->last_tick >= TICK_MS) {
+		x->last_tick = now;
+		fv_status_update(x->status, 0);
+		fv_sd_watchdog_tick();
+	}
+	return fv_stop_requested ? fv_err_set(ECANCELED, "stopped by a signal") : 0;
+}
+
+/* The pool's filter, on a pool thread, after the decode: a file gone (seen
+ * twice, by a scan and an event, and moved already) is dropped; so is a bad
+ * file found by a scan that was modified in the last seconds: it may still
+ * be being written, and its writer's close sends an event. */
+static int keep(void *ctx, ing_item *it)
+{
+	watch *x = ctx;
+	struct stat st;
+	if (!it->reason)
+		return 1;
+	if (strstr(it->reason, "cannot read: No such file"))
+		return 0;
+	if (it->scanned && it->cls[0] && !stat(it->path, &st) && time(NULL) - st.st_mtime < 3) {
+		fv_debug("%s: still being written? waiting for its close", it->path);
+		__atomic_store_n(&x->recheck_soon, 1, __ATOMIC_RELAXED); /* look again, in case none comes */
+		return 0;
+	}
+	return 1;
+}
+
+/* Into the pool; scanned: found by a directory scan rather than a close or
+ * move event. */
 static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
 {
 	char path[PATH_MAX];
-	struct stat st;
 	if (hidden(name))
 		return 0;
 	if (cls)
@@ -166,21 +204,10 @@ static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
 	ing_item *it = ing_item_new_file(path, cls ? cls : "");
 	if (!it)
 		return ENOMEM;
+	it->scanned = scanned;
 	if (!cls)
 		ing_item_reject(it, "%s: not in a class folder (INBOX/<class>/<image>)", path);
-	else
-		ing_item_prepare(x->cfg, it, -1, NULL, &x->scratch);
-	if (it->reason && strstr(it->reason, "cannot read: No such file")) {
-		ing_item_free(it); /* seen twice (scan and event) and already moved */
-		return 0;
-	}
-	if (it->reason && scanned && cls && !stat(path, &st) && time(NULL) - st.st_mtime < 3) {
-		fv_debug("%s: still being written? waiting for its close", path);
-		ing_item_free(it);
-		x->rescan_at = fv_now_ms() + 4000; /* and look again, in case none comes */
-		return 0;
-	}
-	return ing_writer_add(x->w, it);
+	return ing_pool_add(x->pool, it);
 }
 
 /* Watch INBOX/cls, then take what is already there (files that landed
@@ -208,7 +235,7 @@ static int add_class(watch *x, const char *cls)
 	DIR *d = opendir(path);
 	struct dirent *e;
 	int rc = 0;
-	while (d && (e = readdir(d)) && !rc)
+	while (d && !rc && !(rc = tick(x)) && (e = readdir(d)))
 		if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN)
 			rc = ingest_file(x, cls, e->d_name, 1);
 	if (d)
@@ -226,7 +253,7 @@ static int scan_inbox(watch *x)
 	int rc = 0;
 	if (!d)
 		return fv_err_set(errno, "%s: %s", x->cfg->watch, strerror(errno));
-	while ((e = readdir(d)) && !rc) {
+	while (!rc && !(rc = tick(x)) && (e = readdir(d))) {
 		if (hidden(e->d_name))
 			continue;
 		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, e->d_name);
@@ -251,6 +278,8 @@ static int on_events(watch *x)
 		for (char *p = buf; p < buf + len && !rc;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
 			p += sizeof *ev + ev->len;
+			if ((rc = tick(x)))
+				break;
 			if (ev->mask & IN_Q_OVERFLOW) {
 				rc = scan_inbox(x); /* events were lost: look again */
 			} else if (ev->mask & IN_IGNORED) {
@@ -275,9 +304,21 @@ static int on_events(watch *x)
 	}
 }
 
-/* rc came from the writer: when a commit failed for want of room, give the
- * writer up (what it held is still in the inbox), wait, then scan the
- * inbox again with a new one; 0 then, else rc (the daemon stops). */
+/* A writer and the pool that feeds it. */
+static int writer_open(watch *x)
+{
+	ing_pool_opts po = { .daemon = 1, .keep = keep, .keep_ctx = x };
+	int rc = ing_writer_new(x->s, x->cfg, &x->w);
+	if (rc)
+		return rc;
+	ing_writer_on_done(x->w, on_done, x);
+	return ing_pool_open(x->cfg, x->w, &po, &x->pool);
+}
+
+/* rc came from the writer (through the pool or a flush): when a commit
+ * failed for want of room, give the writer and its pool up (what they held
+ * is still in the inbox), wait, then scan the inbox again with new ones; 0
+ * then, else rc (the daemon stops). */
 static int commit_failed(watch *x, int rc)
 {
 	int why = ing_writer_failed(x->w);
@@ -295,10 +336,10 @@ static int commit_failed(watch *x, int rc)
 	x->prev_added += a;
 	x->prev_dups += d;
 	x->prev_rejected += r;
+	ing_pool_close(&x->pool, why); /* stop it: its items stay in the inbox */
 	ing_writer_destroy(&x->w);
-	if ((rc = ing_writer_new(x->s, x->cfg, &x->w)))
+	if ((rc = writer_open(x)))
 		return rc;
-	ing_writer_on_done(x->w, on_done, x);
 	x->retry_at = fv_now_ms() + x->retry_ms;
 	return 0;
 }
@@ -331,7 +372,8 @@ static void status_fill(void *ctx, fv_status_figs *f)
 	fv_status_num(f, "ingest.added", (double)a);
 	fv_status_num(f, "ingest.duplicates", (double)d);
 	fv_status_num(f, "ingest.rejected", (double)r);
-	fv_status_num(f, "ingest.pending", (double)ing_writer_pending(x->w));
+	fv_status_num(f, "ingest.pending",
+		      (double)((x->pool ? ing_pool_busy(x->pool, NULL) : 0) + ing_writer_pending(x->w)));
 	fv_status_str(f, "ingest.inbox", "%s", x->cfg->watch);
 	if (x->failing[0]) {
 		fv_status_str(f, "ingest.commit_error", "%s", x->failing);
@@ -366,9 +408,8 @@ static int setup(watch *x)
 		if (zmq_bind(x->pub, x->cfg->pub))
 			return fv_err_set(FV_E_ZMQ, "bind %s: %s", x->cfg->pub, zmq_strerror(zmq_errno()));
 	}
-	if ((rc = ing_writer_new(x->s, x->cfg, &x->w)))
+	if ((rc = writer_open(x)))
 		return rc;
-	ing_writer_on_done(x->w, on_done, x);
 	fv_status_opts so = { .endpoint = x->cfg->status_ep, .name = "ingest", .fill = status_fill, .fill_ctx = x };
 	if ((rc = fv_status_new(&x->status, x->zctx, &so)))
 		return rc;
@@ -389,16 +430,18 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 	fv_info("watching %s (db %s%s%s)", cfg->watch, cfg->db, cfg->pub ? ", publishing on " : "",
 		cfg->pub ? cfg->pub : "");
 	fv_sd_ready(); /* store open, socket bound, inbox watched */
-	if ((rc = scan_inbox(&x)) && (rc = commit_failed(&x, rc)))
-		goto out;
+	rc = scan_inbox(&x);
 	x.last_flush = fv_now_ms();
-	while (!fv_stop_requested) {
+	/* every failure comes back to the top: a commit that failed for want
+	 * of room is retried, anything else stops the daemon */
+	while (!fv_stop_requested && !(rc && (rc = commit_failed(&x, rc)))) {
 		zmq_pollitem_t it = { NULL, x.ifd, ZMQ_POLLIN, 0 };
 		int n = zmq_poll(&it, 1, TICK_MS);
 		if (n < 0 && zmq_errno() != EINTR) {
 			rc = fv_err_set(FV_E_ZMQ, "poll: %s", zmq_strerror(zmq_errno()));
 			break;
 		}
+		x.last_tick = fv_now_ms();
 		fv_status_update(x.status, 0);
 		fv_sd_watchdog_tick();
 		if (x.retry_at) { /* commits failed: wait, then scan the inbox again */
@@ -409,30 +452,44 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 			x.retry_at = 0;
 			x.rescan_at = fv_now_ms();
 		}
-		if (n > 0 && (rc = on_events(&x)) && (rc = commit_failed(&x, rc)))
-			break;
-		if (ing_writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
-		    (rc = flush(&x)) && (rc = commit_failed(&x, rc)))
-			break;
+		if (n > 0 && (rc = on_events(&x)))
+			continue;
+		/* the writer is this thread's to flush only once the pool has
+		 * handed it every file (size-full batches commit meanwhile) */
+		size_t busy = ing_pool_busy(x.pool, &rc);
+		if (rc)
+			continue;
+		if (__atomic_exchange_n(&x.recheck_soon, 0, __ATOMIC_RELAXED))
+			x.rescan_at = fv_now_ms() + 4000; /* a file still being written */
+		if (!busy && ing_writer_pending(x.w) && fv_now_ms() - x.last_flush >= cfg->batch_ms &&
+		    (rc = flush(&x)))
+			continue;
 		if (cfg->rescan_s && fv_now_ms() - x.last_scan >= cfg->rescan_s * 1000 && !x.rescan_at)
 			x.rescan_at = fv_now_ms(); /* the periodic scan */
-		if (x.rescan_at && fv_now_ms() >= x.rescan_at && !x.retry_at) {
+		if (x.rescan_at && fv_now_ms() >= x.rescan_at && !busy) {
 			x.rescan_at = 0; /* commit first: a pending file must not be taken twice */
-			if (((rc = flush(&x)) || (rc = scan_inbox(&x))) && (rc = commit_failed(&x, rc)))
-				break;
+			if (!(rc = flush(&x)))
+				rc = scan_inbox(&x);
 		}
 	}
 	fv_sd_stopping();
-	if (x.w) { /* drain: what validated gets committed and moved */
-		int r = flush(&x);
-		rc = rc ? rc : r;
-	}
-out:
+	if (rc == ECANCELED && fv_stop_requested)
+		rc = 0; /* stopped mid-scan or mid-burst: the rest stays in the inbox */
 	if (rc)
-		fv_err("%s", fv_err_msg(rc));
+		fv_err("%s", fv_err_msg(rc)); /* said now: the drain sets details of its own */
+	/* drain: what validated gets committed and moved */
+	int r = x.pool ? ing_pool_close(&x.pool, 0) : 0, f = x.w ? flush(&x) : 0;
+	r = r && r != ECANCELED ? r : f;
+	if (r && !rc)
+		fv_err("%s", fv_err_msg(r));
+	rc = rc ? rc : r;
+	goto done;
+out:
+	fv_err("%s", fv_err_msg(rc));
+done:
 	fv_status_destroy(&x.status);
+	ing_pool_close(&x.pool, ECANCELED);
 	ing_writer_destroy(&x.w);
-	fv_image_free(&x.scratch);
 	for (int i = 0; i < x.nwd; i++)
 		free(x.wd_cls[i]);
 	free(x.wd_cls);

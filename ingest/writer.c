@@ -472,7 +472,8 @@ static int enqueue(ing_writer *w, size_t room)
 		j->weight = w->bytes + w->n * ITEM_WEIGHT;
 		w->items = NULL;
 		w->cls_ids = w->cls_names = NULL;
-		w->n = w->cap = w->bytes = w->nrej = w->ncls = 0;
+		__atomic_store_n(&w->n, 0, __ATOMIC_RELAXED);
+		w->cap = w->bytes = w->nrej = w->ncls = 0;
 	}
 	pthread_mutex_lock(&w->mu);
 	if (j && !w->started) {
@@ -562,7 +563,7 @@ size_t ing_writer_pending(const ing_writer *w)
 	pthread_mutex_lock(&m->mu);
 	size_t q = w->queued;
 	pthread_mutex_unlock(&m->mu);
-	return w->n + q;
+	return __atomic_load_n(&w->n, __ATOMIC_RELAXED) + q;
 }
 
 void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uint64_t *rejected,
@@ -612,7 +613,8 @@ int ing_writer_add(ing_writer *w, ing_item *it)
 		w->items = g;
 		w->cap = cap;
 	}
-	w->items[w->n++] = it;
+	w->items[w->n] = it;
+	__atomic_store_n(&w->n, w->n + 1, __ATOMIC_RELAXED); /* ing_writer_pending reads it */
 	if (it->reason) {
 		fv_warn("rejected %s", it->reason);
 		w->nrej++;
