@@ -1,5 +1,6 @@
 /* watch.c — `fovea ingest --watch INBOX`: the inbox daemon. Images dropped
- * into INBOX/<class>/ are ingested once fully written (IN_CLOSE_WRITE or
+ * into INBOX/<class>/ (or a folder in it, at any depth up to 16, as a batch
+ * run takes them) are ingested once fully written (IN_CLOSE_WRITE or
  * IN_MOVED_TO), committed in batches (by size, or every batch-ms), and only
  * then moved to INBOX/.done/ — or to INBOX/.rejected/ beside a NAME.reason
  * file. A crash before the commit leaves the file in the inbox, so it is
@@ -37,17 +38,23 @@
 #include "ingest.h"
 
 #define TICK_MS 100
-#define MAX_WATCHES 65536
+#define MAX_DEPTH 16 /* folders in a class folder, as a batch run takes them */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
+
+/* A watched folder: a class folder or a folder in one (at depth 1..). */
+typedef struct wdir {
+	int wd, depth;
+	char *cls, *rel; /* its class; its path under the inbox */
+} wdir;
 
 typedef struct watch {
 	const ingest_cfg *cfg;
 	fv_store *s;
 	ing_writer *w;
 	int ifd, inbox_wd;
-	char **wd_cls; /* class name per watch descriptor */
-	int nwd;
+	wdir *dirs; /* by watch descriptor, ascending */
+	size_t ndirs, capdirs;
 	void *zctx, *pub;
 	uint64_t seq, published;
 	int64_t last_flush;
@@ -190,15 +197,16 @@ static int keep(void *ctx, ing_item *it)
 	return 1;
 }
 
-/* Into the pool; scanned: found by a directory scan rather than a close or
- * move event. */
-static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
+/* Into the pool: INBOX/rel/name, of class cls (NULL: a file at the top
+ * of the inbox, rejected); scanned: found by a directory scan rather than a
+ * close or move event. */
+static int ingest_file(watch *x, const char *cls, const char *rel, const char *name, int scanned)
 {
 	char path[PATH_MAX];
 	if (hidden(name))
 		return 0;
 	if (cls)
-		snprintf(path, sizeof path, "%s/%s/%s", x->cfg->watch, cls, name);
+		snprintf(path, sizeof path, "%s/%s/%s", x->cfg->watch, rel, name);
 	else
 		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, name);
 	ing_item *it = ing_item_new_file(path, cls ? cls : "");
@@ -210,34 +218,106 @@ static int ingest_file(watch *x, const char *cls, const char *name, int scanned)
 	return ing_pool_add(x->pool, it);
 }
 
-/* Watch INBOX/cls, then take what is already there (files that landed
- * before the watch existed). */
-static int add_class(watch *x, const char *cls)
+/* The watched folder of wd: its index, or where it would go (*found 0).
+ * Descriptors grow as the kernel hands them out, so the array is appended
+ * to in order, bar a wrap-around. */
+static size_t dir_find(const watch *x, int wd, int *found)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/%s", x->cfg->watch, cls);
-	int wd = inotify_add_watch(x->ifd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_ONLYDIR);
-	if (wd < 0)
-		return fv_err_set(errno, "%s: cannot watch: %s", path, strerror(errno));
-	if (wd >= MAX_WATCHES)
-		return fv_err_set(FV_E_TOOBIG, "%s: too many class folders", path);
-	if (wd >= x->nwd) {
-		char **g = realloc(x->wd_cls, (wd + 1) * sizeof *g);
-		if (!g)
-			return ENOMEM;
-		memset(g + x->nwd, 0, (wd + 1 - x->nwd) * sizeof *g);
-		x->wd_cls = g;
-		x->nwd = wd + 1;
+	size_t lo = 0, hi = x->ndirs;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (x->dirs[mid].wd < wd)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	free(x->wd_cls[wd]);
-	if (!(x->wd_cls[wd] = strdup(cls)))
+	*found = lo < x->ndirs && x->dirs[lo].wd == wd;
+	return lo;
+}
+
+static void dir_drop(watch *x, int wd)
+{
+	int found;
+	size_t i = dir_find(x, wd, &found);
+	if (!found)
+		return;
+	free(x->dirs[i].cls);
+	free(x->dirs[i].rel);
+	memmove(x->dirs + i, x->dirs + i + 1, (x->ndirs - i - 1) * sizeof *x->dirs);
+	x->ndirs--;
+}
+
+/* Remember wd as folder rel of class cls (again, under a new name, when it
+ * was moved). */
+static int dir_set(watch *x, int wd, const char *cls, const char *rel, int depth)
+{
+	int found;
+	size_t i = dir_find(x, wd, &found);
+	char *c = strdup(cls), *r = strdup(rel);
+	if (!c || !r) {
+		free(c);
+		free(r);
 		return ENOMEM;
+	}
+	if (found) {
+		free(x->dirs[i].cls);
+		free(x->dirs[i].rel);
+	} else {
+		if (x->ndirs == x->capdirs) {
+			size_t cap = x->capdirs ? x->capdirs * 2 : 64;
+			wdir *g = realloc(x->dirs, cap * sizeof *g);
+			if (!g) {
+				free(c);
+				free(r);
+				return ENOMEM;
+			}
+			x->dirs = g;
+			x->capdirs = cap;
+		}
+		memmove(x->dirs + i + 1, x->dirs + i, (x->ndirs - i) * sizeof *x->dirs);
+		x->ndirs++;
+	}
+	x->dirs[i] = (wdir){ .wd = wd, .depth = depth, .cls = c, .rel = r };
+	return 0;
+}
+
+/* Watch INBOX/rel (a class folder, or a folder in one at depth > 0), then
+ * take what is already there, folders in it included (what landed before
+ * the watch existed). */
+static int add_dir(watch *x, const char *cls, const char *rel, int depth)
+{
+	char path[PATH_MAX], sub[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", x->cfg->watch, rel);
+	if (depth > MAX_DEPTH) {
+		fv_warn("%s: folders nested too deep, not watched", path);
+		return 0;
+	}
+	int wd = inotify_add_watch(x->ifd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
+	if (wd < 0 && (errno == ENOENT || errno == ENOTDIR))
+		return 0; /* gone again, or never a folder */
+	if (wd < 0) /* what is there is taken now, what comes later by the periodic scan */
+		fv_warn("%s: cannot watch: %s; only scanning it", path,
+			errno == ENOSPC ? "too many folders (raise fs.inotify.max_user_watches)"
+					: strerror(errno));
+	int rc = wd < 0 ? 0 : dir_set(x, wd, cls, rel, depth);
 	DIR *d = opendir(path);
 	struct dirent *e;
-	int rc = 0;
-	while (d && !rc && !(rc = tick(x)) && (e = readdir(d)))
-		if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN)
-			rc = ingest_file(x, cls, e->d_name, 1);
+	while (d && !rc && !(rc = tick(x)) && (e = readdir(d))) {
+		if (hidden(e->d_name))
+			continue;
+		if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) {
+			fv_warn("%s/%s: path too long, skipped", path, e->d_name);
+			continue;
+		}
+		if (e->d_type == DT_DIR ||
+		    (e->d_type == DT_UNKNOWN && !stat(sub, &st) && S_ISDIR(st.st_mode))) {
+			snprintf(sub, sizeof sub, "%s/%s", rel, e->d_name);
+			rc = add_dir(x, cls, sub, depth + 1);
+		} else if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN) {
+			rc = ingest_file(x, cls, rel, e->d_name, 1);
+		}
+	}
 	if (d)
 		closedir(d);
 	return rc;
@@ -259,7 +339,8 @@ static int scan_inbox(watch *x)
 		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, e->d_name);
 		if (stat(path, &st))
 			continue;
-		rc = S_ISDIR(st.st_mode) ? add_class(x, e->d_name) : ingest_file(x, NULL, e->d_name, 1);
+		rc = S_ISDIR(st.st_mode) ? add_dir(x, e->d_name, e->d_name, 0)
+					 : ingest_file(x, NULL, NULL, e->d_name, 1);
 	}
 	closedir(d);
 	return rc;
@@ -268,7 +349,9 @@ static int scan_inbox(watch *x)
 static int on_events(watch *x)
 {
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
-	int rc = 0;
+	char rel[PATH_MAX];
+	int rc = 0, found;
+	size_t i;
 	for (;;) {
 		ssize_t len = read(x->ifd, buf, sizeof buf);
 		if (len < 0 && errno == EINTR)
@@ -282,21 +365,23 @@ static int on_events(watch *x)
 				break;
 			if (ev->mask & IN_Q_OVERFLOW) {
 				rc = scan_inbox(x); /* events were lost: look again */
-			} else if (ev->mask & IN_IGNORED) {
-				if (ev->wd >= 0 && ev->wd < x->nwd) {
-					free(x->wd_cls[ev->wd]);
-					x->wd_cls[ev->wd] = NULL;
-				}
+			} else if (ev->mask & IN_IGNORED) { /* its folder went */
+				dir_drop(x, ev->wd);
 			} else if (!ev->len || hidden(ev->name)) {
 				continue;
 			} else if (ev->wd == x->inbox_wd) {
 				if (ev->mask & IN_ISDIR)
-					rc = add_class(x, ev->name);
+					rc = add_dir(x, ev->name, ev->name, 0);
 				else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
-					rc = ingest_file(x, NULL, ev->name, 0);
-			} else if (ev->wd >= 0 && ev->wd < x->nwd && x->wd_cls[ev->wd] &&
-				   !(ev->mask & IN_ISDIR)) {
-				rc = ingest_file(x, x->wd_cls[ev->wd], ev->name, 0);
+					rc = ingest_file(x, NULL, NULL, ev->name, 0);
+			} else if ((i = dir_find(x, ev->wd, &found), found)) {
+				const wdir *w = &x->dirs[i];
+				if (ev->mask & IN_ISDIR) { /* made or moved in: a folder of the class */
+					snprintf(rel, sizeof rel, "%s/%s", w->rel, ev->name);
+					rc = add_dir(x, w->cls, rel, w->depth + 1);
+				} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+					rc = ingest_file(x, w->cls, w->rel, ev->name, 0);
+				}
 			}
 		}
 		if (rc)
@@ -490,9 +575,11 @@ done:
 	fv_status_destroy(&x.status);
 	ing_pool_close(&x.pool, ECANCELED);
 	ing_writer_destroy(&x.w);
-	for (int i = 0; i < x.nwd; i++)
-		free(x.wd_cls[i]);
-	free(x.wd_cls);
+	for (size_t i = 0; i < x.ndirs; i++) {
+		free(x.dirs[i].cls);
+		free(x.dirs[i].rel);
+	}
+	free(x.dirs);
 	if (x.ifd >= 0)
 		close(x.ifd);
 	if (x.pub)

@@ -5,7 +5,7 @@
 # with a .reason (a FIFO too, never waited on); a SUB socket receives DatasetUpdated; SIGTERM drains and
 # exits 0; a restart picks up what arrived meanwhile; a full disk makes it
 # wait and try again, not stop; a periodic scan finds what no event
-# announced.
+# announced; folders in class folders are taken too.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -105,4 +105,29 @@ check rescan_finds_hard_link wait_for 20 test -f "$T/in3/.done/linked.jpg"
 check_eq rescan_records "$(fovea stats --db "$T/db3" --json | jnum records)" 1
 kill -TERM $d
 wait $d
+
+# Folders in class folders are taken too, as a batch run takes them: one
+# waiting at the start (two deep), one moved in whole, one made and then
+# written into; their files count for the class folder they are in.
+mkdir -p "$T/in4/cat/pre/deeper" "$T/stage/b1/inner"
+cp "$J/img0041.jpg" "$T/in4/cat/pre/"
+cp "$J/img0042.jpg" "$T/in4/cat/pre/deeper/"
+cp "$J/img0043.jpg" "$J/img0044.jpg" "$T/stage/b1/"
+cp "$J/img0045.jpg" "$T/stage/b1/inner/"
+fovea ingest --db "$T/db4" --watch "$T/in4" --batch-ms 100 --rescan-s 0 2>"$T/sub.log" &
+d=$!
+FV_PIDS+=($d)
+check subfolder_waiting_taken wait_for 20 test -f "$T/in4/.done/img0042.jpg"
+mv "$T/stage/b1" "$T/in4/cat/"
+mkdir -p "$T/in4/dog/new"
+sleep 0.3 # (a file written before its folder is watched is found by the folder's scan too)
+cp "$J/img0046.jpg" "$T/in4/dog/new/"
+check subfolder_moved_in_taken wait_for 20 test -f "$T/in4/.done/img0045.jpg" -a -f "$T/in4/.done/img0043.jpg"
+check subfolder_made_taken wait_for 20 test -f "$T/in4/.done/img0046.jpg"
+kill -TERM $d
+wait $d
+s=$(fovea stats --db "$T/db4" --json)
+check_eq subfolder_records "$(jnum records <<<"$s")" 6
+check_eq subfolder_classes "$(jnum classes <<<"$s")" 2
+check subfolder_class_is_the_top_folder grep -q '"id":"cat","name":"cat","train":5' <<<"$s"
 fv_done
