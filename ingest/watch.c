@@ -2,8 +2,9 @@
  * into INBOX/<class>/ (or a folder in it, at any depth up to 16, as a batch
  * run takes them) are ingested once fully written (IN_CLOSE_WRITE or
  * IN_MOVED_TO), committed in batches (by size, or every batch-ms), and only
- * then moved to INBOX/.done/ — or to INBOX/.rejected/ beside a NAME.reason
- * file. A crash before the commit leaves the file in the inbox, so it is
+ * then moved to the same place under INBOX/.done/ — or INBOX/.rejected/,
+ * beside a NAME.reason file (so .done stays an ImageFolder of what was
+ * stored). A crash before the commit leaves the file in the inbox, so it is
  * ingested on the next start; a crash after it finds a duplicate. Each
  * commit publishes DatasetUpdated on the PUB socket (a hint: subscribers
  * catch up from the dataset's meta). A commit that fails for want of room
@@ -19,7 +20,9 @@
  * within about one file's decode, leaving the rest in the inbox. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,25 +79,72 @@ static int hidden(const char *name)
 	return name[0] == '.';
 }
 
-/* Move path into INBOX/<dir>/ under its base name, made unique if taken. */
-static int move_to(const watch *x, const char *path, const char *dir, char *dest, size_t cap)
+/* Make the folders above path that are missing, from INBOX/<dir>/ down. */
+static void mkdir_parents(const watch *x, char *path)
 {
-	const char *base = strrchr(path, '/');
-	base = base ? base + 1 : path;
-	snprintf(dest, cap, "%s/%s/%s", x->cfg->watch, dir, base);
-	for (int i = 1; !access(dest, F_OK) && i < 10000; i++)
-		snprintf(dest, cap, "%s/%s/%s.%d", x->cfg->watch, dir, base, i);
-	if (rename(path, dest))
-		return errno;
-	return 0;
+	size_t from = strlen(x->cfg->watch) + 1;
+	for (char *p = strchr(path + from, '/'); p; p = strchr(p + 1, '/')) {
+		if (p == path + from || p[-1] == '/')
+			continue;
+		*p = 0;
+		if (mkdir(path, 0775) && errno != EEXIST)
+			fv_debug("%s: %s", path, strerror(errno));
+		*p = '/';
+	}
+}
+
+/* dest for try i of INBOX/<dir>/rel: rel itself, then with .vVERSION
+ * (then .vVERSION-i) before its extension. */
+static void dest_name(const watch *x, const char *dir, const char *rel, uint64_t version, int i,
+		      char *dest, size_t cap)
+{
+	const char *base = strrchr(rel, '/'), *dot = strrchr(base ? base + 1 : rel, '.');
+	int stem = (int)(dot && dot != (base ? base + 1 : rel) ? dot - rel : (ptrdiff_t)strlen(rel));
+	char v[48] = "";
+	if (i == 1)
+		snprintf(v, sizeof v, ".v%llu", (unsigned long long)version);
+	else if (i > 1)
+		snprintf(v, sizeof v, ".v%llu-%d", (unsigned long long)version, i);
+	snprintf(dest, cap, "%s/%s/%.*s%s%s", x->cfg->watch, dir, stem, rel, v, rel + stem);
+}
+
+/* Move path (in the inbox) to the same place under INBOX/<dir>/ (.done or
+ * .rejected), so that .done stays an ImageFolder of what was stored; a name
+ * taken by an earlier file of the same path gets the dataset version. A
+ * file there is never replaced. 0, or errno (ENOENT: path is gone). */
+static int move_to(const watch *x, const char *path, const char *dir, uint64_t version, char *dest,
+		   size_t cap)
+{
+	size_t n = strlen(x->cfg->watch);
+	const char *rel = path + n + 1;
+	if (strncmp(path, x->cfg->watch, n) || path[n] != '/')
+		return EINVAL; /* not from the inbox: cannot be */
+	for (int i = 0, made = 0; i < 1000; i++) {
+		dest_name(x, dir, rel, version, i, dest, cap);
+		if (!renameat2(AT_FDCWD, path, AT_FDCWD, dest, RENAME_NOREPLACE))
+			return 0;
+		if (errno == EINVAL) { /* a file system without RENAME_NOREPLACE */
+			if (!access(dest, F_OK))
+				continue;
+			return rename(path, dest) ? errno : 0;
+		}
+		if (errno == ENOENT && !made && !access(path, F_OK)) {
+			mkdir_parents(x, dest); /* the folders under .done are missing */
+			made = 1;
+			i--;
+			continue;
+		}
+		if (errno != EEXIST)
+			return errno;
+	}
+	return EEXIST;
 }
 
 static void on_done(void *ctx, ing_item *it, int stored, uint64_t version)
 {
 	watch *x = ctx;
 	char dest[PATH_MAX + 64];
-	(void)version;
-	int rc = move_to(x, it->path, stored ? ".done" : ".rejected", dest, sizeof dest);
+	int rc = move_to(x, it->path, stored ? ".done" : ".rejected", version, dest, sizeof dest);
 	if (rc) {
 		if (rc != ENOENT)
 			fv_warn("%s: cannot move out of the inbox: %s", it->path, strerror(rc));

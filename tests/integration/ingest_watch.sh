@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The inbox daemon: files already waiting are ingested at start; files that
 # land in INBOX/<class>/ (written in place or moved in, in class folders made
-# while it runs) are ingested and moved to .done/, bad ones to .rejected/
-# with a .reason (a FIFO too, never waited on); a SUB socket receives DatasetUpdated; SIGTERM drains and
-# exits 0; a restart picks up what arrived meanwhile; a full disk makes it
-# wait and try again, not stop; a periodic scan finds what no event
-# announced; folders in class folders are taken too.
+# while it runs) are ingested and moved to the same place under .done/ (a
+# name taken there gets the version), bad ones to .rejected/ with a .reason
+# (a FIFO too, never waited on); a SUB socket receives DatasetUpdated;
+# SIGTERM drains and exits 0; a restart picks up what arrived meanwhile; a
+# full disk makes it wait and try again, not stop; a periodic scan finds
+# what no event announced; folders in class folders are taken too.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -18,7 +19,7 @@ cp "$J/img0010.jpg" "$IN/cat/early.jpg" # waiting before the daemon starts
 fovea ingest --db "$T/db" --watch "$IN" --pub "$EP" --batch-ms 100 2>"$T/daemon.log" &
 d=$!
 FV_PIDS+=($d)
-check backlog_ingested wait_for 20 test -f "$IN/.done/early.jpg"
+check backlog_ingested wait_for 20 test -f "$IN/.done/cat/early.jpg"
 
 fovea-ingest events --sub "$EP" --count 1 --timeout-ms 20000 >"$T/events" &
 sub=$!
@@ -31,14 +32,14 @@ cp "$J/img0012.jpg" "$IN/cat/written.jpg"
 head -c 5000 "$J/img0013.jpg" >"$IN/dog/broken.jpg"
 echo "hello" >"$IN/dog/notes.jpg"
 mkfifo "$IN/.stage/pipe.jpg" && mv "$IN/.stage/pipe.jpg" "$IN/dog/pipe.jpg" # an open would hang
-check moved_in_done wait_for 20 test -f "$IN/.done/moved.jpg"
-check written_done wait_for 20 test -f "$IN/.done/written.jpg"
-check broken_rejected wait_for 20 test -f "$IN/.rejected/broken.jpg"
-check notes_rejected wait_for 20 test -f "$IN/.rejected/notes.jpg.reason"
-grep -q "Premature end" "$IN/.rejected/broken.jpg.reason" && ok reason_says_why || fail reason_says_why "$(cat "$IN/.rejected/broken.jpg.reason")"
-check fifo_rejected wait_for 20 test -f "$IN/.rejected/pipe.jpg.reason"
-grep -q "not a regular file" "$IN/.rejected/pipe.jpg.reason" && ok fifo_reason ||
-	fail fifo_reason "$(cat "$IN/.rejected/pipe.jpg.reason" 2>&1)"
+check moved_in_done wait_for 20 test -f "$IN/.done/dog/moved.jpg"
+check written_done wait_for 20 test -f "$IN/.done/cat/written.jpg"
+check broken_rejected wait_for 20 test -f "$IN/.rejected/dog/broken.jpg"
+check notes_rejected wait_for 20 test -f "$IN/.rejected/dog/notes.jpg.reason"
+grep -q "Premature end" "$IN/.rejected/dog/broken.jpg.reason" && ok reason_says_why || fail reason_says_why "$(cat "$IN/.rejected/dog/broken.jpg.reason")"
+check fifo_rejected wait_for 20 test -f "$IN/.rejected/dog/pipe.jpg.reason"
+grep -q "not a regular file" "$IN/.rejected/dog/pipe.jpg.reason" && ok fifo_reason ||
+	fail fifo_reason "$(cat "$IN/.rejected/dog/pipe.jpg.reason" 2>&1)"
 check inbox_emptied test -z "$(find "$IN/cat" "$IN/dog" ! -type d)"
 wait $sub; rc=$?
 check_eq subscriber_got_event "$rc" 0
@@ -53,17 +54,25 @@ wait $d; rc=$?
 check_eq sigterm_exit_0 "$rc" 0
 cp "$J/img0014.jpg" "$IN/dog/late.jpg"
 cp "$J/img0010.jpg" "$IN/dog/again.jpg" # a duplicate: stored once, still moved
+cp "$J/img0015.jpg" "$IN/dog/moved.jpg" # a new photo under a name .done has
 sleep 2.1 # old enough that a batch run would remember their stat
 fovea ingest --db "$T/db" --watch "$IN" --batch-ms 100 2>>"$T/daemon.log" &
 d=$!
 FV_PIDS+=($d)
-check restart_backlog wait_for 20 test -f "$IN/.done/late.jpg" -a -f "$IN/.done/again.jpg"
+check restart_backlog wait_for 20 test -f "$IN/.done/dog/late.jpg" -a -f "$IN/.done/dog/again.jpg"
+check done_name_taken_gets_version wait_for 20 eval 'cmp -s "$J/img0015.jpg" "$IN"/.done/dog/moved.v*.jpg'
+check done_name_taken_kept_old cmp -s "$J/img0011.jpg" "$IN/.done/dog/moved.jpg"
 kill -TERM $d
 wait $d
 s=$(fovea stats --db "$T/db" --json)
-check_eq restart_records "$(jnum records <<<"$s")" 4
+check_eq restart_records "$(jnum records <<<"$s")" 5
 check_eq restart_duplicates "$(jnum duplicates <<<"$s")" 1
 check_eq watch_classes "$(jnum classes <<<"$s")" 2
+# .done keeps each file's class folder: an ImageFolder of what was stored
+fovea ingest --db "$T/redo" "$IN/.done" 2>/dev/null
+r=$(fovea stats --db "$T/redo" --json)
+check_eq done_reingests_records "$(jnum records <<<"$r")" 5
+check_eq done_reingests_classes "$(jnum classes <<<"$r")" 2
 # inbox files move to .done: the daemon remembers no stat to skip them by
 check_eq no_sources_kept "$(mdb_stat -s sources "$T/db" | grep -o 'Entries: [0-9]*')" "Entries: 0"
 
@@ -85,7 +94,7 @@ check full_disk_files_wait test "$(ls "$T/in2/cat" | wc -l)" = 5
 check full_disk_status wait_for 5 eval 'fovea status --endpoints ingest=ipc://$T/st2 --json 2>/dev/null | grep -q commit_error'
 check full_disk_backoff wait_for 20 grep -q "trying again in 2 s" "$T/full.log"
 check full_disk_alive kill -0 $d
-check full_disk_recovered wait_for 20 eval 'test "$(ls "$T/in2/.done" | wc -l)" = 5'
+check full_disk_recovered wait_for 20 eval 'test "$(ls "$T/in2/.done/cat" | wc -l)" = 5'
 check_eq full_disk_records "$(fovea stats --db "$T/db2" --json | jnum records)" 5
 check full_disk_works_again grep -q "commits work again" "$T/full.log"
 kill -TERM $d
@@ -101,7 +110,7 @@ FV_PIDS+=($d)
 sleep 0.5
 cp "$J/img0030.jpg" "$T/img0030.jpg" && touch -d '-1 min' "$T/img0030.jpg"
 ln "$T/img0030.jpg" "$T/in3/cat/linked.jpg"
-check rescan_finds_hard_link wait_for 20 test -f "$T/in3/.done/linked.jpg"
+check rescan_finds_hard_link wait_for 20 test -f "$T/in3/.done/cat/linked.jpg"
 check_eq rescan_records "$(fovea stats --db "$T/db3" --json | jnum records)" 1
 kill -TERM $d
 wait $d
@@ -117,13 +126,13 @@ cp "$J/img0045.jpg" "$T/stage/b1/inner/"
 fovea ingest --db "$T/db4" --watch "$T/in4" --batch-ms 100 --rescan-s 0 2>"$T/sub.log" &
 d=$!
 FV_PIDS+=($d)
-check subfolder_waiting_taken wait_for 20 test -f "$T/in4/.done/img0042.jpg"
+check subfolder_waiting_taken wait_for 20 test -f "$T/in4/.done/cat/pre/deeper/img0042.jpg"
 mv "$T/stage/b1" "$T/in4/cat/"
 mkdir -p "$T/in4/dog/new"
 sleep 0.3 # (a file written before its folder is watched is found by the folder's scan too)
 cp "$J/img0046.jpg" "$T/in4/dog/new/"
-check subfolder_moved_in_taken wait_for 20 test -f "$T/in4/.done/img0045.jpg" -a -f "$T/in4/.done/img0043.jpg"
-check subfolder_made_taken wait_for 20 test -f "$T/in4/.done/img0046.jpg"
+check subfolder_moved_in_taken wait_for 20 test -f "$T/in4/.done/cat/b1/inner/img0045.jpg" -a -f "$T/in4/.done/cat/b1/img0043.jpg"
+check subfolder_made_taken wait_for 20 test -f "$T/in4/.done/dog/new/img0046.jpg"
 kill -TERM $d
 wait $d
 s=$(fovea stats --db "$T/db4" --json)

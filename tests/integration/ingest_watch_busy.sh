@@ -22,7 +22,7 @@ SLOW_SYNC_MS=0 SLOW_SYNC_SIGNAL_AT=2 SLOW_SYNC_SIGNAL=15 LD_PRELOAD=$T/slow_sync
 	fovea ingest --db "$T/db" --watch "$T/in" --batch 10 2>"$T/stop.log"
 check_eq stop_mid_backlog_exit_0 "$?" 0
 left=$(ls "$T/in/cat" | wc -l)
-done=$(ls "$T/in/.done" | wc -l)
+done=$(ls "$T/in/.done/cat" | wc -l)
 # the daemon that decoded on its own thread took the whole backlog first
 check stop_mid_backlog_leaves_the_rest [ "$left" -ge 100 ]
 check stop_mid_backlog_kept_its_commit [ "$done" -ge 10 ]
@@ -33,7 +33,7 @@ fovea ingest --db "$T/db" --watch "$T/in" --jobs 3 --batch-ms 100 2>"$T/restart.
 d=$!
 FV_PIDS+=($d)
 wait_for 10 grep -q watching "$T/restart.log" # (signals are handled from then on)
-check restart_takes_the_rest wait_for 30 eval 'test "$(ls "$T/in/.done" | wc -l)" = 200'
+check restart_takes_the_rest wait_for 30 eval 'test "$(ls "$T/in/.done/cat" | wc -l)" = 200'
 kill -TERM $d
 wait $d
 check_eq restart_exit_0 "$?" 0
@@ -50,12 +50,12 @@ fovea ingest --db "$T/db3" --watch "$T/in3" --batch-ms 100 --log-level debug 2>"
 d=$!
 FV_PIDS+=($d)
 check half_written_seen wait_for 10 grep -q "slow.jpg: still being written" "$T/slow.log"
-check half_written_not_rejected test ! -e "$T/in3/.rejected/slow.jpg"
+check half_written_not_rejected test ! -e "$T/in3/.rejected/cat/slow.jpg"
 check half_written_waits test -e "$T/in3/cat/slow.jpg"
 tail -c +5001 "$J/img0040.jpg" >&3
 exec 3>&-
-check half_written_done wait_for 20 test -f "$T/in3/.done/slow.jpg"
-check half_written_whole cmp -s "$T/in3/.done/slow.jpg" "$J/img0040.jpg"
+check half_written_done wait_for 20 test -f "$T/in3/.done/cat/slow.jpg"
+check half_written_whole cmp -s "$T/in3/.done/cat/slow.jpg" "$J/img0040.jpg"
 kill -TERM $d
 wait $d
 check_eq half_written_records "$(fovea stats --db "$T/db3" --json | jnum records)" 1
@@ -94,7 +94,7 @@ NOTIFY_SOCKET=$T/notify.sock WATCHDOG_USEC=600000 \
 	fovea ingest --db "$T/db2" --watch "$T/in2" --jobs 1 --batch-ms 100 2>"$T/wd.log" &
 d=$!
 FV_PIDS+=($d)
-check watchdog_backlog_done wait_for 60 eval 'test "$(ls "$T/in2/.done" | wc -l)" = 24'
+check watchdog_backlog_done wait_for 60 eval 'test "$(ls "$T/in2/.done/cat" | wc -l)" = 24'
 kill -TERM $d
 wait $d
 check_eq watchdog_exit_0 "$?" 0
