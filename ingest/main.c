@@ -24,8 +24,9 @@ static void usage(FILE *f)
 		   "       fovea ingest --db DIR --watch INBOX [--pub ENDPOINT]\n"
 		   "       fovea stats --db DIR [--json]\n\n"
 		   "SOURCE is a folder (SOURCE/<class>/<image>, JPEG or PNG), a list file\n"
-		   "('<path> <label>' per line, paths relative to it), or an IDX images file\n"
-		   "(*-images-idx3-ubyte[.gz], labels beside it).\n\noptions:\n");
+		   "('<path> <label>' per line, paths relative to it; - reads one from\n"
+		   "standard input, paths relative to the working directory), or an IDX\n"
+		   "images file (*-images-idx3-ubyte[.gz], labels beside it).\n\noptions:\n");
 	fv_cfg_help(ingest_options, f, 0);
 }
 

@@ -197,8 +197,15 @@ int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list)
 	size_t len = 0;
 	char **names = NULL;
 	size_t nnames = 0;
-	FILE *f = fopen(list, "rb");
+	struct stat st;
+	/* "-" is standard input; a list from a pipe (or standard input) names
+	 * paths relative to the working directory, a list file relative to
+	 * its own folder */
+	int in = !strcmp(list, "-"), stream = in || stat(list, &st) || !S_ISREG(st.st_mode);
+	FILE *f = in ? stdin : fopen(list, "rb");
 	int rc = 0;
+	if (in)
+		list = "standard input";
 	if (!f)
 		return fv_err_set(errno, "%s: %s", list, strerror(errno));
 	for (size_t cap = 0;;) {
@@ -216,8 +223,11 @@ int ing_source_list(const ingest_cfg *cfg, ing_writer *w, const char *list)
 		if (!r)
 			break;
 	}
-	fclose(f);
-	const char *slash = strrchr(list, '/');
+	if (!rc && ferror(f))
+		rc = fv_err_set(EIO, "%s: cannot read", list);
+	if (!in)
+		fclose(f);
+	const char *slash = stream ? NULL : strrchr(list, '/');
 	snprintf(l.base, sizeof l.base, "%.*s", slash ? (int)(slash - list) : 1, slash ? list : ".");
 	if (!rc)
 		rc = ing_list_parse((const char *)buf, len, list, list_entry, &l);
@@ -318,16 +328,50 @@ out:
 
 /* ---------------------------------------------------------------- dispatch */
 
+#define SOURCE_KINDS "a folder of class folders (SOURCE/<class>/<image>), a list file or an IDX images file"
+
+/* What a file source that is neither a list nor IDX images looks like
+ * from its first bytes, as an error; 0 when it may be a list. */
+static int not_a_list(const char *src)
+{
+	uint8_t h[8] = { 0 };
+	int fd = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	ssize_t n = fd < 0 ? -1 : read(fd, h, sizeof h);
+	if (fd >= 0)
+		close(fd);
+	if (n < 4)
+		return 0; /* the list reader says what is wrong */
+	const char *base = strrchr(src, '/');
+	base = base ? base + 1 : src;
+	if (fv_image_sniff(h, (size_t)n) != FV_IMG_UNKNOWN)
+		return fv_err_set(FV_E_FORMAT, "%s: an image, not a source; give " SOURCE_KINDS, src);
+	if (strstr(base, "labels-idx1"))
+		return fv_err_set(FV_E_FORMAT, "%s: IDX labels; give the images file beside it "
+				  "(train-images-idx3-ubyte.gz for train-labels-idx1-ubyte.gz)", src);
+	if ((h[0] == 0x1f && h[1] == 0x8b) || (!h[0] && !h[1] && h[2] == 0x08))
+		return fv_err_set(FV_E_FORMAT, "%s: %s, but an IDX images file's name holds "
+				  "\"images-idx3\" (its labels are found by that name); give " SOURCE_KINDS,
+				  src, h[0] ? "gzip data" : "IDX data");
+	return 0;
+}
+
 int ing_source_add(const ingest_cfg *cfg, ing_writer *w, const char *src)
 {
 	struct stat st;
+	int rc;
+	if (!strcmp(src, "-"))
+		return ing_source_list(cfg, w, src);
 	if (stat(src, &st))
 		return fv_err_set(errno, "%s: %s", src, strerror(errno));
 	if (S_ISDIR(st.st_mode))
 		return ing_source_folder(cfg, w, src);
+	if (!S_ISREG(st.st_mode)) /* a pipe (/dev/stdin): a list, read as it comes */
+		return ing_source_list(cfg, w, src);
 	const char *base = strrchr(src, '/');
 	base = base ? base + 1 : src;
 	if (strstr(base, "-idx3-"))
 		return ing_source_idx(cfg, w, src);
+	if ((rc = not_a_list(src)))
+		return rc;
 	return ing_source_list(cfg, w, src);
 }

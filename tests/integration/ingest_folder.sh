@@ -89,6 +89,25 @@ echo "cat/img0001.jpg" >"$S/bad.txt"
 out=$(fovea ingest --db "$T/list2" "$S/bad.txt" 2>&1); rc=$?
 check list_bad_line test "$rc" != 0 -a -n "$(grep -F "bad.txt:1" <<<"$out")"
 
+# a list on standard input ("-", or a pipe as /dev/stdin): its paths are
+# relative to the working directory
+out=$(cd "$S" && printf 'cat/img0001.jpg 1\ndog/img0003.jpg 0\n' | fovea ingest --db "$T/stdin" - 2>&1); rc=$?
+check_eq stdin_list_exit_0 "$rc" 0
+check_eq stdin_list_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 2, duplicates 0, rejected 0"
+out=$(cd "$S" && echo "cat/img0001.jpg 1" | fovea ingest --db "$T/stdin2" /dev/stdin 2>&1); rc=$?
+check_eq dev_stdin_list "$rc/$(grep -o 'added [0-9]*' <<<"$out")" "0/added 1"
+out=$(echo "cat/img0001.jpg" | fovea ingest --db "$T/stdin3" - 2>&1); rc=$?
+check stdin_bad_line_named test "$rc" != 0 -a -n "$(grep -F "standard input:1" <<<"$out")"
+
+# a source that is none of the three says what it is and what a source is
+out=$(fovea ingest --db "$T/wrong" "$S/cat/img0001.jpg" 2>&1); rc=$?
+check image_as_source_refused test "$rc" = 1 -a -n "$(grep -F "img0001.jpg: an image, not a source" <<<"$out")"
+out=$(fovea ingest --db "$T/wrong" "$FASHION/train-labels-idx1-ubyte.gz" 2>&1); rc=$?
+check labels_as_source_refused test "$rc" = 1 -a -n "$(grep -F "IDX labels; give the images file" <<<"$out")"
+cp "$FASHION/t10k-images-idx3-ubyte.gz" "$T/renamed.gz"
+out=$(fovea ingest --db "$T/wrong" "$T/renamed.gz" 2>&1); rc=$?
+check renamed_idx_refused test "$rc" = 1 -a -n "$(grep -F 'renamed.gz: gzip data, but an IDX images file' <<<"$out")"
+
 # a FIFO named like an image is rejected, not waited on (an open of it
 # would block until a writer came)
 F=$T/fifo && mkdir -p "$F/cat" && cp "$J/img0008.jpg" "$F/cat/" && mkfifo "$F/cat/pipe.jpg"
