@@ -31,6 +31,7 @@ typedef struct ingest_cfg {
 	long batch;          /* records per commit */
 	long batch_ms;       /* watch: commit at least this often */
 	long rescan_s;       /* watch: scan the inbox this often too (0 = only on events) */
+	int delete_stored;   /* watch: unlink stored files instead of moving them to .done */
 	long map_mb;         /* initial map size of a new dataset */
 	int recheck;         /* read files the dataset has, unchanged, again */
 	int nosync;

@@ -31,6 +31,8 @@ const fv_cfg_opt ingest_options[] = {
 	  "watch: commit waiting files at least this often" },
 	{ "rescan-s", FV_CFG_INT, O(rescan_s), "60", 0, 86400, NULL,
 	  "watch: also scan the inbox this often, for files no event announced (NFS/SMB, hard links; 0 = never)" },
+	{ "delete-stored", FV_CFG_BOOL, O(delete_stored), "false", 1, 0, NULL,
+	  "watch: delete an inbox file once stored (or found stored already) instead of moving it to .done" },
 	{ "map-mb", FV_CFG_INT, O(map_mb), "256", 1, 1 << 24, NULL,
 	  "initial map size of a new dataset (it grows by itself)" },
 	{ "recheck", FV_CFG_BOOL, O(recheck), "false", 1, 0, NULL,

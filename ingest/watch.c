@@ -144,7 +144,13 @@ static void on_done(void *ctx, ing_item *it, int stored, uint64_t version)
 {
 	watch *x = ctx;
 	char dest[PATH_MAX + 64];
-	int rc = move_to(x, it->path, stored ? ".done" : ".rejected", version, dest, sizeof dest);
+	int rc;
+	if (stored && x->cfg->delete_stored) { /* the commit is durable: the dataset has its bytes */
+		if (unlink(it->path) && errno != ENOENT)
+			fv_warn("%s: cannot delete: %s", it->path, strerror(errno));
+		return;
+	}
+	rc = move_to(x, it->path, stored ? ".done" : ".rejected", version, dest, sizeof dest);
 	if (rc) {
 		if (rc != ENOENT)
 			fv_warn("%s: cannot move out of the inbox: %s", it->path, strerror(rc));

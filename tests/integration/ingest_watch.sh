@@ -139,4 +139,21 @@ s=$(fovea stats --db "$T/db4" --json)
 check_eq subfolder_records "$(jnum records <<<"$s")" 6
 check_eq subfolder_classes "$(jnum classes <<<"$s")" 2
 check subfolder_class_is_the_top_folder grep -q '"id":"cat","name":"cat","train":5' <<<"$s"
+# --delete-stored: a stored file (or one stored already) is deleted, not
+# moved to .done; a bad one still goes to .rejected with its reason.
+mkdir -p "$T/in5/cat"
+fovea ingest --db "$T/db5" --watch "$T/in5" --batch-ms 100 --delete-stored 2>"$T/del.log" &
+d=$!
+FV_PIDS+=($d)
+sleep 0.5
+cp "$J/img0050.jpg" "$J/img0051.jpg" "$T/in5/cat/"
+cp "$J/img0050.jpg" "$T/in5/cat/again.jpg"
+head -c 3000 "$J/img0052.jpg" >"$T/in5/cat/cut.jpg"
+check delete_stored_rejected_kept wait_for 20 test -f "$T/in5/.rejected/cat/cut.jpg.reason"
+check delete_stored_inbox_emptied wait_for 20 eval 'test -z "$(ls "$T/in5/cat")"'
+check_eq delete_stored_no_done "$(find "$T/in5/.done" -type f | wc -l)" 0
+kill -TERM $d
+wait $d
+s=$(fovea stats --db "$T/db5" --json)
+check_eq delete_stored_records "$(jnum records <<<"$s")/$(jnum duplicates <<<"$s")" "2/1"
 fv_done
