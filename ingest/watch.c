@@ -420,7 +420,11 @@ static int on_events(watch *x)
 			if ((rc = tick(x)))
 				break;
 			if (ev->mask & IN_Q_OVERFLOW) {
-				rc = scan_inbox(x); /* events were lost: look again */
+				/* events were lost: look again, once what is in
+				 * flight is committed (or it would be taken twice) */
+				fv_info("inotify queue overflowed (fs.inotify.max_queued_events): "
+					"scanning the inbox");
+				x->rescan_at = fv_now_ms();
 			} else if (ev->mask & IN_IGNORED) { /* its folder went */
 				dir_drop(x, ev->wd);
 			} else if (!ev->len || hidden(ev->name)) {
