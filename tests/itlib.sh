@@ -46,6 +46,30 @@ slow_sync_shim() {
 	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0
 }
 
+# fake_systemd SOCK LOG: a datagram socket at SOCK (give it to a daemon as
+# NOTIFY_SOCKET) that writes each sd_notify message to LOG, one per line
+# after the monotonic time it came ("12.345 READY=1"), until STOPPING=1 or
+# 60 s of silence. Started in the background; its pid in $!.
+fake_systemd() {
+	python3 - "$1" "$2" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(60)
+with open(sys.argv[2], "a", buffering=1) as f:
+    try:
+        while True:
+            m = s.recv(4096).decode()
+            f.write("%.3f %s\n" % (time.monotonic(), m.replace("\n", " ")))
+            if "STOPPING=1" in m:
+                break
+    except socket.timeout:
+        pass
+PY
+	FV_PIDS+=($!)
+	wait_for 5 test -S "$1" || fail fake_systemd_socket "no socket at $1"
+}
+
 # fashion_subset train|t10k N DIR [SKIP]: write the first N images (after SKIP)
 # of the real Fashion-MNIST file and their labels as DIR/<name>-{images-idx3,
 # labels-idx1}-ubyte.gz, so tests ingest a real subset quickly.

@@ -17,21 +17,7 @@ fovea-augment --connect "ipc://$T/x.sock" --threads -3 >"$T/bad.out" 2>&1
 check_eq augment_bad_threads_exit_2 "$?" 2
 check augment_bad_threads_says_why grep -q -- "threads" "$T/bad.out"
 
-# a fake systemd: a datagram socket that records what the worker notifies
-cat >"$T/notify.py" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(20)
-with open(sys.argv[2], "a", buffering=1) as f:
-    try:
-        while True:
-            f.write(s.recv(4096).decode() + "\n")
-    except socket.timeout:
-        pass
-PY
-bg python3 "$T/notify.py" "$T/notify.sock" "$T/notify.log"
-wait_for 5 test -S "$T/notify.sock" || fail notify_socket "no socket"
+fake_systemd "$T/notify.sock" "$T/notify.log" # records what the worker notifies
 
 # no client at this endpoint: the worker keeps reconnecting with backoff
 NOTIFY_SOCKET="$T/notify.sock" fovea-augment --connect "ipc://$T/nobody.sock" \

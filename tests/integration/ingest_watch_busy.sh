@@ -60,25 +60,8 @@ kill -TERM $d
 wait $d
 check_eq half_written_records "$(fovea stats --db "$T/db3" --json | jnum records)" 1
 
-# A fake systemd: a datagram socket that notes when each notification came.
-cat >"$T/notify.py" <<'PY'
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-s.settimeout(60)
-with open(sys.argv[2], "a", buffering=1) as f:
-    try:
-        while True:
-            m = s.recv(4096).decode()
-            f.write("%.3f %s\n" % (time.monotonic(), m.replace("\n", " ")))
-            if "STOPPING=1" in m:
-                break
-    except socket.timeout:
-        pass
-PY
-bg python3 "$T/notify.py" "$T/notify.sock" "$T/notify.log"
+fake_systemd "$T/notify.sock" "$T/notify.log"
 np=$!
-wait_for 5 test -S "$T/notify.sock" || fail notify_socket "no socket"
 
 # 24 copies of a 17-megapixel photo, about 80 ms each to decode on one
 # thread: 2 s of backlog. The watchdog interval is 0.6 s; the daemon pings
