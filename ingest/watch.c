@@ -41,6 +41,7 @@
 #include "ingest.h"
 
 #define TICK_MS 100
+#define BUSY_POLL_MS 5
 #define MAX_DEPTH 16 /* folders in a class folder, as a batch run takes them */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
@@ -565,6 +566,19 @@ static int setup(watch *x)
 	return 0;
 }
 
+/* How long the loop may wait for an event: TICK_MS, less when a flush
+ * falls due sooner, and BUSY_POLL_MS while the pool decodes (its going
+ * idle sends no event, and the last batch waits for that). */
+static int poll_ms(watch *x)
+{
+	if (ing_pool_busy(x->pool, NULL))
+		return BUSY_POLL_MS;
+	if (!ing_writer_pending(x->w))
+		return TICK_MS;
+	int64_t due = x->last_flush + x->cfg->batch_ms - fv_now_ms();
+	return due <= 0 ? 0 : due < TICK_MS ? (int)due : TICK_MS;
+}
+
 int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 {
 	watch x = { .cfg = cfg, .s = s, .ifd = -1 };
@@ -581,7 +595,7 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 	 * of room is retried, anything else stops the daemon */
 	while (!fv_stop_requested && !(rc && (rc = commit_failed(&x, rc)))) {
 		zmq_pollitem_t it = { NULL, x.ifd, ZMQ_POLLIN, 0 };
-		int n = zmq_poll(&it, 1, TICK_MS);
+		int n = zmq_poll(&it, 1, poll_ms(&x));
 		if (n < 0 && zmq_errno() != EINTR) {
 			rc = fv_err_set(FV_E_ZMQ, "poll: %s", zmq_strerror(zmq_errno()));
 			break;
