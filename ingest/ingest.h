@@ -115,7 +115,8 @@ void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uin
  * threads and hands them to the writer in the order they were added. An
  * item added with a reason already set goes to the writer as it is.
  * keep, when set, runs on a pool thread before an item goes to the writer:
- * 0 drops (frees) it. A batch run's caller is one of the decoders (in add,
+ * 0 drops (frees) it. on_idle tells a caller that waits for the pool to
+ * hand everything on (ing_pool_busy 0) when that happened. A batch run's caller is one of the decoders (in add,
  * when it lists far ahead, and in close); a daemon pool runs cfg->jobs
  * threads of its own and never skips a file by its stat. SIGINT/SIGTERM
  * stop the pool: items not yet handed on are dropped, and add and busy
@@ -125,7 +126,10 @@ typedef int (*ing_pool_keep_fn)(void *ctx, ing_item *it);
 typedef struct ing_pool_opts {
 	int daemon;
 	ing_pool_keep_fn keep;
-	void *keep_ctx;
+	void (*on_idle)(void *ctx); /* the last item added was handed on (a pool
+				     * thread, with the pool's lock held: wake the
+				     * caller, call nothing of the pool) */
+	void *ctx;                  /* keep's and on_idle's */
 } ing_pool_opts;
 int ing_pool_open(const ingest_cfg *cfg, ing_writer *w, const ing_pool_opts *o, ing_pool **out);
 /* Queue it; takes it, also on failure. The pool's error once it stopped. */

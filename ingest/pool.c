@@ -47,7 +47,8 @@ struct ing_pool {
 	ing_writer *w;
 	fv_store *index; /* files it has unchanged are not read (NULL: --recheck) */
 	ing_pool_keep_fn keep;
-	void *keep_ctx;
+	void (*on_idle)(void *ctx);
+	void *ctx;
 	/* A ring: item i (delivered <= i < n) sits in slot i & mask; n -
 	 * delivered stays under LIST_AHEAD + window, so slots never collide. */
 	ing_item **items; /* the pool's; NULL once handed to the writer */
@@ -81,6 +82,7 @@ static void pool_fail(ing_pool *p, int rc)
  * called and returns with p->mu held. */
 static void pool_deliver(ing_pool *p)
 {
+	size_t from = p->delivered;
 	p->delivering = 1;
 	while (!p->rc && p->delivered < p->n && p->ready[p->delivered & p->mask]) {
 		size_t s = p->delivered++ & p->mask;
@@ -88,7 +90,7 @@ static void pool_deliver(ing_pool *p)
 		p->items[s] = NULL;
 		pthread_mutex_unlock(&p->mu);
 		int rc = 0;
-		if (p->keep && !p->keep(p->keep_ctx, it))
+		if (p->keep && !p->keep(p->ctx, it))
 			ing_item_free(it);
 		else
 			rc = ing_writer_add(p->w, it);
@@ -99,6 +101,8 @@ static void pool_deliver(ing_pool *p)
 	p->delivering = 0;
 	if (p->space_waiters)
 		pthread_cond_broadcast(&p->cv_space);
+	if (p->on_idle && p->delivered == p->n && p->delivered > from)
+		p->on_idle(p->ctx); /* (not busy any more, as ing_pool_busy sees it) */
 }
 
 /* Validate the next item and deliver what is finished, when there is one
@@ -212,7 +216,8 @@ int ing_pool_open(const ingest_cfg *cfg, ing_writer *w, const ing_pool_opts *o, 
 	/* an inbox file moves on once stored: its stat names nothing to skip */
 	p->index = cfg->recheck || daemon ? NULL : ing_writer_store(w);
 	p->keep = o ? o->keep : NULL;
-	p->keep_ctx = o ? o->keep_ctx : NULL;
+	p->on_idle = o ? o->on_idle : NULL;
+	p->ctx = o ? o->ctx : NULL;
 	p->open = 1;
 	p->window = (size_t)jobs * 8; /* bounds memory: finished, undelivered items */
 	while (cap <= LIST_AHEAD + p->window)

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -41,7 +42,6 @@
 #include "ingest.h"
 
 #define TICK_MS 100
-#define BUSY_POLL_MS 5
 #define MAX_DEPTH 16 /* folders in a class folder, as a batch run takes them */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
@@ -57,6 +57,7 @@ typedef struct watch {
 	fv_store *s;
 	ing_writer *w;
 	int ifd, inbox_wd;
+	int idle_fd; /* an eventfd the pool pokes when it has handed everything on */
 	wdir *dirs; /* by watch descriptor, ascending */
 	size_t ndirs, capdirs;
 	void *zctx, *pub;
@@ -450,10 +451,19 @@ static int on_events(watch *x)
 	}
 }
 
+/* The pool's on_idle, on a pool thread: wake the loop, which flushes. */
+static void pool_idle(void *ctx)
+{
+	const watch *x = ctx;
+	uint64_t one = 1;
+	if (write(x->idle_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+		fv_debug("eventfd: %s", strerror(errno));
+}
+
 /* A writer and the pool that feeds it. */
 static int writer_open(watch *x)
 {
-	ing_pool_opts po = { .daemon = 1, .keep = keep, .keep_ctx = x };
+	ing_pool_opts po = { .daemon = 1, .keep = keep, .on_idle = pool_idle, .ctx = x };
 	int rc = ing_writer_new(x->s, x->cfg, &x->w);
 	if (rc)
 		return rc;
@@ -539,6 +549,8 @@ static int setup(watch *x)
 		if (mkdir(path, 0775) && errno != EEXIST)
 			return fv_err_set(errno, "%s: %s", path, strerror(errno));
 	}
+	if ((x->idle_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
+		return fv_err_set(errno, "eventfd: %s", strerror(errno));
 	if ((x->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		return fv_err_set(errno, "inotify: %s", strerror(errno));
 	x->inbox_wd = inotify_add_watch(x->ifd, inbox,
@@ -566,14 +578,11 @@ static int setup(watch *x)
 	return 0;
 }
 
-/* How long the loop may wait for an event: TICK_MS, less when a flush
- * falls due sooner, and BUSY_POLL_MS while the pool decodes (its going
- * idle sends no event, and the last batch waits for that). */
+/* How long the loop may wait for an event: TICK_MS, or less when a flush
+ * falls due sooner (while the pool is busy, its going idle wakes it). */
 static int poll_ms(watch *x)
 {
-	if (ing_pool_busy(x->pool, NULL))
-		return BUSY_POLL_MS;
-	if (!ing_writer_pending(x->w))
+	if (ing_pool_busy(x->pool, NULL) || !ing_writer_pending(x->w))
 		return TICK_MS;
 	int64_t due = x->last_flush + x->cfg->batch_ms - fv_now_ms();
 	return due <= 0 ? 0 : due < TICK_MS ? (int)due : TICK_MS;
@@ -581,7 +590,7 @@ static int poll_ms(watch *x)
 
 int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 {
-	watch x = { .cfg = cfg, .s = s, .ifd = -1 };
+	watch x = { .cfg = cfg, .s = s, .ifd = -1, .idle_fd = -1 };
 	int rc;
 	fv_signals_install();
 	if ((rc = setup(&x)))
@@ -594,8 +603,11 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 	/* every failure comes back to the top: a commit that failed for want
 	 * of room is retried, anything else stops the daemon */
 	while (!fv_stop_requested && !(rc && (rc = commit_failed(&x, rc)))) {
-		zmq_pollitem_t it = { NULL, x.ifd, ZMQ_POLLIN, 0 };
-		int n = zmq_poll(&it, 1, poll_ms(&x));
+		zmq_pollitem_t it[2] = { { NULL, x.ifd, ZMQ_POLLIN, 0 }, { NULL, x.idle_fd, ZMQ_POLLIN, 0 } };
+		int n = zmq_poll(it, 2, poll_ms(&x)), events = n > 0 && (it[0].revents & ZMQ_POLLIN);
+		uint64_t pokes;
+		if (n > 0 && (it[1].revents & ZMQ_POLLIN) && read(x.idle_fd, &pokes, sizeof pokes) < 0)
+			fv_debug("eventfd: %s", strerror(errno));
 		if (n < 0 && zmq_errno() != EINTR) {
 			rc = fv_err_set(FV_E_ZMQ, "poll: %s", zmq_strerror(zmq_errno()));
 			break;
@@ -604,14 +616,14 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 		fv_status_update(x.status, 0);
 		fv_sd_watchdog_tick();
 		if (x.retry_at) { /* commits failed: wait, then scan the inbox again */
-			if (n > 0)
+			if (events)
 				drain_events(&x);
 			if (fv_now_ms() < x.retry_at)
 				continue;
 			x.retry_at = 0;
 			x.rescan_at = fv_now_ms();
 		}
-		if (n > 0 && (rc = on_events(&x)))
+		if (events && (rc = on_events(&x)))
 			continue;
 		/* the writer is this thread's to flush only once the pool has
 		 * handed it every file (size-full batches commit meanwhile) */
@@ -656,6 +668,8 @@ done:
 	free(x.dirs);
 	if (x.ifd >= 0)
 		close(x.ifd);
+	if (x.idle_fd >= 0)
+		close(x.idle_fd);
 	if (x.pub)
 		zmq_close(x.pub);
 	if (x.zctx)
