@@ -116,11 +116,11 @@ void ing_writer_totals(const ing_writer *w, uint64_t *added, uint64_t *dups, uin
  * item added with a reason already set goes to the writer as it is.
  * keep, when set, runs on a pool thread before an item goes to the writer:
  * 0 drops (frees) it. on_idle tells a caller that waits for the pool to
- * hand everything on (ing_pool_busy 0) when that happened. A batch run's caller is one of the decoders (in add,
- * when it lists far ahead, and in close); a daemon pool runs cfg->jobs
- * threads of its own and never skips a file by its stat. SIGINT/SIGTERM
- * stop the pool: items not yet handed on are dropped, and add and busy
- * return ECANCELED. */
+ * hand everything on (ing_pool_busy 0) when that happened. A batch run's
+ * caller is one of the decoders (in add, when it lists far ahead, and in
+ * close); a daemon pool runs cfg->jobs threads of its own and never skips
+ * a file by its stat. SIGINT/SIGTERM stop the pool: items not yet handed
+ * on are dropped, and add and busy return ECANCELED. */
 typedef struct ing_pool ing_pool;
 typedef int (*ing_pool_keep_fn)(void *ctx, ing_item *it);
 typedef struct ing_pool_opts {
