@@ -372,8 +372,8 @@ static int add_dir(watch *x, const char *cls, const char *rel, int depth)
 		    (e->d_type == DT_UNKNOWN && !stat(sub, &st) && S_ISDIR(st.st_mode))) {
 			snprintf(sub, sizeof sub, "%s/%s", rel, e->d_name);
 			rc = add_dir(x, cls, sub, depth + 1);
-		} else if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN) {
-			rc = ingest_file(x, cls, rel, e->d_name, 1);
+		} else if (e->d_type == DT_REG || e->d_type == DT_UNKNOWN || e->d_type == DT_LNK) {
+			rc = ingest_file(x, cls, rel, e->d_name, 1); /* a link: its target */
 		}
 	}
 	if (d)
@@ -402,6 +402,22 @@ static int scan_inbox(watch *x)
 	}
 	closedir(d);
 	return rc;
+}
+
+/* Is the file an IN_CREATE event names a symbolic link? A link is whole
+ * once made (what it points to is the writer's business), and no close
+ * event follows it; a created plain file may still be being written. */
+static int is_link(const watch *x, const char *rel, const char *name, uint32_t mask)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	if (!(mask & IN_CREATE))
+		return 0;
+	if (rel)
+		snprintf(path, sizeof path, "%s/%s/%s", x->cfg->watch, rel, name);
+	else
+		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, name);
+	return !lstat(path, &st) && S_ISLNK(st.st_mode);
 }
 
 static int on_events(watch *x)
@@ -434,14 +450,16 @@ static int on_events(watch *x)
 			} else if (ev->wd == x->inbox_wd) {
 				if (ev->mask & IN_ISDIR)
 					rc = add_dir(x, ev->name, ev->name, 0);
-				else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO))
+				else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO) ||
+					 is_link(x, NULL, ev->name, ev->mask))
 					rc = ingest_file(x, NULL, NULL, ev->name, 0);
 			} else if ((i = dir_find(x, ev->wd, &found), found)) {
 				const wdir *w = &x->dirs[i];
 				if (ev->mask & IN_ISDIR) { /* made or moved in: a folder of the class */
 					snprintf(rel, sizeof rel, "%s/%s", w->rel, ev->name);
 					rc = add_dir(x, w->cls, rel, w->depth + 1);
-				} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+				} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO) ||
+					   is_link(x, w->rel, ev->name, ev->mask)) {
 					rc = ingest_file(x, w->cls, w->rel, ev->name, 0);
 				}
 			}

@@ -117,12 +117,14 @@ wait $d
 
 # Folders in class folders are taken too, as a batch run takes them: one
 # waiting at the start (two deep), one moved in whole, one made and then
-# written into; their files count for the class folder they are in.
+# written into; their files count for the class folder they are in. So are
+# symbolic links to images, waiting or made while it runs.
 mkdir -p "$T/in4/cat/pre/deeper" "$T/stage/b1/inner"
 cp "$J/img0041.jpg" "$T/in4/cat/pre/"
 cp "$J/img0042.jpg" "$T/in4/cat/pre/deeper/"
 cp "$J/img0043.jpg" "$J/img0044.jpg" "$T/stage/b1/"
 cp "$J/img0045.jpg" "$T/stage/b1/inner/"
+ln -s "$J/img0047.jpg" "$T/in4/cat/pre/link0.jpg" # a symbolic link: its target is ingested
 fovea ingest --db "$T/db4" --watch "$T/in4" --batch-ms 100 --rescan-s 0 2>"$T/sub.log" &
 d=$!
 FV_PIDS+=($d)
@@ -131,14 +133,17 @@ mv "$T/stage/b1" "$T/in4/cat/"
 mkdir -p "$T/in4/dog/new"
 sleep 0.3 # (a file written before its folder is watched is found by the folder's scan too)
 cp "$J/img0046.jpg" "$T/in4/dog/new/"
+ln -s "$J/img0048.jpg" "$T/in4/dog/new/link1.jpg" # (IN_CREATE only; no scan but at the start)
 check subfolder_moved_in_taken wait_for 20 test -f "$T/in4/.done/cat/b1/inner/img0045.jpg" -a -f "$T/in4/.done/cat/b1/img0043.jpg"
 check subfolder_made_taken wait_for 20 test -f "$T/in4/.done/dog/new/img0046.jpg"
+check symlink_waiting_taken wait_for 20 test -L "$T/in4/.done/cat/pre/link0.jpg"
+check symlink_made_taken wait_for 20 test -L "$T/in4/.done/dog/new/link1.jpg"
 kill -TERM $d
 wait $d
 s=$(fovea stats --db "$T/db4" --json)
-check_eq subfolder_records "$(jnum records <<<"$s")" 6
+check_eq subfolder_records "$(jnum records <<<"$s")" 8
 check_eq subfolder_classes "$(jnum classes <<<"$s")" 2
-check subfolder_class_is_the_top_folder grep -q '"id":"cat","name":"cat","train":5' <<<"$s"
+check subfolder_class_is_the_top_folder grep -q '"id":"cat","name":"cat","train":6' <<<"$s"
 # --delete-stored: a stored file (or one stored already) is deleted, not
 # moved to .done; a bad one still goes to .rejected with its reason.
 mkdir -p "$T/in5/cat"
