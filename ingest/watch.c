@@ -130,7 +130,7 @@ static int move_to(const watch *x, const char *path, const char *dir, uint64_t v
 				continue;
 			return rename(path, dest) ? errno : 0;
 		}
-		if (errno == ENOENT && !made && !access(path, F_OK)) {
+		if (errno == ENOENT && !made && !faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW)) {
 			mkdir_parents(x, dest); /* the folders under .done are missing */
 			made = 1;
 			i--;
@@ -245,8 +245,8 @@ static int keep(void *ctx, ing_item *it)
 	struct stat st;
 	if (!it->reason)
 		return 1;
-	if (strstr(it->reason, "cannot read: No such file"))
-		return 0;
+	if (strstr(it->reason, "cannot read: No such file") && lstat(it->path, &st))
+		return 0; /* (still there: a link to nothing, rejected) */
 	if (it->scanned && it->cls[0] && !stat(it->path, &st) && time(NULL) - st.st_mtime < 3) {
 		fv_debug("%s: still being written? waiting for its close", it->path);
 		__atomic_store_n(&x->recheck_soon, 1, __ATOMIC_RELAXED); /* look again, in case none comes */

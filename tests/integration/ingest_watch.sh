@@ -134,10 +134,12 @@ mkdir -p "$T/in4/dog/new"
 sleep 0.3 # (a file written before its folder is watched is found by the folder's scan too)
 cp "$J/img0046.jpg" "$T/in4/dog/new/"
 ln -s "$J/img0048.jpg" "$T/in4/dog/new/link1.jpg" # (IN_CREATE only; no scan but at the start)
+ln -s "$T/nothing.jpg" "$T/in4/dog/new/dangling.jpg" # a link to nothing is rejected, not left
 check subfolder_moved_in_taken wait_for 20 test -f "$T/in4/.done/cat/b1/inner/img0045.jpg" -a -f "$T/in4/.done/cat/b1/img0043.jpg"
 check subfolder_made_taken wait_for 20 test -f "$T/in4/.done/dog/new/img0046.jpg"
 check symlink_waiting_taken wait_for 20 test -L "$T/in4/.done/cat/pre/link0.jpg"
 check symlink_made_taken wait_for 20 test -L "$T/in4/.done/dog/new/link1.jpg"
+check dangling_symlink_rejected wait_for 20 test -f "$T/in4/.rejected/dog/new/dangling.jpg.reason"
 kill -TERM $d
 wait $d
 s=$(fovea stats --db "$T/db4" --json)
