@@ -62,6 +62,7 @@ typedef struct ing_item {
 	int has_src;         /* src is set and old enough to trust on a re-run */
 	int known;           /* in the dataset already with this stat: not read */
 	int scanned;         /* the inbox daemon found it by a scan, not an event */
+	int read_error;      /* rejected as unreadable: errno (or -1: not a regular file) */
 } ing_item;
 
 /* A file input of class cls (both copied); NULL on ENOMEM. */

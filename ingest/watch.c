@@ -235,6 +235,15 @@ static int tick(watch *x)
 	return fv_stop_requested ? fv_err_set(ECANCELED, "stopped by a signal") : 0;
 }
 
+/* INBOX/rel/name, or INBOX/name when rel is NULL. */
+static void inbox_path(const watch *x, const char *rel, const char *name, char *out, size_t cap)
+{
+	if (rel)
+		snprintf(out, cap, "%s/%s/%s", x->cfg->watch, rel, name);
+	else
+		snprintf(out, cap, "%s/%s", x->cfg->watch, name);
+}
+
 /* The pool's filter, on a pool thread, after the decode: a file gone (seen
  * twice, by a scan and an event, and moved already) is dropped; so is a bad
  * file found by a scan that was modified in the last seconds: it may still
@@ -245,7 +254,7 @@ static int keep(void *ctx, ing_item *it)
 	struct stat st;
 	if (!it->reason)
 		return 1;
-	if (strstr(it->reason, "cannot read: No such file") && lstat(it->path, &st))
+	if (it->read_error == ENOENT && lstat(it->path, &st))
 		return 0; /* (still there: a link to nothing, rejected) */
 	if (it->scanned && it->cls[0] && !stat(it->path, &st) && time(NULL) - st.st_mtime < 3) {
 		fv_debug("%s: still being written? waiting for its close", it->path);
@@ -263,10 +272,7 @@ static int ingest_file(watch *x, const char *cls, const char *rel, const char *n
 	char path[PATH_MAX];
 	if (hidden(name))
 		return 0;
-	if (cls)
-		snprintf(path, sizeof path, "%s/%s/%s", x->cfg->watch, rel, name);
-	else
-		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, name);
+	inbox_path(x, cls ? rel : NULL, name, path, sizeof path);
 	ing_item *it = ing_item_new_file(path, cls ? cls : "");
 	if (!it)
 		return ENOMEM;
@@ -394,7 +400,7 @@ static int scan_inbox(watch *x)
 	while (!rc && !(rc = tick(x)) && (e = readdir(d))) {
 		if (hidden(e->d_name))
 			continue;
-		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, e->d_name);
+		inbox_path(x, NULL, e->d_name, path, sizeof path);
 		if (stat(path, &st))
 			continue;
 		rc = S_ISDIR(st.st_mode) ? add_dir(x, e->d_name, e->d_name, 0)
@@ -413,10 +419,7 @@ static int is_link(const watch *x, const char *rel, const char *name, uint32_t m
 	struct stat st;
 	if (!(mask & IN_CREATE))
 		return 0;
-	if (rel)
-		snprintf(path, sizeof path, "%s/%s/%s", x->cfg->watch, rel, name);
-	else
-		snprintf(path, sizeof path, "%s/%s", x->cfg->watch, name);
+	inbox_path(x, rel, name, path, sizeof path);
 	return !lstat(path, &st) && S_ISLNK(st.st_mode);
 }
 
@@ -630,9 +633,8 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 			rc = fv_err_set(FV_E_ZMQ, "poll: %s", zmq_strerror(zmq_errno()));
 			break;
 		}
-		x.last_tick = fv_now_ms();
-		fv_status_update(x.status, 0);
-		fv_sd_watchdog_tick();
+		x.last_tick = 0; /* (once per poll, whatever the time) */
+		tick(&x);
 		if (x.retry_at) { /* commits failed: wait, then scan the inbox again */
 			if (events)
 				drain_events(&x);

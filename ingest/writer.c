@@ -185,6 +185,7 @@ void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *ind
 	if (!rc)
 		rc = read_all(fd, it->src.size, &buf, &len);
 	if (rc) {
+		it->read_error = rc;
 		ing_item_reject(it, "%s: cannot read: %s", it->path,
 				rc == NOT_REGULAR ? "not a regular file" : strerror(rc));
 		return;
