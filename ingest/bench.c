@@ -13,7 +13,14 @@
  *    (POSIX_FADV_DONTNEED), as a ratio to the cached figure: how well the
  *    disk reads hide behind decoding (ingest's prefetcher);
  *  - a re-run over the same folder into the same dataset, as a ratio to
- *    the ingest: the files it has, unchanged, are not read again. */
+ *    the ingest: the files it has, unchanged, are not read again.
+ *
+ * Each figure is the best of --rounds, after one untimed round of the
+ * decode and of the ingest. The first ingest in a process grows the heap
+ * to its working size: some 2,000 first-touch page faults for the 512
+ * photos, 10-15% of a 0.2 s run. A long ingest pays that once, and the
+ * figure is the rate it keeps; the first round's rate is printed beside
+ * it. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -48,8 +55,8 @@ static const fv_cfg_opt bench_options[] = {
 	  "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", 1, 0, NULL,
 	  "IDX images file" },
 	{ "jobs", FV_CFG_INT, offsetof(bench_cfg, jobs), "2", 1, 256, NULL, "ingest threads" },
-	{ "rounds", FV_CFG_INT, offsetof(bench_cfg, rounds), "2", 1, 100, NULL,
-	  "best of this many runs of each measurement" },
+	{ "rounds", FV_CFG_INT, offsetof(bench_cfg, rounds), "3", 1, 100, NULL,
+	  "best of this many runs of each measurement (after one untimed)" },
 	{ "json", FV_CFG_BOOL, offsetof(bench_cfg, json), "false", 1, 0, NULL, "print JSON" },
 	FV_CFG_END
 };
@@ -255,7 +262,7 @@ int fv_bench_ingest(int argc, char **argv)
 	size_t n = 0;
 	int npos, help, rc;
 	char tmp[PATH_MAX], link[PATH_MAX * 2], defimg[PATH_MAX];
-	double dec = 0, dec2 = 0, ing = 0, cold = 0, rerun = 0, idx = 0, cpu_dec = 1e9, cpu_ing = 1e9;
+	double dec = 0, dec2 = 0, ing = 0, first = 0, cold = 0, rerun = 0, idx = 0, cpu_dec = 1e9, cpu_ing = 1e9;
 	uint64_t idx_n = 0, jpg_n = 0, cold_n = 0;
 
 	/* fovea-ingest's malloc policy, as its main() sets it; it holds for the
@@ -285,6 +292,9 @@ int fv_bench_ingest(int argc, char **argv)
 	}
 	link_folder(tmp, f, n);
 	snprintf(link, sizeof link, "%s/src", tmp);
+	/* the untimed round: the heap grows to its working size */
+	decode_rate(f, n, 1);
+	first = ingest_rate(&cfg, tmp, "jpeg", link, bc.jobs, &jpg_n, NULL);
 	for (long r = 0; r < bc.rounds; r++) {
 		double c0 = cpu_s(), d = decode_rate(f, n, 1), c1 = cpu_s();
 		double g = ingest_rate(&cfg, tmp, "jpeg", link, bc.jobs, &jpg_n, NULL), c2 = cpu_s();
@@ -317,10 +327,11 @@ int fv_bench_ingest(int argc, char **argv)
 		       "\"decode_2t_over_1t\":%.3f,\"ingest_over_decode_2t\":%.3f,"
 		       "\"cpu_ingest_over_decode\":%.3f,"
 		       "\"cold_ingest_per_s\":%.1f,\"cold_over_cached\":%.3f,"
-		       "\"rerun_files_per_s\":%.0f,\"rerun_over_ingest\":%.1f}\n",
+		       "\"rerun_files_per_s\":%.0f,\"rerun_over_ingest\":%.1f,"
+		       "\"first_ingest_per_s\":%.1f,\"first_over_ingest\":%.3f}\n",
 		       (unsigned long long)idx_n, idx, (unsigned long long)jpg_n, bc.jobs, dec, ing,
 		       ing / dec, dec2 / dec, share, cpu_ing / cpu_dec, cold,
-		       cold / ing, rerun, rerun / ing);
+		       cold / ing, rerun, rerun / ing, first, first / ing);
 	else
 		printf("ingest IDX (%s): %llu records, %.0f records/s\n"
 		       "ingest JPEG folder: %llu images, --jobs %ld: %.1f images/s; "
@@ -334,10 +345,12 @@ int fv_bench_ingest(int argc, char **argv)
 		       "ingest JPEG folder, photos not in the page cache: %.1f images/s = %.2f of the "
 		       "cached figure (disk reads hidden behind decoding)\n"
 		       "re-run over the same folder, files unchanged: %.0f files/s = %.1fx the ingest "
-		       "(not read again)\n",
+		       "(not read again)\n"
+		       "first ingest in this process (untimed round, heap growing): %.1f images/s = "
+		       "%.2f of the figure above\n",
 		       bc.idx, (unsigned long long)idx_n, idx, (unsigned long long)jpg_n, bc.jobs, ing,
 		       dec, ing / dec, dec2 / dec, share, cpu_ing / cpu_dec, cold,
-		       cold / ing, rerun, rerun / ing);
+		       cold / ing, rerun, rerun / ing, first, first / ing);
 out:
 	snprintf(link, sizeof link, "rm -rf '%s'", tmp);
 	if (system(link)) {}
