@@ -14,6 +14,8 @@
  * rescan-s seconds: a file written on another machine into a network file
  * system (NFS, SMB) sends no inotify event, nor does a hard link made into
  * the inbox (IN_CREATE only, and a created file may be half written).
+ * The inbox folder moved away or removed, it makes a new one at its path
+ * and watches that (inbox_again).
  * Files decode on --jobs threads of a decode pool (pool.c), so this thread
  * stays free between files of a burst or a scan of thousands: it answers
  * the status endpoint, feeds the systemd watchdog and stops on SIGTERM
@@ -45,6 +47,8 @@
 #define MAX_DEPTH 16 /* folders in a class folder, as a batch run takes them */
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
+/* what the inbox's own watch says when the folder is no longer at its path */
+#define INBOX_GONE (IN_MOVE_SELF | IN_DELETE_SELF | IN_UNMOUNT | IN_IGNORED)
 
 /* A watched folder: a class folder or a folder in one (at depth 1..). */
 typedef struct wdir {
@@ -65,6 +69,7 @@ typedef struct watch {
 	int64_t last_flush;
 	ing_pool *pool; /* decodes for the writer; one per writer */
 	int recheck_soon; /* a pool thread dropped a file still being written */
+	int inbox_lost;   /* the inbox folder was moved away or removed */
 	int64_t last_tick;
 	int64_t rescan_at; /* 0, or when to scan the inbox again */
 	int64_t last_scan; /* when it last scanned the whole inbox */
@@ -446,6 +451,12 @@ static int on_events(watch *x)
 				fv_info("inotify queue overflowed (fs.inotify.max_queued_events): "
 					"scanning the inbox");
 				x->rescan_at = fv_now_ms();
+			} else if (ev->wd == x->inbox_wd &&
+				   ev->mask & INBOX_GONE) {
+				/* the rest of the queue names the old folder's files
+				 * by paths that no longer lead to them */
+				x->inbox_lost = 1;
+				return 0;
 			} else if (ev->mask & IN_IGNORED) { /* its folder went */
 				dir_drop(x, ev->wd);
 			} else if (!ev->len || hidden(ev->name)) {
@@ -522,12 +533,67 @@ static int commit_failed(watch *x, int rc)
 }
 
 /* While commits wait to be tried again: events are dropped, the scan after
- * the wait finds their files. */
+ * the wait finds their files; the inbox's own going is kept. */
 static void drain_events(watch *x)
 {
 	char buf[16 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
-	while (read(x->ifd, buf, sizeof buf) > 0) {
+	ssize_t len;
+	while ((len = read(x->ifd, buf, sizeof buf)) > 0)
+		for (char *p = buf; p < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+			p += sizeof *ev + ev->len;
+			if (ev->wd == x->inbox_wd && ev->mask & INBOX_GONE)
+				x->inbox_lost = 1;
+		}
+}
+
+static void dirs_clear(watch *x)
+{
+	for (size_t i = 0; i < x->ndirs; i++) {
+		if (x->ifd >= 0)
+			inotify_rm_watch(x->ifd, x->dirs[i].wd);
+		free(x->dirs[i].cls);
+		free(x->dirs[i].rel);
 	}
+	x->ndirs = 0;
+}
+
+/* Make the inbox and its .done and .rejected (what is missing), and watch
+ * it. */
+static int watch_inbox(watch *x)
+{
+	const char *inbox = x->cfg->watch;
+	char path[PATH_MAX];
+	if (mkdir(inbox, 0775) && errno != EEXIST)
+		return fv_err_set(errno, "%s: %s", inbox, strerror(errno));
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof path, "%s/%s", inbox, i ? ".rejected" : ".done");
+		if (mkdir(path, 0775) && errno != EEXIST)
+			return fv_err_set(errno, "%s: %s", path, strerror(errno));
+	}
+	x->inbox_wd = inotify_add_watch(x->ifd, inbox, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE |
+						       IN_ONLYDIR | IN_MOVE_SELF | IN_DELETE_SELF);
+	if (x->inbox_wd < 0)
+		return fv_err_set(errno, "%s: cannot watch: %s", inbox, strerror(errno));
+	return 0;
+}
+
+/* The inbox folder was moved away (an operator rotating it) or removed:
+ * every watch follows the old folder, where paths built from INBOX no
+ * longer lead, so the daemon would take nothing more while it looked
+ * alive. Make INBOX again, as at the start, and scan it once what is in
+ * flight is committed. What the pool holds of the old folder is stored
+ * and stays where it went. */
+static int inbox_again(watch *x)
+{
+	fv_warn("%s: the inbox folder was moved or removed; watching a new one at that path",
+		x->cfg->watch);
+	drain_events(x); /* they name the old folder's files */
+	x->inbox_lost = 0;
+	dirs_clear(x);
+	inotify_rm_watch(x->ifd, x->inbox_wd); /* (moved: still watched) */
+	x->rescan_at = fv_now_ms();
+	return watch_inbox(x);
 }
 
 /* The status endpoint's figures: the dataset as committed, and this run's. */
@@ -560,24 +626,13 @@ static void status_fill(void *ctx, fv_status_figs *f)
 
 static int setup(watch *x)
 {
-	const char *inbox = x->cfg->watch;
-	char path[PATH_MAX];
 	int rc;
-	if (mkdir(inbox, 0775) && errno != EEXIST)
-		return fv_err_set(errno, "%s: %s", inbox, strerror(errno));
-	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof path, "%s/%s", inbox, i ? ".rejected" : ".done");
-		if (mkdir(path, 0775) && errno != EEXIST)
-			return fv_err_set(errno, "%s: %s", path, strerror(errno));
-	}
 	if ((x->idle_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
 		return fv_err_set(errno, "eventfd: %s", strerror(errno));
 	if ((x->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) < 0)
 		return fv_err_set(errno, "inotify: %s", strerror(errno));
-	x->inbox_wd = inotify_add_watch(x->ifd, inbox,
-					IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR);
-	if (x->inbox_wd < 0)
-		return fv_err_set(errno, "%s: cannot watch: %s", inbox, strerror(errno));
+	if ((rc = watch_inbox(x)))
+		return rc;
 	if ((x->cfg->pub || (x->cfg->status_ep && *x->cfg->status_ep)) && !(x->zctx = zmq_ctx_new()))
 		return fv_err_set(FV_E_ZMQ, "zmq: %s", zmq_strerror(zmq_errno()));
 	if (x->cfg->pub) {
@@ -645,6 +700,8 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 		}
 		if (events && (rc = on_events(&x)))
 			continue;
+		if (x.inbox_lost && (rc = inbox_again(&x)))
+			continue;
 		/* the writer is this thread's to flush only once the pool has
 		 * handed it every file (size-full batches commit meanwhile) */
 		size_t busy = ing_pool_busy(x.pool, &rc);
@@ -681,10 +738,7 @@ done:
 	fv_status_destroy(&x.status);
 	ing_pool_close(&x.pool, ECANCELED);
 	ing_writer_destroy(&x.w);
-	for (size_t i = 0; i < x.ndirs; i++) {
-		free(x.dirs[i].cls);
-		free(x.dirs[i].rel);
-	}
+	dirs_clear(&x);
 	free(x.dirs);
 	if (x.ifd >= 0)
 		close(x.ifd);

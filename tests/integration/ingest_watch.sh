@@ -6,7 +6,8 @@
 # (a FIFO too, never waited on); a SUB socket receives DatasetUpdated;
 # SIGTERM drains and exits 0; a restart picks up what arrived meanwhile; a
 # full disk makes it wait and try again, not stop; a periodic scan finds
-# what no event announced; folders in class folders are taken too.
+# what no event announced; folders in class folders are taken too; an inbox
+# moved away or removed is made again.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -163,4 +164,37 @@ kill -TERM $d
 wait $d
 s=$(fovea stats --db "$T/db5" --json)
 check_eq delete_stored_records "$(jnum records <<<"$s")/$(jnum duplicates <<<"$s")" "2/1"
+
+# The inbox folder moved away (an operator rotating it), then removed: the
+# daemon says so, makes it again at its path and takes what lands there;
+# what landed in the old folder after the move is left alone there. Its
+# parent removed as well: it stops with an error naming the inbox.
+mkdir -p "$T/p6/in6/cat"
+fovea ingest --db "$T/db6" --watch "$T/p6/in6" --batch-ms 100 --rescan-s 0 2>"$T/lost.log" &
+d=$!
+FV_PIDS+=($d)
+sleep 0.5
+cp "$J/img0060.jpg" "$T/p6/in6/cat/"
+check inbox_before_move wait_for 20 test -f "$T/p6/in6/.done/cat/img0060.jpg"
+mv "$T/p6/in6" "$T/p6/old6"
+check inbox_moved_said wait_for 20 grep -q "in6: the inbox folder was moved or removed" "$T/lost.log"
+check inbox_made_again wait_for 20 test -d "$T/p6/in6/.done"
+mkdir -p "$T/p6/in6/dog"
+sleep 0.3
+cp "$J/img0061.jpg" "$T/p6/in6/dog/"
+cp "$J/img0062.jpg" "$T/p6/old6/cat/"
+check inbox_new_taken wait_for 20 test -f "$T/p6/in6/.done/dog/img0061.jpg"
+rm -rf "$T/p6/in6"
+check inbox_removed_made_again wait_for 20 test -d "$T/p6/in6/.done"
+mkdir -p "$T/p6/in6/cow"
+sleep 0.3
+cp "$J/img0063.jpg" "$T/p6/in6/cow/"
+check inbox_after_removal_taken wait_for 20 test -f "$T/p6/in6/.done/cow/img0063.jpg"
+check old_inbox_left_alone test -f "$T/p6/old6/cat/img0062.jpg"
+check_eq inbox_lost_records "$(fovea stats --db "$T/db6" --json | jnum records)" 3
+mv "$T/p6" "$T/p6.gone" # (the daemon sees nothing yet; an rm -rf would race its mkdir)
+rm -rf "$T/p6.gone/in6"
+wait $d; rc=$?
+check_eq inbox_parent_gone_exit "$rc" 2
+check inbox_parent_gone_said grep -q "error: .*p6/in6: No such file" "$T/lost.log"
 fv_done
