@@ -304,6 +304,26 @@ static size_t dir_find(const watch *x, int wd, int *found)
 	return lo;
 }
 
+/* INBOX/rel was moved away (out of the inbox, or to another name in it,
+ * which its IN_MOVED_TO adds again): stop watching it and the folders in
+ * it. Left, their watches would pile up for the daemon's life and name
+ * their files by paths that lead nowhere. */
+static void dirs_forget(watch *x, const char *rel)
+{
+	size_t n = strlen(rel), j = 0;
+	for (size_t i = 0; i < x->ndirs; i++) {
+		wdir *d = &x->dirs[i];
+		if (!strncmp(d->rel, rel, n) && (!d->rel[n] || d->rel[n] == '/')) {
+			inotify_rm_watch(x->ifd, d->wd);
+			free(d->cls);
+			free(d->rel);
+		} else {
+			x->dirs[j++] = *d;
+		}
+	}
+	x->ndirs = j;
+}
+
 static void dir_drop(watch *x, int wd)
 {
 	int found;
@@ -362,7 +382,8 @@ static int add_dir(watch *x, const char *cls, const char *rel, int depth)
 		fv_warn("%s: folders nested too deep, not watched", path);
 		return 0;
 	}
-	int wd = inotify_add_watch(x->ifd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ONLYDIR);
+	int wd = inotify_add_watch(x->ifd, path,
+				   IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_ONLYDIR);
 	if (wd < 0 && (errno == ENOENT || errno == ENOTDIR))
 		return 0; /* gone again, or never a folder */
 	if (wd < 0) /* what is there is taken now, what comes later by the periodic scan */
@@ -462,15 +483,20 @@ static int on_events(watch *x)
 			} else if (!ev->len || hidden(ev->name)) {
 				continue;
 			} else if (ev->wd == x->inbox_wd) {
-				if (ev->mask & IN_ISDIR)
+				if ((ev->mask & (IN_ISDIR | IN_MOVED_FROM)) == (IN_ISDIR | IN_MOVED_FROM))
+					dirs_forget(x, ev->name);
+				else if (ev->mask & IN_ISDIR)
 					rc = add_dir(x, ev->name, ev->name, 0);
 				else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO) ||
 					 is_link(x, NULL, ev->name, ev->mask))
 					rc = ingest_file(x, NULL, NULL, ev->name, 0);
 			} else if ((i = dir_find(x, ev->wd, &found), found)) {
 				const wdir *w = &x->dirs[i];
-				if (ev->mask & IN_ISDIR) { /* made or moved in: a folder of the class */
+				if (ev->mask & IN_ISDIR) /* a folder of the class */
 					snprintf(rel, sizeof rel, "%s/%s", w->rel, ev->name);
+				if ((ev->mask & (IN_ISDIR | IN_MOVED_FROM)) == (IN_ISDIR | IN_MOVED_FROM)) {
+					dirs_forget(x, rel);
+				} else if (ev->mask & IN_ISDIR) { /* made or moved in */
 					rc = add_dir(x, w->cls, rel, w->depth + 1);
 				} else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO) ||
 					   is_link(x, w->rel, ev->name, ev->mask)) {
@@ -571,8 +597,9 @@ static int watch_inbox(watch *x)
 		if (mkdir(path, 0775) && errno != EEXIST)
 			return fv_err_set(errno, "%s: %s", path, strerror(errno));
 	}
-	x->inbox_wd = inotify_add_watch(x->ifd, inbox, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE |
-						       IN_ONLYDIR | IN_MOVE_SELF | IN_DELETE_SELF);
+	x->inbox_wd = inotify_add_watch(x->ifd, inbox, IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM |
+						       IN_CLOSE_WRITE | IN_ONLYDIR | IN_MOVE_SELF |
+						       IN_DELETE_SELF);
 	if (x->inbox_wd < 0)
 		return fv_err_set(errno, "%s: cannot watch: %s", inbox, strerror(errno));
 	return 0;

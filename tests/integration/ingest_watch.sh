@@ -7,7 +7,7 @@
 # SIGTERM drains and exits 0; a restart picks up what arrived meanwhile; a
 # full disk makes it wait and try again, not stop; a periodic scan finds
 # what no event announced; folders in class folders are taken too; an inbox
-# moved away or removed is made again.
+# moved away or removed is made again; folders moved out are not watched.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -164,6 +164,34 @@ kill -TERM $d
 wait $d
 s=$(fovea stats --db "$T/db5" --json)
 check_eq delete_stored_records "$(jnum records <<<"$s")/$(jnum duplicates <<<"$s")" "2/1"
+
+# A folder moved out of the inbox is no longer watched (nor are the folders
+# in it), and one renamed in it is watched under its new name only: the
+# daemon's inotify watches (in /proc/PID/fdinfo) do not pile up.
+watches() {
+	local f
+	for f in /proc/$1/fd/*; do
+		[ "$(readlink "$f")" = "anon_inode:inotify" ] && grep -c '^inotify wd' "/proc/$1/fdinfo/${f##*/}"
+	done
+}
+mkdir -p "$T/in7/cat/b1/inner" "$T/in7/cat/b2" "$T/out7"
+fovea ingest --db "$T/db7" --watch "$T/in7" --batch-ms 100 --rescan-s 0 2>"$T/moved.log" &
+d=$!
+FV_PIDS+=($d)
+cp "$J/img0070.jpg" "$T/in7/cat/b1/inner/"
+check moved_out_before wait_for 20 test -f "$T/in7/.done/cat/b1/inner/img0070.jpg"
+check_eq watches_before "$(watches $d)" 5 # the inbox, cat, b1, inner, b2
+mv "$T/in7/cat/b1" "$T/out7/"
+mv "$T/in7/cat/b2" "$T/in7/cat/b3"
+sleep 0.3
+cp "$J/img0071.jpg" "$T/in7/cat/b3/"
+cp "$J/img0072.jpg" "$T/out7/b1/inner/"
+check renamed_folder_taken wait_for 20 test -f "$T/in7/.done/cat/b3/img0071.jpg"
+check_eq watches_after_moves "$(watches $d)" 3 # the inbox, cat, b3
+check moved_out_left_alone test -f "$T/out7/b1/inner/img0072.jpg"
+kill -TERM $d
+wait $d
+check_eq moved_out_records "$(fovea stats --db "$T/db7" --json | jnum records)" 2
 
 # The inbox folder moved away (an operator rotating it), then removed: the
 # daemon says so, makes it again at its path and takes what lands there;
