@@ -15,7 +15,8 @@
  * system (NFS, SMB) sends no inotify event, nor does a hard link made into
  * the inbox (IN_CREATE only, and a created file may be half written).
  * The inbox folder moved away or removed, it makes a new one at its path
- * and watches that (inbox_again).
+ * and watches that (inbox_again). A file that cannot leave the inbox is
+ * passed by until it or its folder changes (stuck).
  * Files decode on --jobs threads of a decode pool (pool.c), so this thread
  * stays free between files of a burst or a scan of thousands: it answers
  * the status endpoint, feeds the systemd watchdog and stops on SIGTERM
@@ -24,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,19 @@ typedef struct wdir {
 	char *cls, *rel; /* its class; its path under the inbox */
 } wdir;
 
+/* A file stored (or rejected) that could not leave the inbox: a folder
+ * the daemon may not write, a read-only mount, an immutable file. Left
+ * there, every scan would decode it and count it again, with a warning
+ * each time; so a scan passes it by while it and its folder are as they
+ * were (the folder's ctime moves when its permissions are fixed, or a file
+ * comes or goes in it). An event that names it, or its absence from a
+ * whole scan, forgets it. */
+typedef struct stuck {
+	char *path;
+	uint64_t ino, size, gen; /* gen: the scan that last met it */
+	int64_t mtime_ns, dir_ctime_ns;
+} stuck;
+
 typedef struct watch {
 	const ingest_cfg *cfg;
 	fv_store *s;
@@ -79,6 +94,11 @@ typedef struct watch {
 	int64_t retry_at, retry_ms;
 	char failing[512];
 	uint64_t prev_added, prev_dups, prev_rejected; /* totals of writers given up */
+	/* by path; added on the commit thread, looked up by scans */
+	pthread_mutex_t stuck_mu;
+	stuck *stuck;
+	size_t nstuck, capstuck;
+	uint64_t scan_gen;
 } watch;
 
 static int hidden(const char *name)
@@ -147,20 +167,135 @@ static int move_to(const watch *x, const char *path, const char *dir, uint64_t v
 	return EEXIST;
 }
 
+static int64_t ns(struct timespec t)
+{
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* path's stat (not a link's target) and its folder's ctime into e. */
+static int stuck_stat(const char *path, stuck *e)
+{
+	struct stat st, dst;
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	if (!n || n >= sizeof dir || lstat(path, &st))
+		return -1;
+	memcpy(dir, path, n);
+	dir[n] = 0;
+	if (stat(dir, &dst))
+		return -1;
+	e->ino = st.st_ino;
+	e->size = (uint64_t)st.st_size;
+	e->mtime_ns = ns(st.st_mtim);
+	e->dir_ctime_ns = ns(dst.st_ctim);
+	return 0;
+}
+
+/* With stuck_mu held: path's index, or where it would go (*found 0). */
+static size_t stuck_find(const watch *x, const char *path, int *found)
+{
+	size_t lo = 0, hi = x->nstuck;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (strcmp(x->stuck[mid].path, path) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < x->nstuck && !strcmp(x->stuck[lo].path, path);
+	return lo;
+}
+
+static void stuck_remove(watch *x, size_t i)
+{
+	free(x->stuck[i].path);
+	memmove(x->stuck + i, x->stuck + i + 1, (x->nstuck - i - 1) * sizeof *x->stuck);
+	__atomic_store_n(&x->nstuck, x->nstuck - 1, __ATOMIC_RELAXED);
+}
+
+/* On the commit thread: path stays in the inbox. */
+static void stuck_add(watch *x, const char *path)
+{
+	stuck e = { 0 };
+	int found;
+	if (stuck_stat(path, &e))
+		return; /* gone meanwhile: nothing to pass by */
+	pthread_mutex_lock(&x->stuck_mu);
+	size_t i = stuck_find(x, path, &found);
+	if (found) {
+		e.path = x->stuck[i].path;
+	} else {
+		if (x->nstuck == x->capstuck) {
+			size_t cap = x->capstuck ? x->capstuck * 2 : 64;
+			stuck *g = realloc(x->stuck, cap * sizeof *g);
+			if (g) {
+				x->stuck = g;
+				x->capstuck = cap;
+			}
+		}
+		if (x->nstuck == x->capstuck || !(e.path = strdup(path))) {
+			pthread_mutex_unlock(&x->stuck_mu);
+			return; /* out of memory: the next scan takes it again */
+		}
+		memmove(x->stuck + i + 1, x->stuck + i, (x->nstuck - i) * sizeof *x->stuck);
+		__atomic_store_n(&x->nstuck, x->nstuck + 1, __ATOMIC_RELAXED);
+	}
+	e.gen = x->scan_gen;
+	x->stuck[i] = e;
+	pthread_mutex_unlock(&x->stuck_mu);
+}
+
+/* Should the file at path be passed by? scanned: a scan found it (else an
+ * event named it: it changed, and is forgotten). */
+static int stuck_skip(watch *x, const char *path, int scanned)
+{
+	stuck now;
+	int found, skip = 0;
+	if (!__atomic_load_n(&x->nstuck, __ATOMIC_RELAXED))
+		return 0; /* (the usual case: no stat) */
+	pthread_mutex_lock(&x->stuck_mu);
+	size_t i = stuck_find(x, path, &found);
+	if (found) {
+		stuck *e = &x->stuck[i];
+		skip = scanned && !stuck_stat(path, &now) && now.ino == e->ino &&
+		       now.size == e->size && now.mtime_ns == e->mtime_ns &&
+		       now.dir_ctime_ns == e->dir_ctime_ns;
+		if (skip)
+			e->gen = x->scan_gen;
+		else
+			stuck_remove(x, i);
+	}
+	pthread_mutex_unlock(&x->stuck_mu);
+	return skip;
+}
+
+/* After a whole scan (gen): forget what it did not meet. */
+static void stuck_prune(watch *x, uint64_t gen)
+{
+	pthread_mutex_lock(&x->stuck_mu);
+	for (size_t i = x->nstuck; i-- > 0;)
+		if (x->stuck[i].gen < gen)
+			stuck_remove(x, i);
+	pthread_mutex_unlock(&x->stuck_mu);
+}
+
 static void on_done(void *ctx, ing_item *it, int stored, uint64_t version)
 {
 	watch *x = ctx;
 	char dest[PATH_MAX + 64];
 	int rc;
-	if (stored && x->cfg->delete_stored) { /* the commit is durable: the dataset has its bytes */
-		if (unlink(it->path) && errno != ENOENT)
-			fv_warn("%s: cannot delete: %s", it->path, strerror(errno));
-		return;
-	}
-	rc = move_to(x, it->path, stored ? ".done" : ".rejected", version, dest, sizeof dest);
+	if (stored && x->cfg->delete_stored) /* the commit is durable: the dataset has its bytes */
+		rc = unlink(it->path) ? errno : 0;
+	else
+		rc = move_to(x, it->path, stored ? ".done" : ".rejected", version, dest, sizeof dest);
 	if (rc) {
-		if (rc != ENOENT)
-			fv_warn("%s: cannot move out of the inbox: %s", it->path, strerror(rc));
+		if (rc != ENOENT) {
+			fv_warn("%s: cannot %s: %s; left there, not taken again until it or its "
+				"folder changes", it->path, stored && x->cfg->delete_stored ? "delete"
+				: "move out of the inbox", strerror(rc));
+			stuck_add(x, it->path);
+		}
 		return;
 	}
 	if (!stored) {
@@ -278,6 +413,8 @@ static int ingest_file(watch *x, const char *cls, const char *rel, const char *n
 	if (hidden(name))
 		return 0;
 	inbox_path(x, cls ? rel : NULL, name, path, sizeof path);
+	if (stuck_skip(x, path, scanned))
+		return 0;
 	ing_item *it = ing_item_new_file(path, cls ? cls : "");
 	if (!it)
 		return ENOMEM;
@@ -415,7 +552,11 @@ static int add_dir(watch *x, const char *cls, const char *rel, int depth)
 
 static int scan_inbox(watch *x)
 {
+	uint64_t gen;
 	x->last_scan = fv_now_ms();
+	pthread_mutex_lock(&x->stuck_mu);
+	gen = ++x->scan_gen;
+	pthread_mutex_unlock(&x->stuck_mu);
 	DIR *d = opendir(x->cfg->watch);
 	struct dirent *e;
 	struct stat st;
@@ -433,6 +574,8 @@ static int scan_inbox(watch *x)
 					 : ingest_file(x, NULL, NULL, e->d_name, 1);
 	}
 	closedir(d);
+	if (!rc)
+		stuck_prune(x, gen);
 	return rc;
 }
 
@@ -695,6 +838,7 @@ int ingest_watch(const ingest_cfg *cfg, fv_store *s)
 {
 	watch x = { .cfg = cfg, .s = s, .ifd = -1, .idle_fd = -1 };
 	int rc;
+	pthread_mutex_init(&x.stuck_mu, NULL);
 	fv_signals_install();
 	if ((rc = setup(&x)))
 		goto out;
@@ -767,6 +911,10 @@ done:
 	ing_writer_destroy(&x.w);
 	dirs_clear(&x);
 	free(x.dirs);
+	for (size_t i = 0; i < x.nstuck; i++)
+		free(x.stuck[i].path);
+	free(x.stuck);
+	pthread_mutex_destroy(&x.stuck_mu);
 	if (x.ifd >= 0)
 		close(x.ifd);
 	if (x.idle_fd >= 0)

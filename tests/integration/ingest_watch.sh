@@ -7,7 +7,8 @@
 # SIGTERM drains and exits 0; a restart picks up what arrived meanwhile; a
 # full disk makes it wait and try again, not stop; a periodic scan finds
 # what no event announced; folders in class folders are taken too; an inbox
-# moved away or removed is made again; folders moved out are not watched.
+# moved away or removed is made again; folders moved out are not watched; a
+# file that cannot leave the inbox is not taken again and again.
 # timeout: 90
 source "$(dirname "$0")/../itlib.sh"
 J=$SHARED_DATA/jpeg-bench
@@ -192,6 +193,28 @@ check moved_out_left_alone test -f "$T/out7/b1/inner/img0072.jpg"
 kill -TERM $d
 wait $d
 check_eq moved_out_records "$(fovea stats --db "$T/db7" --json | jnum records)" 2
+
+# A file stored that cannot leave the inbox (the shim fails its rename, as
+# a folder the daemon may not write would) is said once and left there, not
+# decoded and counted again at every scan; once its folder is fixed (its
+# ctime moves), the next scan moves it.
+mkdir -p "$T/in8/cat"
+touch "$T/nomove"
+SLOW_SYNC_MS=0 SLOW_SYNC_NOMOVE=in8/cat/ SLOW_SYNC_NOMOVE_WHILE=$T/nomove LD_PRELOAD=$T/slow_sync.so \
+	fovea ingest --db "$T/db8" --watch "$T/in8" --batch-ms 100 --rescan-s 1 2>"$T/stuck.log" &
+d=$!
+FV_PIDS+=($d)
+sleep 0.5
+cp "$J/img0080.jpg" "$T/in8/cat/"
+check stuck_said wait_for 20 grep -q "img0080.jpg: cannot move out of the inbox: Permission denied; left there" "$T/stuck.log"
+sleep 3.5 # three scans
+check_eq stuck_said_once "$(grep -c "cannot move" "$T/stuck.log")" 1
+check_eq stuck_not_counted_again "$(fovea stats --db "$T/db8" --json | jnum duplicates)" 0
+rm "$T/nomove"
+chmod 0755 "$T/in8/cat" # (as fixing its permissions would)
+check stuck_moved_once_fixed wait_for 20 test -f "$T/in8/.done/cat/img0080.jpg"
+kill -TERM $d
+wait $d
 
 # The inbox folder moved away (an operator rotating it), then removed: the
 # daemon says so, makes it again at its path and takes what lands there;

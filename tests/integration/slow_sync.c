@@ -7,7 +7,9 @@
  * crash or a stop at a chosen point of a run, whatever the machine's
  * speed. With SLOW_SYNC_FAIL_AT=N, syncs N .. N + SLOW_SYNC_FAILS - 1
  * (default 1) fail with ENOSPC instead: a disk that fills up, then has
- * room again. */
+ * room again. With SLOW_SYNC_NOMOVE=TEXT, renaming a path that contains
+ * TEXT fails with EACCES while the file SLOW_SYNC_NOMOVE_WHILE names
+ * exists: a folder the process may not write, until someone fixes it. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +56,33 @@ int fdatasync(int fd)
 	if (!real)
 		real = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
 	return slow() ? -1 : real(fd);
+}
+
+static int nomove(const char *path)
+{
+	const char *t = getenv("SLOW_SYNC_NOMOVE"), *w = getenv("SLOW_SYNC_NOMOVE_WHILE");
+	if (t && *t && strstr(path, t) && w && !access(w, F_OK)) {
+		errno = EACCES;
+		return 1;
+	}
+	return 0;
+}
+
+int rename(const char *from, const char *to)
+{
+	static int (*real)(const char *, const char *);
+	if (!real)
+		real = (int (*)(const char *, const char *))dlsym(RTLD_NEXT, "rename");
+	return nomove(from) ? -1 : real(from, to);
+}
+
+int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned flags)
+{
+	static int (*real)(int, const char *, int, const char *, unsigned);
+	if (!real)
+		real = (int (*)(int, const char *, int, const char *, unsigned))dlsym(RTLD_NEXT,
+										       "renameat2");
+	return nomove(from) ? -1 : real(fromfd, from, tofd, to, flags);
 }
 
 __attribute__((destructor)) static void report(void)
