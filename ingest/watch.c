@@ -615,8 +615,7 @@ static int on_events(watch *x)
 				fv_info("inotify queue overflowed (fs.inotify.max_queued_events): "
 					"scanning the inbox");
 				x->rescan_at = fv_now_ms();
-			} else if (ev->wd == x->inbox_wd &&
-				   ev->mask & INBOX_GONE) {
+			} else if (ev->wd == x->inbox_wd && ev->mask & INBOX_GONE) {
 				/* the rest of the queue names the old folder's files
 				 * by paths that no longer lead to them */
 				x->inbox_lost = 1;
