@@ -787,6 +787,9 @@ static void status_fill(void *ctx, fv_status_figs *f)
 	fv_status_num(f, "ingest.pending",
 		      (double)((x->pool ? ing_pool_busy(x->pool, NULL) : 0) + ing_writer_pending(x->w)));
 	fv_status_str(f, "ingest.inbox", "%s", x->cfg->watch);
+	/* files stored or rejected that could not leave the inbox: an
+	 * operator's to fix (their folder's permissions, a read-only mount) */
+	fv_status_num(f, "ingest.stuck", (double)__atomic_load_n(&x->nstuck, __ATOMIC_RELAXED));
 	if (x->failing[0]) {
 		fv_status_str(f, "ingest.commit_error", "%s", x->failing);
 		fv_status_num(f, "ingest.retry_in_s", (double)(x->retry_at - fv_now_ms()) / 1000);

@@ -231,6 +231,17 @@ static void print_table(const fv_live *d, int n, int up, int timeout_ms)
 		       num(d, n, "dataset.version", 0), num(d, n, "dataset.records", 0),
 		       num(d, n, "dataset.train", 0), num(d, n, "dataset.val", 0), num(d, n, "dataset.classes", 0),
 		       num(d, n, "dataset.rejected", 0));
+	const Fovea__StatusFigure *inbox = fig(d, n, "ingest.inbox"), *cerr = fig(d, n, "ingest.commit_error");
+	if (inbox && !inbox->numeric) {
+		printf("ingest      inbox %s: %.0f pending, %.0f stuck; this run %.0f added, %.0f duplicates, "
+		       "%.0f rejected", inbox->text, num(d, n, "ingest.pending", 0), num(d, n, "ingest.stuck", 0),
+		       num(d, n, "ingest.added", 0), num(d, n, "ingest.duplicates", 0),
+		       num(d, n, "ingest.rejected", 0));
+		if (cerr && !cerr->numeric)
+			printf("; commits failing: %s, next try in %.0f s", cerr->text,
+			       num(d, n, "ingest.retry_in_s", 0));
+		printf("\n");
+	}
 	const Fovea__StatusFigure *phase = fig(d, n, "trainer.phase");
 	if (fig(d, n, "training.loss")) {
 		double eta = num(d, n, "training.eta_s", -1);

@@ -94,6 +94,7 @@ cp "$J"/img002[0-4].jpg "$T/in2/cat/"
 check full_disk_said wait_for 20 grep -q "no space left on the device.*trying again in 1 s" "$T/full.log"
 check full_disk_files_wait test "$(ls "$T/in2/cat" | wc -l)" = 5
 check full_disk_status wait_for 5 eval 'fovea status --endpoints ingest=ipc://$T/st2 --json 2>/dev/null | grep -q commit_error'
+check full_disk_status_table eval 'fovea status --endpoints ingest=ipc://$T/st2 2>/dev/null | grep -q "^ingest .*in2: .*commits failing: .*no space left"'
 check full_disk_backoff wait_for 20 grep -q "trying again in 2 s" "$T/full.log"
 check full_disk_alive kill -0 $d
 check full_disk_recovered wait_for 20 eval 'test "$(ls "$T/in2/.done/cat" | wc -l)" = 5'
@@ -201,7 +202,8 @@ check_eq moved_out_records "$(fovea stats --db "$T/db7" --json | jnum records)" 
 mkdir -p "$T/in8/cat"
 touch "$T/nomove"
 SLOW_SYNC_MS=0 SLOW_SYNC_NOMOVE=in8/cat/ SLOW_SYNC_NOMOVE_WHILE=$T/nomove LD_PRELOAD=$T/slow_sync.so \
-	fovea ingest --db "$T/db8" --watch "$T/in8" --batch-ms 100 --rescan-s 1 2>"$T/stuck.log" &
+	fovea ingest --db "$T/db8" --watch "$T/in8" --batch-ms 100 --rescan-s 1 \
+	--status-endpoint "ipc://$T/st8" 2>"$T/stuck.log" &
 d=$!
 FV_PIDS+=($d)
 sleep 0.5
@@ -210,6 +212,8 @@ check stuck_said wait_for 20 grep -q "img0080.jpg: cannot move out of the inbox:
 sleep 3.5 # three scans
 check_eq stuck_said_once "$(grep -c "cannot move" "$T/stuck.log")" 1
 check_eq stuck_not_counted_again "$(fovea stats --db "$T/db8" --json | jnum duplicates)" 0
+check stuck_status wait_for 5 eval 'fovea status --endpoints ingest=ipc://$T/st8 --json 2>/dev/null | grep -q "\"ingest.stuck\":1"'
+check stuck_status_table eval 'fovea status --endpoints ingest=ipc://$T/st8 | grep -q "^ingest .*inbox .*in8: 0 pending, 1 stuck"'
 rm "$T/nomove"
 chmod 0755 "$T/in8/cat" # (as fixing its permissions would)
 check stuck_moved_once_fixed wait_for 20 test -f "$T/in8/.done/cat/img0080.jpg"
