@@ -19,6 +19,9 @@
 #include "fv_log.h"
 
 #define MAX_FILE_BYTES ((size_t)1 << 30)
+/* A file bigger than this is judged by its head before it is read whole */
+#define HEAD_CHECK_BYTES ((size_t)16 << 20)
+#define HEAD_BYTES 65536
 #define NOT_REGULAR (-1) /* open_file: a FIFO, socket or device */
 /* A commit at least every 2 MB: small enough that the memory of one batch
  * (file bytes, LMDB's dirty pages) is reused by the next instead of being
@@ -134,6 +137,19 @@ static int read_all(int fd, size_t size, uint8_t **buf, size_t *len)
 	return 0;
 }
 
+/* A big file's first bytes: an error when they show it is no image, or an
+ * image over the pixel limit, so a video dropped among the photos is not
+ * read into memory whole (up to MAX_FILE_BYTES per decoder) to be
+ * rejected; 0 to read it. */
+static int head_says_no(const ingest_cfg *cfg, int fd)
+{
+	uint8_t *head = malloc(HEAD_BYTES);
+	ssize_t n = head ? pread(fd, head, HEAD_BYTES, 0) : -1;
+	int rc = n > 0 ? fv_image_check_head(head, (size_t)n, (uint64_t)cfg->max_mpixels * 1000000) : 0;
+	free(head);
+	return rc;
+}
+
 /* The stored form: the file untouched when it is an RGB or gray JPEG that
  * needs no resize, else (resized) pixels as raw or re-encoded JPEG (a CMYK
  * JPEG, too: every reader then decodes RGB). Takes buf. */
@@ -180,6 +196,11 @@ void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *ind
 	if (!rc && it->has_src && index && fv_store_source_known(index, it->path, &it->src)) {
 		it->known = 1; /* stored already, and unchanged since: not read again */
 		close(fd);
+		return;
+	}
+	if (!rc && it->src.size > HEAD_CHECK_BYTES && (rc = head_says_no(cfg, fd))) {
+		close(fd);
+		ing_item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
 		return;
 	}
 	if (!rc)

@@ -124,6 +124,18 @@ static int check_pixels(const fv_image_info *info, uint64_t max_pixels)
 	return 0;
 }
 
+int fv_image_check_head(const void *buf, size_t len, uint64_t max_pixels)
+{
+	fv_image_info info;
+	int rc;
+	if (fv_image_sniff(buf, len) == FV_IMG_UNKNOWN)
+		return fv_image_info_get(buf, len, &info); /* (its "not a JPEG or PNG image") */
+	if (fv_image_info_get(buf, len, &info))
+		return 0; /* the header runs past these bytes, or is damaged: the decode says */
+	rc = check_pixels(&info, max_pixels);
+	return rc == FV_E_TOOBIG ? rc : 0;
+}
+
 int fv_image_alloc(fv_image *im, int width, int height, int channels)
 {
 	size_t n = (size_t)width * (size_t)height * (size_t)channels;

@@ -33,6 +33,13 @@ enum fv_image_format fv_image_sniff(const void *buf, size_t len);
  * JPEG/PNG) or FV_E_DECODE (header damaged). */
 int fv_image_info_get(const void *buf, size_t len, fv_image_info *info);
 
+/* Judge an image by its first len bytes (a file too big to read whole
+ * before judging): FV_E_FORMAT when they are no JPEG or PNG, FV_E_TOOBIG
+ * when the header says width*height is over max_pixels (0: the default),
+ * as the decode would say; 0 when they say neither, or too little to
+ * tell (a header not within them). */
+int fv_image_check_head(const void *buf, size_t len, uint64_t max_pixels);
+
 /* Decode buf fully into *out (8-bit; gray images stay 1 channel, everything
  * else becomes 3-channel RGB; PNG and CMYK/YCCK JPEGs as Pillow converts
  * them, see fv_image_decode_png_to; out->cmyk says a JPEG was CMYK). max_pixels: refuse

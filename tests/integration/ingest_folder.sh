@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ImageFolder (subfolders of a class folder included) and list-file sources with bad inputs among good ones: a
 # truncated JPEG, an empty file, text named .jpg, headers claiming 65000x65000
-# (JPEG) and 70000x70000 (PNG) pixels, one image copied twice; and a FIFO. Every bad file
+# (JPEG) and 70000x70000 (PNG) pixels, one image copied twice; and a FIFO;
+# 200 MB files, judged by their head. Every bad file
 # is named and rejected, the run exits 0, the copy is stored once, JPEGs
 # that need no resize are stored byte for byte, PNG is re-encoded, and the
 # result does not depend on --jobs.
@@ -116,6 +117,26 @@ check_eq fifo_exit_0 "$rc" 0
 check_eq fifo_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 1, duplicates 0, rejected 1"
 grep -q "rejected $F/cat/pipe.jpg: cannot read: not a regular file" <<<"$out" && ok fifo_named ||
 	fail fifo_named "$out"
+
+# big files (200 MB, sparse) are judged by their head before they are read
+# whole: one that is no image and a header over the pixel limit are
+# rejected, as small ones are, without their size in memory
+B=$T/big && mkdir -p "$B/cat" && cp "$J/img0010.jpg" "$B/cat/"
+truncate -s 200M "$B/cat/video.jpg"
+cp "$S/cat/bomb.jpg" "$B/cat/bomb.jpg" && truncate -s 200M "$B/cat/bomb.jpg"
+out=$(python3 -c "
+import resource, subprocess, sys
+r = subprocess.run(sys.argv[1:], stderr=subprocess.STDOUT).returncode
+print('maxrss', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+sys.exit(r)" "$FV_BIN/fovea-ingest" --db "$T/bigdb" --jobs 2 "$B" 2>&1); rc=$?
+check_eq big_exit_0 "$rc" 0
+check_eq big_summary "$(grep -o 'added .*rejected [0-9]*' <<<"$out")" "added 1, duplicates 0, rejected 2"
+grep -q "rejected $B/cat/video.jpg: not a JPEG or PNG image" <<<"$out" && ok big_not_image_named ||
+	fail big_not_image_named "$out"
+grep -q "rejected $B/cat/bomb.jpg: 65000x65000 is .* over the limit" <<<"$out" && ok big_bomb_named ||
+	fail big_bomb_named "$out"
+rss=$(grep -o 'maxrss [0-9]*' <<<"$out" | cut -d' ' -f2)
+check big_not_read_whole test "${rss:-999999}" -lt 150000 # KiB; each file is 200 MB
 
 # a class folder named in Latin-1 ("caf\xe9"): stored, and fovea stats
 # --json is still JSON a strict parser takes (the bad byte as U+FFFD)

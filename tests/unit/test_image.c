@@ -1,5 +1,6 @@
 /* Unit tests for lib/fv_image: JPEG/PNG round trips, truncated and
- * not-an-image inputs, pixel limits refused from the header, resize sizes
+ * not-an-image inputs, pixel limits refused from the header (or from a
+ * file's head alone), resize sizes
  * (never upscale) and area averaging, content hashes, CMYK JPEGs to RGB. */
 #include "fv_test.h"
 #include "fv_image.h"
@@ -163,6 +164,33 @@ FV_TEST(image_pixel_limit_from_header)
 	FV_CHECK_EQ(info.width, 65000);
 	FV_CHECK_EQ(fv_image_decode(buf, len, 0, &t), FV_E_TOOBIG);
 	FV_CHECK(t.pixels == NULL);
+	free(buf);
+	fv_image_free(&im);
+}
+
+/* A file's head judged alone: no image, or over the pixel limit, says so;
+ * an image within the limit, or a head too short to hold the header, is
+ * left to the full decode. */
+FV_TEST(image_check_head)
+{
+	fv_image im = gradient(64, 48, 3);
+	uint8_t *buf;
+	size_t len, sof, sos;
+	FV_CHECK_OK(fv_image_encode_jpeg(&im, 90, &buf, &len));
+	FV_CHECK_EQ(fv_image_check_head("hello world\n", 12, 0), FV_E_FORMAT);
+	FV_CHECK_OK(fv_image_check_head(buf, len, 0));
+	FV_CHECK_EQ(fv_image_check_head(buf, len, 64 * 48 - 1), FV_E_TOOBIG);
+	FV_CHECK_OK(fv_image_check_head(buf, len, 64 * 48));
+	for (sof = 2; sof + 9 < len; sof++)
+		if (buf[sof] == 0xff && buf[sof + 1] == 0xc0)
+			break;
+	for (sos = sof; sos + 16 < len; sos++)
+		if (buf[sos] == 0xff && buf[sos + 1] == 0xda)
+			break;
+	FV_CHECK(sos + 16 < len);
+	FV_CHECK_OK(fv_image_check_head(buf, sof, 64 * 48 - 1)); /* the header is not in it */
+	/* the header (libjpeg reads up to the scan's) with a little of the scan */
+	FV_CHECK_EQ(fv_image_check_head(buf, sos + 16, 64 * 48 - 1), FV_E_TOOBIG);
 	free(buf);
 	fv_image_free(&im);
 }
