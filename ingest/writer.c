@@ -151,16 +151,20 @@ static int head_says_no(const ingest_cfg *cfg, int fd)
 }
 
 /* The stored form: the file untouched when it is an RGB or gray JPEG that
- * needs no resize, else (resized) pixels as raw or re-encoded JPEG (a CMYK
- * JPEG, too: every reader then decodes RGB). Takes buf. */
+ * needs no resize (up to its EOI: what a file appends after it, such as a
+ * motion photo's video, is no part of the image), else (resized) pixels as
+ * raw or re-encoded JPEG (a CMYK JPEG, too: every reader then decodes
+ * RGB). Takes buf. */
 static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len, fv_image *im)
 {
 	int w, h, rc = 0, jpeg_in = fv_image_sniff(buf, len) == FV_IMG_JPEG;
 	fv_image small = { 0 };
 	fv_image_resize_dims(im->width, im->height, (int)cfg->resize, &w, &h);
 	if (cfg->encoding == ENC_OPT_JPEG && jpeg_in && !im->cmyk && w == im->width && h == im->height) {
-		it->data = buf;
-		it->len = len;
+		size_t end = fv_jpeg_end(buf, len);
+		uint8_t *fit = end < len / 2 ? realloc(buf, end) : NULL; /* give a long tail back */
+		it->data = fit ? fit : buf;
+		it->len = end;
 		it->encoding = 1; /* ENC_JPEG */
 	} else {
 		free(buf);

@@ -124,6 +124,40 @@ static int check_pixels(const fv_image_info *info, uint64_t max_pixels)
 	return 0;
 }
 
+size_t fv_jpeg_end(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t i = 2; /* past SOI */
+	if (fv_image_sniff(buf, len) != FV_IMG_JPEG)
+		return len;
+	while (i + 1 < len) {
+		uint8_t m = p[i + 1];
+		if (p[i] != 0xff)
+			return len; /* not at a marker: keep it all */
+		if (m == 0xff) { /* a fill byte before a marker */
+			i++;
+			continue;
+		}
+		if (m == 0xd9)
+			return i + 2; /* EOI */
+		if (m == 0x01 || (m >= 0xd0 && m <= 0xd7)) { /* TEM, RSTn: no length */
+			i += 2;
+			continue;
+		}
+		if (i + 3 >= len)
+			return len;
+		size_t seg = (size_t)p[i + 2] << 8 | p[i + 3];
+		if (seg < 2)
+			return len;
+		i += 2 + seg;
+		if (m == 0xda) /* SOS: its entropy-coded data runs to the next marker */
+			while (i + 1 < len && !(p[i] == 0xff && p[i + 1] != 0 && p[i + 1] != 0xff &&
+						(p[i + 1] < 0xd0 || p[i + 1] > 0xd7)))
+				i++;
+	}
+	return len;
+}
+
 int fv_image_check_head(const void *buf, size_t len, uint64_t max_pixels)
 {
 	fv_image_info info;

@@ -33,6 +33,12 @@ enum fv_image_format fv_image_sniff(const void *buf, size_t len);
  * JPEG/PNG) or FV_E_DECODE (header damaged). */
 int fv_image_info_get(const void *buf, size_t len, fv_image_info *info);
 
+/* Where the JPEG in buf ends: just past its EOI marker, found by walking
+ * its segments and entropy-coded data (an EXIF thumbnail's EOI inside an
+ * APP segment is skipped with it); len when there is none. What follows
+ * is no part of the image: a phone's motion photo appends its video. */
+size_t fv_jpeg_end(const void *buf, size_t len);
+
 /* Judge an image by its first len bytes (a file too big to read whole
  * before judging): FV_E_FORMAT when they are no JPEG or PNG, FV_E_TOOBIG
  * when the header says width*height is over max_pixels (0: the default),

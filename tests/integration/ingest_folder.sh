@@ -2,7 +2,7 @@
 # ImageFolder (subfolders of a class folder included) and list-file sources with bad inputs among good ones: a
 # truncated JPEG, an empty file, text named .jpg, headers claiming 65000x65000
 # (JPEG) and 70000x70000 (PNG) pixels, one image copied twice; and a FIFO;
-# 200 MB files, judged by their head. Every bad file
+# 200 MB files, judged by their head; a JPEG stored to its EOI. Every bad file
 # is named and rejected, the run exits 0, the copy is stored once, JPEGs
 # that need no resize are stored byte for byte, PNG is re-encoded, and the
 # result does not depend on --jobs.
@@ -120,7 +120,8 @@ grep -q "rejected $F/cat/pipe.jpg: cannot read: not a regular file" <<<"$out" &&
 
 # big files (200 MB, sparse) are judged by their head before they are read
 # whole: one that is no image and a header over the pixel limit are
-# rejected, as small ones are, without their size in memory
+# rejected, as small ones are, without their size in memory; a JPEG with
+# 200 MB after its EOI (as a motion photo's video) is stored up to its EOI
 B=$T/big && mkdir -p "$B/cat" && cp "$J/img0010.jpg" "$B/cat/"
 truncate -s 200M "$B/cat/video.jpg"
 cp "$S/cat/bomb.jpg" "$B/cat/bomb.jpg" && truncate -s 200M "$B/cat/bomb.jpg"
@@ -137,6 +138,10 @@ grep -q "rejected $B/cat/bomb.jpg: 65000x65000 is .* over the limit" <<<"$out" &
 	fail big_bomb_named "$out"
 rss=$(grep -o 'maxrss [0-9]*' <<<"$out" | cut -d' ' -f2)
 check big_not_read_whole test "${rss:-999999}" -lt 150000 # KiB; each file is 200 MB
+M=$T/motion && mkdir -p "$M/cat" && cp "$J/img0011.jpg" "$M/cat/" && truncate -s 200M "$M/cat/img0011.jpg"
+fovea ingest --db "$T/motiondb" "$M" >/dev/null 2>&1
+in_db "$T/motiondb" "$J/img0011.jpg" && ok big_jpeg_stored_to_eoi || fail big_jpeg_stored_to_eoi "its bytes not stored"
+check big_tail_not_stored test "$(mdb_dump -s records "$T/motiondb" | wc -c)" -lt 1000000
 
 # a class folder named in Latin-1 ("caf\xe9"): stored, and fovea stats
 # --json is still JSON a strict parser takes (the bad byte as U+FFFD)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jpeglib.h>
 #include <turbojpeg.h>
 #include <xxhash.h> /* the library build, the reference for fv_image_hash */
 
@@ -192,6 +193,77 @@ FV_TEST(image_check_head)
 	/* the header (libjpeg reads up to the scan's) with a little of the scan */
 	FV_CHECK_EQ(fv_image_check_head(buf, sos + 16, 64 * 48 - 1), FV_E_TOOBIG);
 	free(buf);
+	fv_image_free(&im);
+}
+
+/* im as a JPEG from libjpeg itself: progressive, a restart marker after
+ * every MCU (RSTn inside the entropy-coded data). */
+static unsigned char *jpeg_rst_progressive(const fv_image *im, unsigned long *len)
+{
+	struct jpeg_compress_struct c;
+	struct jpeg_error_mgr err;
+	unsigned char *out = NULL;
+	c.err = jpeg_std_error(&err);
+	jpeg_create_compress(&c);
+	jpeg_mem_dest(&c, &out, len);
+	c.image_width = (JDIMENSION)im->width;
+	c.image_height = (JDIMENSION)im->height;
+	c.input_components = im->channels;
+	c.in_color_space = JCS_RGB;
+	jpeg_set_defaults(&c);
+	jpeg_simple_progression(&c);
+	c.restart_interval = 1;
+	jpeg_start_compress(&c, TRUE);
+	while (c.next_scanline < c.image_height) {
+		JSAMPROW row = im->pixels + (size_t)c.next_scanline * im->width * im->channels;
+		jpeg_write_scanlines(&c, &row, 1);
+	}
+	jpeg_finish_compress(&c);
+	jpeg_destroy_compress(&c);
+	return out;
+}
+
+/* fv_jpeg_end finds the EOI past segments and entropy-coded data: what
+ * follows (junk with EOI bytes of its own) is cut, an EXIF-like thumbnail
+ * with its own EOI inside an APP1 segment is not taken for the end, and
+ * RSTn markers of a progressive JPEG do not stop the walk. */
+FV_TEST(jpeg_end)
+{
+	fv_image im = gradient(64, 48, 3), t = { 0 };
+	uint8_t *buf, *big;
+	size_t len;
+	unsigned long plen;
+	static const uint8_t junk[] = { 0xff, 0xd9, 0, 0, 0xff, 0xd8, 0xff, 0xd9, 'm', 'p', '4' };
+	static const uint8_t app1[] = { 0xff, 0xe1, 0, 10, 'E', 'x', 0xff, 0xd8, 0xff, 0xd9, 0, 0 };
+	FV_CHECK_OK(fv_image_encode_jpeg(&im, 90, &buf, &len));
+	FV_CHECK_EQ(fv_jpeg_end(buf, len), len);
+	big = malloc(len + sizeof app1 + sizeof junk);
+	memcpy(big, buf, len);
+	memcpy(big + len, junk, sizeof junk);
+	FV_CHECK_EQ(fv_jpeg_end(big, len + sizeof junk), len);
+	/* the APP1 segment after SOI: its EOI bytes are inside its length */
+	memcpy(big, buf, 2);
+	memcpy(big + 2, app1, sizeof app1);
+	memcpy(big + 2 + sizeof app1, buf + 2, len - 2);
+	memcpy(big + len + sizeof app1, junk, sizeof junk);
+	size_t end = fv_jpeg_end(big, len + sizeof app1 + sizeof junk);
+	FV_CHECK_EQ(end, len + sizeof app1);
+	FV_CHECK_OK(fv_image_decode(big, end, 0, &t));
+	fv_image_free(&t);
+	FV_CHECK_EQ(fv_jpeg_end(buf, len - 1), len - 1); /* no EOI: all of it */
+	FV_CHECK_EQ(fv_jpeg_end("hello world\n", 12), 12);
+	free(big);
+	free(buf);
+	unsigned char *p = jpeg_rst_progressive(&im, &plen);
+	FV_CHECK(p && plen > 100);
+	big = malloc(plen + sizeof junk);
+	memcpy(big, p, plen);
+	memcpy(big + plen, junk, sizeof junk);
+	FV_CHECK_EQ(fv_jpeg_end(big, plen + sizeof junk), plen);
+	FV_CHECK_OK(fv_image_decode(big, fv_jpeg_end(big, plen + sizeof junk), 0, &t));
+	fv_image_free(&t);
+	free(big);
+	free(p);
 	fv_image_free(&im);
 }
 
