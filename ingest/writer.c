@@ -155,13 +155,13 @@ static int head_says_no(const ingest_cfg *cfg, int fd)
  * motion photo's video, is no part of the image), else (resized) pixels as
  * raw or re-encoded JPEG (a CMYK JPEG, too: every reader then decodes
  * RGB). Takes buf. */
-static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len, fv_image *im)
+static int encode(const ingest_cfg *cfg, ing_item *it, uint8_t *buf, size_t len, size_t end,
+		  fv_image *im)
 {
 	int w, h, rc = 0, jpeg_in = fv_image_sniff(buf, len) == FV_IMG_JPEG;
 	fv_image small = { 0 };
 	fv_image_resize_dims(im->width, im->height, (int)cfg->resize, &w, &h);
 	if (cfg->encoding == ENC_OPT_JPEG && jpeg_in && !im->cmyk && w == im->width && h == im->height) {
-		size_t end = fv_jpeg_end(buf, len);
 		uint8_t *fit = end < len / 2 ? realloc(buf, end) : NULL; /* give a long tail back */
 		it->data = fit ? fit : buf;
 		it->len = end;
@@ -220,6 +220,7 @@ void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *ind
 		ing_item_reject(it, "%s: empty file", it->path);
 		return;
 	}
+	size_t end = fv_jpeg_end(buf, len); /* (while buf is in the cache from the read) */
 	rc = fv_image_decode_into(buf, len, (uint64_t)cfg->max_mpixels * 1000000, im);
 	if (rc) {
 		free(buf);
@@ -228,7 +229,7 @@ void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *ind
 		fv_image_hash(im->width, im->height, im->channels, im->pixels, it->hash);
 		it->split = ing_item_split(cfg, it->hash);
 		it->data_owned = DATA_MALLOC; /* encode hands buf or its own output over */
-		if ((rc = encode(cfg, it, buf, len, im)))
+		if ((rc = encode(cfg, it, buf, len, end, im)))
 			ing_item_reject(it, "%s: %s", it->path, fv_err_msg(rc));
 	}
 	fv_image_free(&own);

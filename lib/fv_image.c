@@ -150,10 +150,19 @@ size_t fv_jpeg_end(const void *buf, size_t len)
 		if (seg < 2)
 			return len;
 		i += 2 + seg;
-		if (m == 0xda) /* SOS: its entropy-coded data runs to the next marker */
-			while (i + 1 < len && !(p[i] == 0xff && p[i + 1] != 0 && p[i + 1] != 0xff &&
-						(p[i + 1] < 0xd0 || p[i + 1] > 0xd7)))
-				i++;
+		/* SOS: its entropy-coded data runs to the next marker, a 0xff
+		 * that is no stuffing (0xff00), restart (RSTn) or fill byte
+		 * (memchr: the bytes between are not looked at one by one) */
+		while (m == 0xda && i + 1 < len) {
+			const uint8_t *ff = memchr(p + i, 0xff, len - i - 1);
+			if (!ff)
+				return len;
+			i = (size_t)(ff - p);
+			uint8_t n = p[i + 1];
+			if (n != 0 && n != 0xff && (n < 0xd0 || n > 0xd7))
+				break;
+			i++;
+		}
 	}
 	return len;
 }
