@@ -137,6 +137,7 @@ grep -q "rejected $B/cat/video.jpg: not a JPEG or PNG image" <<<"$out" && ok big
 grep -q "rejected $B/cat/bomb.jpg: 65000x65000 is .* over the limit" <<<"$out" && ok big_bomb_named ||
 	fail big_bomb_named "$out"
 rss=$(grep -o 'maxrss [0-9]*' <<<"$out" | cut -d' ' -f2)
+echo "    peak RSS over a photo and two bad files of 200 MB: $rss kB"
 check big_not_read_whole test "${rss:-999999}" -lt 150000 # KiB; each file is 200 MB
 M=$T/motion && mkdir -p "$M/cat" && cp "$J/img0011.jpg" "$M/cat/" && truncate -s 200M "$M/cat/img0011.jpg"
 fovea ingest --db "$T/motiondb" "$M" >/dev/null 2>&1
