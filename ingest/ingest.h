@@ -75,6 +75,10 @@ void ing_item_free(ing_item *it);
  * scratch (may be NULL) is the calling thread's decode buffer, reused from
  * item to item. */
 struct fv_image;
+/* A file's identity for "unchanged since" (size, inode, mtime, ctime). */
+struct stat;
+void ing_source_stat(const struct stat *sb, fv_source_stat *st);
+int ing_source_stat_eq(const fv_source_stat *a, const fv_source_stat *b);
 void ing_item_prepare(const ingest_cfg *cfg, ing_item *it, int fd, fv_store *index,
 		      struct fv_image *scratch);
 /* Hash-derived split: val for a val_fraction share of contents, else cfg's. */

@@ -67,8 +67,8 @@ typedef struct wdir {
  * whole scan, forgets it. */
 typedef struct stuck {
 	char *path;
-	uint64_t ino, size, gen; /* gen: the scan that last met it */
-	int64_t mtime_ns, dir_ctime_ns;
+	fv_source_stat st, dir; /* the file's (a link's own), its folder's */
+	uint64_t gen;           /* the scan that last met it */
 } stuck;
 
 typedef struct watch {
@@ -167,12 +167,7 @@ static int move_to(const watch *x, const char *path, const char *dir, uint64_t v
 	return EEXIST;
 }
 
-static int64_t ns(struct timespec t)
-{
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
-/* path's stat (not a link's target) and its folder's ctime into e. */
+/* path's stat (not a link's target) and its folder's into e. */
 static int stuck_stat(const char *path, stuck *e)
 {
 	struct stat st, dst;
@@ -185,10 +180,8 @@ static int stuck_stat(const char *path, stuck *e)
 	dir[n] = 0;
 	if (stat(dir, &dst))
 		return -1;
-	e->ino = st.st_ino;
-	e->size = (uint64_t)st.st_size;
-	e->mtime_ns = ns(st.st_mtim);
-	e->dir_ctime_ns = ns(dst.st_ctim);
+	ing_source_stat(&st, &e->st);
+	ing_source_stat(&dst, &e->dir);
 	return 0;
 }
 
@@ -258,9 +251,8 @@ static int stuck_skip(watch *x, const char *path, int scanned)
 	size_t i = stuck_find(x, path, &found);
 	if (found) {
 		stuck *e = &x->stuck[i];
-		skip = scanned && !stuck_stat(path, &now) && now.ino == e->ino &&
-		       now.size == e->size && now.mtime_ns == e->mtime_ns &&
-		       now.dir_ctime_ns == e->dir_ctime_ns;
+		skip = scanned && !stuck_stat(path, &now) && ing_source_stat_eq(&now.st, &e->st) &&
+		       ing_source_stat_eq(&now.dir, &e->dir);
 		if (skip)
 			e->gen = x->scan_gen;
 		else
@@ -911,14 +903,15 @@ done:
 	fv_status_destroy(&x.status);
 	ing_pool_close(&x.pool, ECANCELED);
 	ing_writer_destroy(&x.w);
+	if (x.ifd >= 0) /* closed first: its watches go with it, not one by one */
+		close(x.ifd);
+	x.ifd = -1;
 	dirs_clear(&x);
 	free(x.dirs);
 	for (size_t i = 0; i < x.nstuck; i++)
 		free(x.stuck[i].path);
 	free(x.stuck);
 	pthread_mutex_destroy(&x.stuck_mu);
-	if (x.ifd >= 0)
-		close(x.ifd);
 	if (x.idle_fd >= 0)
 		close(x.idle_fd);
 	if (x.pub)

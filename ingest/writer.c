@@ -76,6 +76,20 @@ uint32_t ing_item_split(const ingest_cfg *cfg, const uint8_t hash[FV_HASH_LEN])
 	return (uint32_t)cfg->split;
 }
 
+void ing_source_stat(const struct stat *sb, fv_source_stat *st)
+{
+	st->size = (uint64_t)sb->st_size;
+	st->ino = (uint64_t)sb->st_ino;
+	st->mtime_ns = (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
+	st->ctime_ns = (int64_t)sb->st_ctim.tv_sec * 1000000000 + sb->st_ctim.tv_nsec;
+}
+
+int ing_source_stat_eq(const fv_source_stat *a, const fv_source_stat *b)
+{
+	return a->size == b->size && a->ino == b->ino && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_ns == b->ctime_ns;
+}
+
 /* Open path (unless fd is it already: the pool's prefetcher opened it),
  * check it is a regular file of a sane size, and fill *st; on success *fd
  * is open, else closed. */
@@ -97,10 +111,7 @@ static int open_file(const char *path, int *fd, fv_source_stat *st, int *fresh)
 		*fd = -1;
 		return rc;
 	}
-	st->size = (uint64_t)sb.st_size;
-	st->ino = (uint64_t)sb.st_ino;
-	st->mtime_ns = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
-	st->ctime_ns = (int64_t)sb.st_ctim.tv_sec * 1000000000 + sb.st_ctim.tv_nsec;
+	ing_source_stat(&sb, st);
 	/* changed in the last 2 s: a write within the same timestamp tick could
 	 * still follow unseen, so this stat is not one to trust on a re-run */
 	struct timespec now;
