@@ -121,10 +121,12 @@ int fv_cfg_defaults(const fv_cfg_opt *t, void *cfg)
 {
 	for (; t->name; t++) {
 		int rc;
-		if (t->type == FV_CFG_STR && !t->def) {
+		/* cfg is not initialised yet: a string field holds garbage, not a
+		 * value set_value may free */
+		if (t->type == FV_CFG_STR)
 			*FIELD(cfg, t, char *) = NULL;
+		if (t->type == FV_CFG_STR && !t->def)
 			continue;
-		}
 		rc = set_value(t, cfg, t->def ? t->def : (t->type == FV_CFG_ENUM ? "" : "0"), "default");
 		if (t->type == FV_CFG_ENUM && !t->def) {
 			*FIELD(cfg, t, int) = 0;

@@ -32,7 +32,8 @@ typedef struct fv_cfg_opt {
 /* Tables end with an entry whose name is NULL. */
 #define FV_CFG_END { 0 }
 
-/* Fill cfg with every default. */
+/* Fill cfg with every default; cfg may be uninitialised memory (a string
+ * field's old contents are never freed here: fv_cfg_free frees them). */
 int fv_cfg_defaults(const fv_cfg_opt *t, void *cfg);
 /* Set one option from text; `where` names the source in errors
  * ("fovea.conf:12" or "--epochs"). FV_E_CONFIG on unknown name or bad value. */

@@ -38,6 +38,27 @@ FV_TEST(config_defaults)
 	FV_CHECK_EQ(c.sched, 2);
 }
 
+/* cfg is usually a stack struct nobody zeroed: the defaults must not free
+ * what its string fields happen to hold (glibc 2.39's stack left a pointer
+ * there, and every fovea-ingest died in free() before its first line). */
+FV_TEST(config_defaults_over_garbage)
+{
+	static const fv_cfg_opt strs[] = {
+		{ "db", FV_CFG_STR, offsetof(struct cfg, db), "/data/d", 0, 0, NULL, "dataset" },
+		{ "epochs", FV_CFG_INT, offsetof(struct cfg, epochs), "10", 1, 1000, NULL, "epochs" },
+		FV_CFG_END
+	};
+	struct cfg c;
+	memset(&c, 0xa5, sizeof c);
+	FV_CHECK_OK(fv_cfg_defaults(strs, &c));
+	FV_CHECK(c.db && !strcmp(c.db, "/data/d"));
+	FV_CHECK_EQ(c.epochs, 10);
+	fv_cfg_free(strs, &c);
+	memset(&c, 0xa5, sizeof c);
+	FV_CHECK_OK(fv_cfg_defaults(table, &c));
+	FV_CHECK(c.db == NULL);
+}
+
 FV_TEST(config_file_and_args_override)
 {
 	struct cfg c;
