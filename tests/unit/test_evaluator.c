@@ -196,9 +196,10 @@ FV_TEST(evlog_cuts_a_torn_last_line)
 	size_t good = file_size(path);
 	/* a crash mid-write: the start of a third line, no newline */
 	FILE *f = fopen(path, "r");
-	size_t first = fread(line, 1, sizeof line, f);
+	size_t first = fread(line, 1, sizeof line - 1, f);
 	fclose(f);
 	FV_CHECK(first == good);
+	line[first] = '\0'; /* fputs below writes it back whole */
 	char *nl = memchr(line, '\n', first);
 	FV_CHECK(nl != NULL);
 	int fd = open(path, O_WRONLY | O_APPEND);
