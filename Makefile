@@ -35,7 +35,9 @@ CFLAGS   += -std=c11 -Wall -Wextra $(WERROR) -pthread $(ARCH)
 LDFLAGS  += -pthread -Wl,--as-needed
 LDLIBS   += -lzmq -lprotobuf-c -llmdb -lturbojpeg -ljpeg -lpng -lz -lsystemd -ldnnl -lm
 ifneq ($(SANITIZE),)
-CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1
+# pattern: a local read before it is written holds 0xfe bytes, not whatever
+# this glibc's stack happened to leave (often zeros here, not on others)
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -O1 -ftrivial-auto-var-init=pattern
 LDFLAGS  += -fsanitize=$(SANITIZE)
 endif
 
