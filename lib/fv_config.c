@@ -121,12 +121,13 @@ int fv_cfg_defaults(const fv_cfg_opt *t, void *cfg)
 {
 	for (; t->name; t++) {
 		int rc;
-		/* cfg is not initialised yet: a string field holds garbage, not a
-		 * value set_value may free */
-		if (t->type == FV_CFG_STR)
+		if (t->type == FV_CFG_STR) {
+			/* cfg is not initialised yet: the field holds garbage,
+			 * not a string set_value may free */
 			*FIELD(cfg, t, char *) = NULL;
-		if (t->type == FV_CFG_STR && !t->def)
-			continue;
+			if (!t->def)
+				continue;
+		}
 		rc = set_value(t, cfg, t->def ? t->def : (t->type == FV_CFG_ENUM ? "" : "0"), "default");
 		if (t->type == FV_CFG_ENUM && !t->def) {
 			*FIELD(cfg, t, int) = 0;
