@@ -10,12 +10,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 make -j"${J:-2}" build/bin/fovea-bench build/bin/fovea-ingest
 P=build/gpu-ingest
-rm -rf "$P" && mkdir -p "$P/bin" "$P/libs"
+rm -rf "$P" && mkdir -p "$P/bin"
 cp build/bin/fovea-bench build/bin/fovea-ingest "$P/bin/"
-ldd "$P"/bin/* | awk '/=>/ { print $3 }' | sort -u |
-	grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libstdc\+\+|libgcc_s)\.so' |
-	while read -r lib; do cp -L "$lib" "$P/libs/"; done
-tar -C "$P" -czf "$P/libs.tar.gz" libs && rm -rf "$P/libs"
+tests/gpu/pack_libs.sh "$P"
 cp -r "${PHOTOS:-../shared/data/jpeg-bench}" "$P/photos"
 FM=${FASHION:-/usr/share/datasets/fashion-mnist}
 cp "$FM"/t10k-{images-idx3,labels-idx1}-ubyte.gz "$P/"

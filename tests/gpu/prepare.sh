@@ -14,17 +14,11 @@ make CUDA=1 -j"$J" build/cuda/bin/fv-gpu-check build/cuda/bin/fv-gpu-train \
 	build/cuda/tests/test_cuda_fallback build/cuda/bin/fovea-trainer \
 	build/cuda/bin/fovea-augment build/cuda/bin/fovea-ingest
 P=build/gpu
-rm -rf "$P" && mkdir -p "$P/bin" "$P/data" "$P/libs"
+rm -rf "$P" && mkdir -p "$P/bin" "$P/data"
 cp build/cuda/bin/fv-gpu-check build/cuda/bin/fv-gpu-train build/cuda/tests/test_cuda_fallback \
 	build/cuda/bin/fovea-trainer build/cuda/bin/fovea-augment build/cuda/bin/fovea-ingest \
 	"$P/bin/"
-# every library the programs load except glibc's own and CUDA's (the GPU
-# machine's driver-matched ones must be used)
-ldd "$P"/bin/* | awk '/=>/ { print $3 }' | sort -u |
-	grep -Ev '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcud[^/]*|libcublas[^/]*|libstdc\+\+|libgcc_s)\.so' |
-	while read -r lib; do cp -L "$lib" "$P/libs/"; done
-tar -C "$P" -czf "$P/libs.tar.gz" libs  # gzip: xz may be missing there
-rm -rf "$P/libs"
+tests/gpu/pack_libs.sh "$P"
 FM=${FASHION:-/usr/share/datasets/fashion-mnist}
 cp "$FM"/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz "$P/data/"
 # 64 benchmark photos for the real augment path (tests/gpu/augment_path.sh)
